@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Error codes and messages (generated from GA_ERRNO_MAP), the thread-local last error, and the
+ * one path that every detected misuse or corruption takes: ga__report() -> user handler ->
+ * stderr (and abort for fatal reports). It formats into a stack buffer and writes with write(2)
+ * so it never allocates, never touches stdio locks, and is safe inside malloc.
+ */
+#include "internal.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static GA_TLS int tl_last_error;
+
+static struct {
+    _Atomic(ga_error_handler_t *) handler;
+    _Atomic(void *) arg;
+} errors;
+
+const char *ga_strerror(int err)
+{
+    switch (err) {
+#define GA__ERRNO_MSG(name, value, msg)                                                        \
+    case value:                                                                                \
+        return msg;
+        GA_ERRNO_MAP(GA__ERRNO_MSG)
+#undef GA__ERRNO_MSG
+    }
+    return "unknown error";
+}
+
+const char *ga_err_name(int err)
+{
+    switch (err) {
+#define GA__ERRNO_NAME(name, value, msg)                                                       \
+    case value:                                                                                \
+        return "GA_" #name;
+        GA_ERRNO_MAP(GA__ERRNO_NAME)
+#undef GA__ERRNO_NAME
+    }
+    return "GA_EUNKNOWN";
+}
+
+int ga_last_error(void) { return tl_last_error; }
+void ga_set_last_error(int err) { tl_last_error = err; }
+int ga__set_error(int err)
+{
+    tl_last_error = err;
+    return err;
+}
+
+void ga_set_error_handler(ga_error_handler_t *handler, void *arg)
+{
+    atomic_store(&errors.arg, arg);
+    atomic_store(&errors.handler, handler);
+}
+
+const char *ga_version(void)
+{
+#define GA__STR2(x) #x
+#define GA__STR(x)  GA__STR2(x)
+    return GA__STR(GA_VERSION_MAJOR) "." GA__STR(GA_VERSION_MINOR) "." GA__STR(GA_VERSION_PATCH);
+}
+
+int ga_version_number(void) { return GA_VERSION_HEX; }
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
+{
+    int saved_errno = errno;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+
+    ga_error_handler_t *handler = atomic_load(&errors.handler);
+    if (handler && handler(err, msg, value, atomic_load(&errors.arg))) {
+        errno = saved_errno;
+        return;
+    }
+    char line[640];
+    int n = snprintf(line, sizeof line, "globalalloc: error %s: %s (value %#jx)\n",
+                     ga_err_name(err), msg, (uintmax_t)value);
+    if (n > 0)
+        write_all(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    if (fatal)
+        abort();
+    errno = saved_errno;
+}
+
+void ga__assert_fail(const char *expr, const char *file, int line)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "globalalloc: assertion failed: %s (%s:%d)\n", expr, file,
+                     line);
+    if (n > 0)
+        write_all(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    abort();
+}

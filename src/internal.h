@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Cross-file declarations (ga__*), assertions and the cheap always-on checks.
+ * Never installed. Each section names the file that owns it.
+ */
+#ifndef GA_INTERNAL_H
+#define GA_INTERNAL_H
+
+#include "globalalloc.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GA_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define GA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GA_NOINLINE    __attribute__((noinline))
+#define GA_INLINE      static inline __attribute__((always_inline))
+#define GA_TLS         __thread __attribute__((tls_model("initial-exec")))
+#define GA_CACHE_LINE  64
+
+#ifndef GA_DEBUG
+#define GA_DEBUG 0
+#endif
+
+void ga__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+#define GA__ASSERT(x) ((x) ? (void)0 : ga__assert_fail(#x, __FILE__, __LINE__))
+#if GA_DEBUG >= 1
+#define GA_ASSERT(x) GA__ASSERT(x)
+#else
+#define GA_ASSERT(x) ((void)0)
+#endif
+#if GA_DEBUG >= 2
+#define GA_ASSERT_INTERNAL(x) GA__ASSERT(x)
+#else
+#define GA_ASSERT_INTERNAL(x) ((void)0)
+#endif
+#if GA_DEBUG >= 3
+#define GA_ASSERT_EXPENSIVE(x) GA__ASSERT(x)
+#else
+#define GA_ASSERT_EXPENSIVE(x) ((void)0)
+#endif
+
+/* ---- error.c: last error, misuse reports --------------------------------------------- */
+
+/* Sets the thread's ga_last_error(); returns err so callers can `return ga__fail(...)`. */
+int ga__set_error(int err);
+/* Reports detected misuse or corruption (err, offending value, printf-style message) through
+ * the user handler or stderr. If the handler declines and fatal is true, aborts.
+ * Never allocates from globalalloc. */
+void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- engine (alloc.c, heap.c, page.c, segment.c): raw blocks -------------------------- */
+
+/* Raw block allocation for the other layers: no error reporting, no last error.
+ * Every block is GA_MIN_ALIGN aligned. NULL when out of memory or size too large. */
+void *ga__alloc(size_t size);
+void *ga__zalloc(size_t size);
+/* Frees a block known to be live (callers validated it). */
+void ga__free(void *p);
+/* Usable size of a live block. */
+size_t ga__usable_size(const void *p);
+/* True when p is the start of a block of the process heap (live or free: the engine cannot
+ * tell cheaply). Never dereferences p unless p lies in a mapped segment. */
+bool ga__is_block_start(const void *p);
+/* True when p lies in memory that the heap has mapped (so reading it cannot fault). */
+bool ga__is_heap_memory(const void *p);
+/* Engine half of ga_heap_check (segments, pages, free lists). 0 or GA_E*. */
+int ga__engine_check(unsigned flags);
+/* Engine half of ga_heap_stats. */
+void ga__engine_stats(ga_stats_t *out);
+
+/* ---- handle.c: tagged blocks and the handle table ------------------------------------ */
+
+/* Live moveable handles (for statistics). */
+size_t ga__handle_count(void);
+/* Handle-table half of ga_heap_check. 0 or GA_E*. */
+int ga__handle_check(unsigned flags);
+
+#endif /* GA_INTERNAL_H */
