@@ -49,12 +49,13 @@ fail() {
     [ -s "$tmp/err" ] && sed 's/^/     stderr: /' "$tmp/err" | head -20
 }
 
-# run_victim MODE [preload|none]: sets $rc, output in $tmp/out and $tmp/err.
+# run_victim MODE [preload|none]: sets $rc, output in $tmp/out and $tmp/err. The braces'
+# redirection silences bash's own "Aborted" job report: the aborts are expected.
 run_victim() {
     if [ "${2:-preload}" = none ]; then
-        env -u LD_PRELOAD "$victim" "$1" >"$tmp/out" 2>"$tmp/err"
+        { env -u LD_PRELOAD "$victim" "$1" >"$tmp/out" 2>"$tmp/err"; } 2>/dev/null
     else
-        LD_PRELOAD=$preload "$victim" "$1" >"$tmp/out" 2>"$tmp/err"
+        { LD_PRELOAD=$preload "$victim" "$1" >"$tmp/out" 2>"$tmp/err"; } 2>/dev/null
     fi
     rc=$?
 }
