@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Run globalalloc's benchmarks against other allocators and print a markdown table.
 
-    python3 bench/run.py [BUILD_DIR] [--quick] [--runs N] [--only W,..] [--allocators A,..]
+    python3 bench/run.py [BUILD_DIR | --build DIR] [--quick] [--runs N] [--only W,..] [--allocators A,..]
                          [--require A,..] [--json FILE]
 
 Every workload of ga-bench runs under each allocator through LD_PRELOAD (glibc: no preload),
@@ -245,6 +245,7 @@ def run_win32(build_dir, args, runs_out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("build_dir", nargs="?", help="build directory (default $GA_BUILD_DIR, ./build)")
+    ap.add_argument("--build", dest="build_opt", metavar="DIR", help="same as BUILD_DIR")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 run")
     ap.add_argument("--runs", type=int, help="runs per workload and allocator (default 5)")
     ap.add_argument("--only", help="comma list of workloads (a prefix matches: threads), or win32")
@@ -259,7 +260,9 @@ def main():
     if args.runs < 1:
         ap.error("--runs must be >= 1")
 
-    build_dir = find_build_dir(args.build_dir)
+    if args.build_dir and args.build_opt and args.build_dir != args.build_opt:
+        ap.error("give the build directory once")
+    build_dir = find_build_dir(args.build_opt or args.build_dir)
     bench = os.path.join(build_dir, "bench", "ga-bench")
     conf = build_config(build_dir)
 
