@@ -178,7 +178,7 @@ def geomean(xs):
     return statistics.geometric_mean(xs) if xs else float("nan")
 
 
-def print_tables(names, labels, med_time, med_rss, runs):
+def print_tables(names, labels, med_time, med_rss, runs, failures):
     ga = "globalalloc" if "globalalloc" in names else None
     others = [n for n in names if n != ga]
     order = ([ga] if ga else []) + others
@@ -201,12 +201,14 @@ def print_tables(names, labels, med_time, med_rss, runs):
                 if v is None:
                     cells.append("failed")
                     continue
+                # A median over the surviving runs only would hide a crash: say so in the cell.
+                bad = f" [{failures[(label, n)]} of {runs} failed]" if (label, n) in failures else ""
                 cell = fmt(v)
                 gv = table.get((label, ga)) if ga else None
                 if n != ga and gv is not None and v > 0:
                     ratios[n].append(gv / v)
                     cell += f" ({fmt_ratio(gv / v)})"
-                cells.append(cell)
+                cells.append(cell + bad)
             print(f"| {label} | " + " | ".join(cells) + " |")
         if ga and others:
             gm = [fmt_ratio(geomean(ratios[n])) if ratios[n] else "-" for n in others]
@@ -312,6 +314,7 @@ def main():
     checksums = {}  # label -> {checksum: [names]}
     runs_out = []
     errors = []
+    failures = {}  # (label, name) -> failed runs
     for r in range(args.runs if names else 0):
         rot = names[r % len(names):] + names[:r % len(names)]
         for label in labels:
@@ -322,6 +325,7 @@ def main():
                 if rc != 0 or len(res) != 1:
                     errors.append(f"{label} under {name}: status {rc}; stderr: "
                                   f"{err.strip()[-300:]}")
+                    failures[(label, name)] = failures.get((label, name), 0) + 1
                     continue
                 sec = float(res[0]["seconds"])
                 # The program's own VmHWM: wait4's ru_maxrss includes our own peak (see
@@ -341,7 +345,7 @@ def main():
     med_time = {k: statistics.median(s for s, _ in v) for k, v in samples.items()}
     med_rss = {k: statistics.median(m for _, m in v) for k, v in samples.items()}
     if names and labels:
-        print_tables(names, labels, med_time, med_rss, args.runs)
+        print_tables(names, labels, med_time, med_rss, args.runs, failures)
     if do_win32 and not run_win32(build_dir, args, runs_out):
         errors.append("win32 benchmark failed")
 
