@@ -71,9 +71,6 @@ size_t ga__huge_cache_drain(void);
 typedef struct ga_global_counters_s {
     _Atomic size_t mapped, committed, peak_mapped;
     _Atomic size_t huge_blocks, huge_bytes;
-    _Atomic int64_t retired_allocs[GA_CLASS_COUNT]; /* from exited threads and heapless frees */
-    _Atomic int64_t retired_frees[GA_CLASS_COUNT];
-    _Atomic int64_t retired_pages[GA_CLASS_COUNT];
 } ga_global_counters_t;
 extern ga_global_counters_t ga__global;
 void ga__count_mapped(ptrdiff_t delta);

@@ -41,6 +41,7 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     ga__page_set_used(page, 0);
     atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
     atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
+    atomic_store_explicit(&page->xfree_count, 0, memory_order_relaxed);
     atomic_store_explicit(&page->notified, 0, memory_order_relaxed);
     atomic_store_explicit(&page->delayed_next, NULL, memory_order_relaxed);
 }
@@ -94,5 +95,6 @@ uint32_t ga__page_collect(ga_page_t *page)
     if (last)
         page->free = (ga_block_t *)head;
     ga__page_set_used(page, ga__page_used(page) - n);
+    atomic_fetch_sub_explicit(&page->xfree_count, n, memory_order_relaxed);
     return n;
 }
