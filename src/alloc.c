@@ -42,6 +42,7 @@ GA_INLINE void *alloc_fast(size_t size, bool zero)
                           next == NULL)) {
                 page->free = next;
                 b->next = 0;
+                GA_UNPOISON(b, page->block_size);
                 ga__page_set_used(page, ga__page_used(page) + 1);
                 if (zero)
                     memset(b, 0, page->block_size);
@@ -78,6 +79,7 @@ GA_INLINE void free_fast(void *p)
         }
         b->next = ga__encode(page, page->free);
         page->free = b;
+        GA_POISON_FREE(b, page->block_size);
         uint32_t used = ga__page_used(page) - 1;
         ga__page_set_used(page, used);
         if (GA_UNLIKELY(used == 0))

@@ -454,6 +454,7 @@ void *ga__alloc_slow(ga_theap_t *heap, size_t size, bool zero)
     }
     page->free = next;
     b->next = 0;
+    GA_UNPOISON(b, page->block_size);
     page->kept = 0;
     ga__page_set_used(page, ga__page_used(page) + 1);
     if (zero)
@@ -530,11 +531,13 @@ void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p)
         }
         b->next = ga__encode(page, page->free);
         page->free = b;
+        GA_POISON_FREE(b, page->block_size);
         ga__page_set_used(page, ga__page_used(page) - 1);
         ga__page_after_local_free(heap, page);
         return;
     }
     atomic_fetch_add_explicit(&page->xfree_count, 1, memory_order_relaxed);
+    GA_POISON_FREE(b, page->block_size);
     uintptr_t head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
     do {
         b->next = head;

@@ -32,6 +32,7 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     page->div_mul = ((uint64_t)1 << GA_DIV_SHIFT) / page->block_size + 1;
     page->start = start;
     page->reserved = (uint32_t)((size_t)(end - start) / page->block_size);
+    GA_UNPOISON(start, (size_t)(end - start)); /* it may have served another class before */
     page->capacity = 0;
     page->free = NULL;
     page->key = (uintptr_t)(ga__secret ^ ((uintptr_t)page * 0x9E3779B97F4A7C15ull)) | 1;
@@ -63,7 +64,9 @@ bool ga__page_extend(ga_page_t *page)
     for (uint32_t i = 0; i + 1 < n; i++) {
         ga_block_t *b = (ga_block_t *)(first + i * bs);
         b->next = ga__encode(page, (ga_block_t *)(first + (i + 1) * bs));
+        GA_POISON_FREE(b, bs);
     }
+    GA_POISON_FREE(first + (size_t)(n - 1) * bs, bs);
     ((ga_block_t *)(first + (size_t)(n - 1) * bs))->next = ga__encode(page, tail_next);
     page->free = (ga_block_t *)first;
     page->capacity += n;
