@@ -103,6 +103,9 @@ static void page_clear_xfull(ga_page_t *page)
         atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);
 }
 
+/* A full page got free blocks back. It joins the end of its queue: the current first page
+ * keeps serving, so a page that regains one block at a time does not bounce between the full
+ * list and the front (each bounce costs a slow-path allocation). */
 static void page_unfull(ga_theap_t *heap, ga_page_t *page)
 {
     page_clear_xfull(page);
@@ -110,8 +113,10 @@ static void page_unfull(ga_theap_t *heap, ga_page_t *page)
     atomic_store_explicit(&page->flags,
                           atomic_load_explicit(&page->flags, memory_order_relaxed) & ~GA_PAGE_FULL,
                           memory_order_release);
-    queue_push_front(&heap->queues[page->class_idx], page);
-    update_direct(heap, page->class_idx);
+    ga_page_queue_t *q = &heap->queues[page->class_idx];
+    queue_append(q, page);
+    if (q->first == page)
+        update_direct(heap, page->class_idx);
 }
 
 /* Moves a page without free blocks to the full list. Returns false (and leaves it in its
