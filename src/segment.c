@@ -18,12 +18,12 @@ uint64_t ga__secret;
 ga_global_counters_t ga__global;
 ga_segment_t *ga__all_segments;
 
-#define HUGE_CACHE_MAX_BYTES ((size_t)64 << 20)
-#define HUGE_CACHE_MAX_COUNT 8
+#define HUGE_CACHE_MAX_BYTES ((size_t)128 << 20)
+#define HUGE_CACHE_MAX_COUNT 16
 
 static struct {
     pthread_mutex_t lock;
-    ga_segment_t *abandoned;
+    ga_segment_t *_Atomic abandoned;
     ga_segment_t *huge_cache;
     size_t huge_cache_bytes, huge_cache_count;
 } segs = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -93,10 +93,10 @@ ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind)
     static const uint32_t shifts[GA_SEG_KINDS] = {GA_SMALL_PAGE_SHIFT, GA_MEDIUM_PAGE_SHIFT,
                                                    GA_LARGE_PAGE_SHIFT};
     ga_segment_t *seg = NULL;
-    if (kind == GA_SEG_SMALL && heap->cached) {
-        seg = heap->cached;
-        heap->cached = NULL;
-        return seg; /* still owned, registered and formatted as small */
+    if (heap->cached[kind]) {
+        seg = heap->cached[kind];
+        heap->cached[kind] = NULL;
+        return seg; /* still owned, registered and formatted for this kind */
     }
     seg = ga__os_map_aligned(GA_SEGMENT_SIZE, GA_SEGMENT_SIZE);
     if (seg == NULL)
@@ -128,8 +128,8 @@ ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind)
 void ga__segment_release(ga_theap_t *heap, ga_segment_t *seg)
 {
     GA_ASSERT(seg->used_pages == 0);
-    if (heap && seg->kind == GA_SEG_SMALL && heap->cached == NULL && heap->live) {
-        heap->cached = seg;
+    if (heap && heap->live && heap->cached[seg->kind] == NULL) {
+        heap->cached[seg->kind] = seg;
         return;
     }
     ga__registry_lock();
@@ -148,10 +148,54 @@ void ga__segment_abandon(ga_segment_t *seg)
     ga__registry_unlock();
 }
 
+/* Makes a page of a thread that no longer exists self-consistent: its free list is always
+ * consistent after each store, but `used` and the queue links may be mid-update. */
+static void orphan_page(ga_page_t *page)
+{
+    uint32_t n = 0;
+    const uint8_t *lo = page->start, *hi = lo + (size_t)page->capacity * page->block_size;
+    for (ga_block_t *b = page->free; b; b = ga__decode(page, b->next), n++) {
+        if ((const uint8_t *)b < lo || (const uint8_t *)b >= hi || n > page->capacity) {
+            page->free = NULL; /* unrepairable: leak the page's free blocks, stay safe */
+            n = 0;
+            break;
+        }
+    }
+    ga__page_set_used(page, page->capacity - n);
+    page->next = page->prev = NULL;
+    page->kept = 0;
+    atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+    if (atomic_load(&page->xfree) & GA_XFREE_FULL)
+        atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);
+}
+
+void ga__segment_orphan_all(const ga_theap_t *keep)
+{
+    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
+        ga_theap_t *owner = atomic_load(&seg->owner);
+        if (seg->kind == GA_SEG_HUGE || owner == NULL || owner == keep)
+            continue;
+        uint32_t in_use = 0;
+        for (uint32_t i = 0; i < seg->page_count; i++) {
+            if (seg->pages[i].in_use) {
+                orphan_page(&seg->pages[i]);
+                in_use++;
+            }
+        }
+        seg->used_pages = in_use;
+        seg->in_free_list = 0;
+        seg->abandoning = 0;
+        atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
+        seg->prev = NULL;
+        seg->next = segs.abandoned;
+        segs.abandoned = seg;
+    }
+}
+
 ga_segment_t *ga__segment_adopt(ga_theap_t *heap)
 {
-    if (segs.abandoned == NULL) /* racy peek: a miss only delays adoption */
-        return NULL;
+    if (atomic_load_explicit(&segs.abandoned, memory_order_relaxed) == NULL)
+        return NULL; /* a peek without the lock: a miss only delays adoption */
     ga__registry_lock();
     ga_segment_t *seg = segs.abandoned;
     if (seg) {
@@ -174,19 +218,28 @@ static size_t huge_start_offset(size_t alignment)
     return off;
 }
 
-/* pre: registry lock held. A cached segment that fits (and does not waste more than half). */
+/* pre: registry lock held. The smallest cached segment of at least `need` bytes, else the
+ * largest smaller one (the caller tries to grow it in place). Reusing a segment saves the
+ * mapping and, above all, the page faults of touching fresh memory. */
 static ga_segment_t *huge_cache_take(size_t need)
 {
-    ga_segment_t **link = &segs.huge_cache;
-    for (ga_segment_t *seg = *link; seg; link = &seg->next, seg = *link) {
-        if (seg->size >= need && seg->size / 2 <= need) {
-            *link = seg->next;
-            segs.huge_cache_bytes -= seg->size;
-            segs.huge_cache_count--;
-            return seg;
-        }
+    ga_segment_t **best = NULL, **below = NULL;
+    for (ga_segment_t **link = &segs.huge_cache; *link; link = &(*link)->next) {
+        size_t sz = (*link)->size;
+        if (sz >= need && (best == NULL || sz < (*best)->size))
+            best = link;
+        else if (sz < need && (below == NULL || sz > (*below)->size))
+            below = link;
     }
-    return NULL;
+    if (best == NULL)
+        best = below;
+    if (best == NULL)
+        return NULL;
+    ga_segment_t *seg = *best;
+    *best = seg->next;
+    segs.huge_cache_bytes -= seg->size;
+    segs.huge_cache_count--;
+    return seg;
 }
 
 void *ga__huge_alloc(size_t size, size_t alignment, bool zero)
@@ -204,6 +257,22 @@ void *ga__huge_alloc(size_t size, size_t alignment, bool zero)
         ga__registry_lock();
         seg = huge_cache_take(need);
         ga__registry_unlock();
+        if (seg && seg->size < need && !ga__os_try_extend(seg, seg->size, need)) {
+            ga__registry_lock(); /* could not grow it: put it back */
+            seg->next = segs.huge_cache;
+            segs.huge_cache = seg;
+            segs.huge_cache_bytes += seg->size;
+            segs.huge_cache_count++;
+            ga__registry_unlock();
+            seg = NULL;
+        } else if (seg && seg->size < need) {
+            ga__count_mapped((ptrdiff_t)(need - seg->size));
+            seg->size = need;
+        } else if (seg && seg->size / 2 > need) { /* give back a tail we would waste */
+            ga__os_shrink(seg, seg->size, need);
+            ga__count_mapped(-(ptrdiff_t)(seg->size - need));
+            seg->size = need;
+        }
         fresh = seg == NULL;
     }
     if (seg == NULL) {
