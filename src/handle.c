@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tagged blocks, the handle table of moveable blocks, and the native ga_handle_* API.
+ *
+ * Tagged blocks (layout in handle.h): every Win32 block carries a 16-byte header whose tag is
+ * XORed with a key derived from the header address and a per-process random secret, so a
+ * random value essentially never validates and a pointer can be checked without faulting:
+ * shape (16-aligned) -> ga__is_block_start(header) -> tag.
+ *
+ * Handle values: bit 3 set and bits 0..2 clear (v % 16 == 8), bits 4..27 the slot index,
+ * bits 28..51 the slot generation (never 0 for a live handle), bits 52..62 a heap id (0 = the
+ * process heap; others are reserved for shared heaps), bit 63 clear. No pointer is stored in a
+ * handle, so handle values are position independent.
+ *
+ * The table: a static directory of DIR_SIZE chunk pointers, each chunk CHUNK_SLOTS slots,
+ * mapped lazily and never unmapped, so looking up any index is memory-safe without a lock.
+ * A slot's state is one 64-bit word (lock count, live, busy, attributes, discarded, a change
+ * sequence, generation); its data header pointer and size sit beside it.
+ *
+ * Invariants (checked by ga__handle_check):
+ *   - a live slot has a non-zero generation; the handle value is (index, generation);
+ *   - live and not discarded: data is a block whose tag decodes to the handle, whose word 0
+ *     equals the slot size, and size + 16 <= usable size; discarded: data NULL, size 0,
+ *     lock count 0;
+ *   - a free slot has no data, no flags, no lock count, and sits on exactly one free stack;
+ *   - live slots + free-stack entries = all slots; live slots = ga__handle_count().
+ *
+ * Concurrency: lock/unlock are one CAS on the state word. Everything that changes the data,
+ * size, attributes or liveness first sets BUSY by CAS (lockers wait for it to clear; unlocks
+ * do not need to), then releases it with a CAS that bumps the sequence, so readers can take a
+ * consistent lock-free snapshot (seqlock style). Free slots live on NSHARDS Treiber stacks
+ * (ABA-tagged heads), one preferred per thread; only growing the table takes a mutex.
+ */
+#include "handle.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* ---- handle values ------------------------------------------------------------------- */
+
+#define H_SHAPE       UINT64_C(8)
+#define H_INDEX_SHIFT 4
+#define H_GEN_SHIFT   28
+#define H_FIELD_MASK  UINT32_C(0xFFFFFF)
+#define H_HIGH_SHIFT  52 /* heap id and bit 63: must be 0 for the process heap */
+
+static inline ga_handle_t make_handle(uint32_t index, uint32_t gen)
+{
+    return ((uint64_t)gen << H_GEN_SHIFT) | ((uint64_t)index << H_INDEX_SHIFT) | H_SHAPE;
+}
+static inline uint32_t h_index(ga_handle_t h) { return (uint32_t)(h >> H_INDEX_SHIFT) & H_FIELD_MASK; }
+static inline uint32_t h_gen(ga_handle_t h) { return (uint32_t)(h >> H_GEN_SHIFT) & H_FIELD_MASK; }
+
+/* ---- slots --------------------------------------------------------------------------- */
+
+#define S_COUNT       UINT64_C(0xFF)
+#define S_LIVE        (UINT64_C(1) << 8)
+#define S_BUSY        (UINT64_C(1) << 9)
+#define S_DISCARDABLE (UINT64_C(1) << 10)
+#define S_SHARE       (UINT64_C(1) << 11)
+#define S_DISCARDED   (UINT64_C(1) << 12)
+#define S_SEQ_SHIFT   13
+#define S_SEQ_ONE     (UINT64_C(1) << S_SEQ_SHIFT)
+#define S_SEQ_MASK    (((UINT64_C(1) << 19) - 1) << S_SEQ_SHIFT)
+#define S_GEN_SHIFT   32
+#define S_GEN_MASK    ((uint64_t)H_FIELD_MASK << S_GEN_SHIFT)
+#define S_ATTR        (S_DISCARDABLE | S_SHARE)
+
+typedef struct slot_s {
+    _Atomic uint64_t state;
+    _Atomic(uint64_t *) data; /* header of the data block; NULL when discarded or free */
+    _Atomic size_t size;      /* requested size; 0 when discarded or free */
+    _Atomic uint32_t next;    /* free-stack link: index + 1, 0 = end */
+    uint32_t unused;
+} slot_t;
+_Static_assert(sizeof(slot_t) == 32, "slot layout");
+
+#define CHUNK_SHIFT 12
+#define CHUNK_SLOTS (UINT32_C(1) << CHUNK_SHIFT)
+#define DIR_SIZE    (UINT32_C(1) << (24 - CHUNK_SHIFT))
+#define NSHARDS     16
+#define MAX_REQUEST (SIZE_MAX / 2) /* larger requests cannot succeed; no header overflow */
+
+static inline uint32_t st_gen(uint64_t st) { return (uint32_t)(st >> S_GEN_SHIFT) & H_FIELD_MASK; }
+static inline bool st_matches(uint64_t st, ga_handle_t h)
+{
+    return (st & S_LIVE) && st_gen(st) == h_gen(h);
+}
+static inline uint64_t attr_to_state(unsigned f)
+{
+    return ((f & GA_HDISCARDABLE) ? S_DISCARDABLE : 0) | ((f & GA_HSHARE) ? S_SHARE : 0);
+}
+
+typedef struct {
+    _Alignas(GA_CACHE_LINE) _Atomic uint64_t v;
+} padded_t;
+
+static struct {
+    _Atomic(slot_t *) dir[DIR_SIZE];
+    _Atomic uint32_t nchunks;
+    _Atomic uint64_t secret;
+    _Atomic unsigned next_thread;
+    pthread_mutex_t grow_lock;
+    padded_t free_head[NSHARDS]; /* ABA tag << 32 | (index + 1) */
+    padded_t live[NSHARDS];      /* live-handle counts (signed, summed) */
+} tab = {.grow_lock = PTHREAD_MUTEX_INITIALIZER};
+
+static GA_TLS unsigned tl_shard; /* shard + 1; 0 = not yet chosen */
+
+static inline unsigned my_shard(void)
+{
+    unsigned s = tl_shard;
+    if (GA_UNLIKELY(!s))
+        tl_shard = s = atomic_fetch_add_explicit(&tab.next_thread, 1, memory_order_relaxed) %
+                           NSHARDS + 1;
+    return s - 1;
+}
+
+static inline void count_add(int64_t d)
+{
+    atomic_fetch_add_explicit(&tab.live[my_shard()].v, (uint64_t)d, memory_order_relaxed);
+}
+
+/* Slot of a handle-shaped value, or NULL if its index has never been mapped or it is not a
+ * process-heap handle. Does not check liveness. */
+static inline slot_t *slot_of(ga_handle_t h)
+{
+    if (GA_UNLIKELY((h & 15) != H_SHAPE || (h >> H_HIGH_SHIFT) != 0))
+        return NULL;
+    uint32_t idx = h_index(h);
+    slot_t *chunk = atomic_load_explicit(&tab.dir[idx >> CHUNK_SHIFT], memory_order_acquire);
+    return chunk ? &chunk[idx & (CHUNK_SLOTS - 1)] : NULL;
+}
+
+/* pre: index idx was handed out by the table, so its chunk exists. */
+static inline slot_t *slot_at(uint32_t idx)
+{
+    slot_t *chunk = atomic_load_explicit(&tab.dir[idx >> CHUNK_SHIFT], memory_order_acquire);
+    return &chunk[idx & (CHUNK_SLOTS - 1)];
+}
+
+static void backoff(unsigned *spins)
+{
+    if (++*spins < 64) {
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        sched_yield();
+    }
+}
+
+/* ---- tags ---------------------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+static GA_NOINLINE uint64_t secret_init(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts);
+    }
+    s |= 1;
+    uint64_t expected = 0;
+    if (!atomic_compare_exchange_strong(&tab.secret, &expected, s))
+        s = expected; /* another thread won: everyone uses its value */
+    return s;
+}
+
+static inline uint64_t tag_key(const uint64_t *hdr)
+{
+    uint64_t s = atomic_load_explicit(&tab.secret, memory_order_relaxed);
+    if (GA_UNLIKELY(!s))
+        s = secret_init();
+    return mix64((uintptr_t)hdr ^ s);
+}
+
+static inline void tag_set(uint64_t *hdr, uint64_t tag)
+{
+    __atomic_store_n(&hdr[GA__HDR_TAG], tag ^ tag_key(hdr), __ATOMIC_RELAXED);
+}
+
+/* Reads the tag of a header that may belong to a freed block (a double free, a stale pointer):
+ * the memory is mapped (ga__is_block_start said so) but a sanitizer may consider it poisoned. */
+__attribute__((no_sanitize("address"))) static GA_NOINLINE uint64_t tag_get(const uint64_t *hdr)
+{
+    return __atomic_load_n(&hdr[GA__HDR_TAG], __ATOMIC_RELAXED) ^ tag_key(hdr);
+}
+
+/* True when p has pointer shape and header p - 16 is the start of one of our blocks. */
+static inline bool header_plausible(const void *p)
+{
+    uintptr_t x = (uintptr_t)p;
+    return x >= GA__HDR_SIZE && (x & 15) == 0 && ga__is_block_start((const char *)p - GA__HDR_SIZE);
+}
+
+static inline uint64_t *header_of(const void *p) { return (uint64_t *)((char *)p - GA__HDR_SIZE); }
+static inline void *user_of(uint64_t *hdr) { return (char *)hdr + GA__HDR_SIZE; }
+
+/* ---- tagged blocks ------------------------------------------------------------------- */
+
+static uint64_t *block_alloc(size_t size, bool zero, uint64_t tag, int *err)
+{
+    if (size > MAX_REQUEST) {
+        *err = GA_EOVERFLOW;
+        return NULL;
+    }
+    uint64_t *hdr = zero ? ga__zalloc(size + GA__HDR_SIZE) : ga__alloc(size + GA__HDR_SIZE);
+    if (!hdr) {
+        *err = GA_ENOMEM;
+        return NULL;
+    }
+    hdr[0] = size;
+    tag_set(hdr, tag);
+    return hdr;
+}
+
+/* Frees a block whose ownership the caller holds; dead_tag is what stays in the header. */
+static void block_free(uint64_t *hdr, uint64_t dead_tag)
+{
+    tag_set(hdr, dead_tag);
+    ga__free(hdr);
+}
+
+/* Resizes the block *phdr from osz to nsz bytes. In place when it fits (unless may_move and the
+ * block would waste most of its space); else moves if may_move. The new block gets tag and the
+ * old one dead_tag. 0, GA_ENOMEM or GA_EOVERFLOW (block untouched). */
+static int block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool may_move,
+                        uint64_t tag, uint64_t dead_tag)
+{
+    uint64_t *hdr = *phdr;
+    if (nsz > MAX_REQUEST)
+        return GA_EOVERFLOW;
+    size_t usable = ga__usable_size(hdr);
+    bool fits = nsz + GA__HDR_SIZE <= usable;
+    bool wasteful = nsz + GA__HDR_SIZE < usable / 4;
+    if (!fits || (may_move && wasteful)) {
+        int err = 0;
+        uint64_t *n = may_move ? block_alloc(nsz, false, tag, &err) : NULL;
+        if (n) {
+            memcpy(user_of(n), user_of(hdr), osz < nsz ? osz : nsz);
+            if (zero && nsz > osz)
+                memset((char *)user_of(n) + osz, 0, nsz - osz);
+            block_free(hdr, dead_tag);
+            *phdr = n;
+            return 0;
+        }
+        if (!fits)
+            return may_move ? err : GA_ENOMEM;
+    }
+    if (zero && nsz > osz)
+        memset((char *)user_of(hdr) + osz, 0, nsz - osz);
+    hdr[0] = nsz;
+    return 0;
+}
+
+void *ga__fixed_alloc(size_t size, bool zero, int *err)
+{
+    uint64_t *hdr = block_alloc(size, zero, GA__TAG_FIXED, err);
+    return hdr ? user_of(hdr) : NULL;
+}
+
+__attribute__((no_sanitize("address"))) int ga__fixed_free(void *p)
+{
+    if (!header_plausible(p))
+        return GA_ENOTOWNED;
+    uint64_t *hdr = header_of(p);
+    uint64_t key = tag_key(hdr);
+    uint64_t expected = GA__TAG_FIXED ^ key;
+    /* The CAS makes one of two racing frees win; the loser sees FREED. */
+    if (__atomic_compare_exchange_n(&hdr[GA__HDR_TAG], &expected, GA__TAG_FREED ^ key, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        ga__free(hdr);
+        return 0;
+    }
+    if (expected == (GA__TAG_FREED ^ key)) {
+        ga__report(GA_EDOUBLEFREE, (uintptr_t)p, false, "fixed block %p freed twice", p);
+        return GA_EDOUBLEFREE;
+    }
+    return GA_ENOTOWNED;
+}
+
+size_t ga__fixed_size(const void *p) { return header_of(p)[0]; }
+
+int ga__fixed_realloc(void **pp, size_t size, unsigned flags)
+{
+    uint64_t *hdr = header_of(*pp);
+    int rc = block_resize(&hdr, hdr[0], size, flags & GA_HZERO, flags & GA_HMOVE, GA__TAG_FIXED,
+                          GA__TAG_FREED);
+    if (rc == 0)
+        *pp = user_of(hdr);
+    return rc;
+}
+
+int ga__fixed_to_handle(void *p, unsigned hflags, ga_handle_t *out)
+{
+    uint64_t *hdr = header_of(p);
+    size_t size = hdr[0];
+    ga_handle_t h;
+    int rc = ga__handle_alloc(size, hflags & (GA_HDISCARDABLE | GA_HSHARE), &h);
+    if (rc)
+        return rc;
+    if (size) {
+        /* Nobody else knows h yet, so its data can be filled without the busy bit. */
+        uint64_t *data = atomic_load_explicit(&slot_of(h)->data, memory_order_relaxed);
+        memcpy(user_of(data), p, size);
+    }
+    ga__fixed_free(p);
+    *out = h;
+    return 0;
+}
+
+/* ---- free stacks --------------------------------------------------------------------- */
+
+static bool stack_pop(_Atomic uint64_t *head, uint32_t *idx)
+{
+    uint64_t hd = atomic_load_explicit(head, memory_order_acquire);
+    while ((uint32_t)hd) {
+        uint32_t i = (uint32_t)hd - 1;
+        /* May read a link that is being rewritten: then the tagged CAS fails. */
+        uint32_t next = atomic_load_explicit(&slot_at(i)->next, memory_order_relaxed);
+        uint64_t nh = (((hd >> 32) + 1) << 32) | next;
+        if (atomic_compare_exchange_weak_explicit(head, &hd, nh, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            *idx = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Pushes the chain first..last (already linked through next) onto head. */
+static void stack_push(_Atomic uint64_t *head, uint32_t first, uint32_t last)
+{
+    slot_t *ls = slot_at(last);
+    uint64_t hd = atomic_load_explicit(head, memory_order_relaxed);
+    uint64_t nh;
+    do {
+        atomic_store_explicit(&ls->next, (uint32_t)hd, memory_order_relaxed);
+        nh = (((hd >> 32) + 1) << 32) | (first + 1);
+    } while (!atomic_compare_exchange_weak_explicit(head, &hd, nh, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+static bool pop_any(unsigned shard, uint32_t *idx)
+{
+    for (unsigned k = 0; k < NSHARDS; k++)
+        if (stack_pop(&tab.free_head[(shard + k) % NSHARDS].v, idx))
+            return true;
+    return false;
+}
+
+/* Maps a new chunk: its first slot goes to the caller, the rest onto shard's stack. */
+static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
+{
+    int rc = 0;
+    pthread_mutex_lock(&tab.grow_lock);
+    if (pop_any(shard, idx)) /* another thread grew the table meanwhile */
+        goto out;
+    uint32_t c = atomic_load_explicit(&tab.nchunks, memory_order_relaxed);
+    if (c == DIR_SIZE) {
+        rc = GA_EFULL;
+        goto out;
+    }
+    slot_t *chunk = mmap(NULL, CHUNK_SLOTS * sizeof(slot_t), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (chunk == MAP_FAILED) {
+        rc = GA_ENOMEM;
+        goto out;
+    }
+    uint32_t base = c * CHUNK_SLOTS;
+    for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
+        atomic_init(&chunk[i].state, (uint64_t)1 << S_GEN_SHIFT);
+        atomic_init(&chunk[i].next, base + i + 2);
+    }
+    atomic_store_explicit(&tab.dir[c], chunk, memory_order_release);
+    atomic_store_explicit(&tab.nchunks, c + 1, memory_order_release);
+    *idx = base;
+    stack_push(&tab.free_head[shard].v, base + 1, base + CHUNK_SLOTS - 1);
+out:
+    pthread_mutex_unlock(&tab.grow_lock);
+    return rc;
+}
+
+static int slot_take(uint32_t *idx)
+{
+    unsigned shard = my_shard();
+    if (GA_LIKELY(pop_any(shard, idx)))
+        return 0;
+    return grow(shard, idx);
+}
+
+static void slot_give(uint32_t idx)
+{
+    stack_push(&tab.free_head[my_shard()].v, idx, idx);
+}
+
+/* ---- busy bit and snapshots ---------------------------------------------------------- */
+
+/* Sets BUSY on h's slot. 0 (and *ps, *pst = the state with BUSY) or GA_EHANDLE. */
+static int slot_begin(ga_handle_t h, slot_t **ps, uint64_t *pst)
+{
+    slot_t *s = slot_of(h);
+    if (!s)
+        return GA_EHANDLE;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (unsigned spins = 0;;) {
+        if (!st_matches(st, h))
+            return GA_EHANDLE;
+        if (st & S_BUSY) {
+            backoff(&spins);
+            st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st | S_BUSY,
+                                                  memory_order_acquire, memory_order_relaxed))
+            break;
+    }
+    /* Seqlock writer: the data/size stores below must not become visible before BUSY. */
+    atomic_thread_fence(memory_order_release);
+    *ps = s;
+    *pst = st | S_BUSY;
+    return 0;
+}
+
+/* Clears BUSY, applies set/clear to the flag bits, bumps the sequence. Unlocks may have changed
+ * the count meanwhile, hence the CAS loop. */
+static void slot_end(slot_t *s, uint64_t set, uint64_t clear)
+{
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    uint64_t nst;
+    do {
+        nst = (st & ~(clear | S_BUSY | S_SEQ_MASK)) | set | ((st + S_SEQ_ONE) & S_SEQ_MASK);
+    } while (!atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+typedef struct {
+    uint64_t state;
+    uint64_t *data;
+    size_t size;
+} snap_t;
+
+/* A consistent view of a live slot without taking BUSY. 0 or GA_EHANDLE. */
+static int slot_snapshot(ga_handle_t h, snap_t *out)
+{
+    slot_t *s = slot_of(h);
+    if (!s)
+        return GA_EHANDLE;
+    for (unsigned spins = 0;;) {
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (!st_matches(st, h))
+            return GA_EHANDLE;
+        if (!(st & S_BUSY)) {
+            out->data = atomic_load_explicit(&s->data, memory_order_relaxed);
+            out->size = atomic_load_explicit(&s->size, memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            uint64_t st2 = atomic_load_explicit(&s->state, memory_order_relaxed);
+            if (((st ^ st2) & ~S_COUNT) == 0) {
+                out->state = st2;
+                return 0;
+            }
+        }
+        backoff(&spins);
+    }
+}
+
+/* ---- handle operations --------------------------------------------------------------- */
+
+int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
+{
+    if (flags & ~(unsigned)(GA_HZERO | GA_HDISCARDABLE | GA_HSHARE))
+        return GA_EINVAL;
+    if (size > MAX_REQUEST)
+        return GA_EOVERFLOW;
+    uint32_t idx;
+    int rc = slot_take(&idx);
+    if (rc)
+        return rc;
+    slot_t *s = slot_at(idx);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    ga_handle_t h = make_handle(idx, st_gen(st));
+    uint64_t *hdr = NULL;
+    if (size) {
+        hdr = block_alloc(size, flags & GA_HZERO, h, &rc);
+        if (!hdr) {
+            slot_give(idx); /* its generation was never handed out: reuse it as is */
+            return rc;
+        }
+    }
+    atomic_store_explicit(&s->data, hdr, memory_order_relaxed);
+    atomic_store_explicit(&s->size, size, memory_order_relaxed);
+    /* A free slot is never CASed by anyone (every CAS expects LIVE), so a store is enough. */
+    atomic_store_explicit(&s->state,
+                          (st & (S_GEN_MASK | S_SEQ_MASK)) | S_LIVE | attr_to_state(flags) |
+                              (size ? 0 : S_DISCARDED),
+                          memory_order_release);
+    count_add(1);
+    *out = h;
+    return 0;
+}
+
+ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
+{
+    ga_handle_t h = 0;
+    int rc = (heap && heap != ga_heap_default()) ? GA_EINVAL : ga__handle_alloc(size, flags, &h);
+    if (rc) {
+        ga__set_error(rc);
+        return 0;
+    }
+    return h;
+}
+
+int ga_handle_free(ga_handle_t h)
+{
+    slot_t *s;
+    uint64_t st;
+    int rc = slot_begin(h, &s, &st);
+    if (rc)
+        return rc;
+    uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+    atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->size, 0, memory_order_relaxed);
+    uint32_t gen = st_gen(st) + 1;
+    if (gen > H_FIELD_MASK)
+        gen = 1;
+    atomic_store_explicit(&s->state, ((uint64_t)gen << S_GEN_SHIFT) | ((st + S_SEQ_ONE) & S_SEQ_MASK),
+                          memory_order_release);
+    if (hdr)
+        block_free(hdr, 0);
+    count_add(-1);
+    slot_give(h_index(h));
+    return 0;
+}
+
+int ga__handle_lock(ga_handle_t h, void **out)
+{
+    slot_t *s = slot_of(h);
+    if (GA_UNLIKELY(!s))
+        return GA_EHANDLE;
+    const uint64_t want = S_LIVE | ((uint64_t)h_gen(h) << S_GEN_SHIFT);
+    const uint64_t mask = S_LIVE | S_GEN_MASK | S_BUSY | S_DISCARDED;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (unsigned spins = 0;;) {
+        if (GA_UNLIKELY((st & mask) != want)) {
+            if (!st_matches(st, h))
+                return GA_EHANDLE;
+            if (!(st & S_BUSY))
+                return GA_EDISCARDED;
+            backoff(&spins);
+            st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
+        uint64_t nst = (st & S_COUNT) == S_COUNT ? st : st + 1; /* saturates at 255 */
+        if (GA_LIKELY(atomic_compare_exchange_weak_explicit(
+                &s->state, &st, nst, memory_order_acquire, memory_order_relaxed)))
+            break;
+    }
+    *out = user_of(atomic_load_explicit(&s->data, memory_order_relaxed));
+    return 0;
+}
+
+void *ga_handle_lock(ga_handle_t h)
+{
+    void *p;
+    int rc = ga__handle_lock(h, &p);
+    if (GA_UNLIKELY(rc)) {
+        ga__set_error(rc);
+        return NULL;
+    }
+    return p;
+}
+
+int ga_handle_unlock(ga_handle_t h)
+{
+    slot_t *s = slot_of(h);
+    if (GA_UNLIKELY(!s))
+        return GA_EHANDLE;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if (GA_UNLIKELY(!st_matches(st, h)))
+            return GA_EHANDLE;
+        if (GA_UNLIKELY(!(st & S_COUNT)))
+            return GA_ENOTLOCKED;
+        /* Release: the caller's writes to the data happen before a later move copies them. */
+        if (GA_LIKELY(atomic_compare_exchange_weak_explicit(
+                &s->state, &st, st - 1, memory_order_release, memory_order_relaxed)))
+            return (int)((st - 1) & S_COUNT);
+    }
+}
+
+int ga_handle_discard(ga_handle_t h)
+{
+    slot_t *s;
+    uint64_t st;
+    int rc = slot_begin(h, &s, &st);
+    if (rc)
+        return rc;
+    if (st & S_COUNT) {
+        slot_end(s, 0, 0);
+        return GA_ELOCKED;
+    }
+    uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+    atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->size, 0, memory_order_relaxed);
+    slot_end(s, S_DISCARDED, 0);
+    if (hdr)
+        block_free(hdr, 0);
+    return 0;
+}
+
+int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
+{
+    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE))
+        return GA_EINVAL;
+    if (size == 0)
+        return ga_handle_discard(h);
+    slot_t *s;
+    uint64_t st;
+    int rc = slot_begin(h, &s, &st);
+    if (rc)
+        return rc;
+    uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+    if (!hdr) {
+        /* Discarded blocks are never locked: fresh data. */
+        hdr = block_alloc(size, flags & GA_HZERO, h, &rc);
+    } else {
+        bool locked = (st & S_COUNT) != 0;
+        rc = block_resize(&hdr, hdr[0], size, flags & GA_HZERO, !locked || (flags & GA_HMOVE), h,
+                          0);
+    }
+    if (rc == 0) {
+        atomic_store_explicit(&s->data, hdr, memory_order_relaxed);
+        atomic_store_explicit(&s->size, size, memory_order_relaxed);
+    }
+    slot_end(s, 0, rc == 0 ? S_DISCARDED : 0);
+    return rc;
+}
+
+int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
+{
+    if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE))
+        return GA_EINVAL;
+    slot_t *s;
+    uint64_t st;
+    int rc = slot_begin(h, &s, &st);
+    if (rc)
+        return rc;
+    slot_end(s, attr_to_state(set), attr_to_state(clear) & ~attr_to_state(set));
+    return 0;
+}
+
+int ga_handle_info(ga_handle_t h, ga_handle_info_t *info)
+{
+    if (!info)
+        return GA_EINVAL;
+    snap_t sn;
+    int rc = slot_snapshot(h, &sn);
+    if (rc)
+        return rc;
+    info->size = sn.size;
+    info->lock_count = (unsigned)(sn.state & S_COUNT);
+    info->flags = ((sn.state & S_DISCARDABLE) ? GA_HDISCARDABLE : 0u) |
+                  ((sn.state & S_SHARE) ? GA_HSHARE : 0u) |
+                  ((sn.state & S_DISCARDED) ? GA_HDISCARDED : 0u);
+    info->data = sn.data ? user_of(sn.data) : NULL;
+    return 0;
+}
+
+size_t ga_handle_size(ga_handle_t h)
+{
+    snap_t sn;
+    int rc = slot_snapshot(h, &sn);
+    if (rc) {
+        ga__set_error(rc);
+        return 0;
+    }
+    return sn.size;
+}
+
+ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
+{
+    uintptr_t x = (uintptr_t)v;
+    if (!x)
+        return GA__K_NULL;
+    if ((x & 15) == H_SHAPE) {
+        slot_t *s = slot_of(x);
+        if (s && st_matches(atomic_load_explicit(&s->state, memory_order_acquire), x)) {
+            ref->handle = x;
+            return GA__K_HANDLE;
+        }
+        return GA__K_STALE;
+    }
+    if (!header_plausible(v))
+        return GA__K_BOGUS;
+    uint64_t *hdr = header_of(v);
+    uint64_t tag = tag_get(hdr);
+    ref->ptr = (void *)v;
+    if (tag == GA__TAG_FIXED)
+        return GA__K_FIXED;
+    if (tag == GA__TAG_FREED)
+        return GA__K_FREED;
+    slot_t *s = slot_of(tag);
+    if (s && st_matches(atomic_load_explicit(&s->state, memory_order_acquire), tag) &&
+        atomic_load_explicit(&s->data, memory_order_relaxed) == hdr) {
+        ref->handle = tag;
+        return GA__K_DATA;
+    }
+    return GA__K_BOGUS;
+}
+
+ga_handle_t ga_handle_from_ptr(const void *p)
+{
+    ga__ref_t ref;
+    if (ga__classify(p, &ref) != GA__K_DATA) {
+        ga__set_error(GA_ENOTOWNED);
+        return 0;
+    }
+    return ref.handle;
+}
+
+/* ---- statistics and checks ----------------------------------------------------------- */
+
+size_t ga__handle_count(void)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < NSHARDS; i++)
+        n += (int64_t)atomic_load_explicit(&tab.live[i].v, memory_order_relaxed);
+    return n > 0 ? (size_t)n : 0;
+}
+
+#define CHECK_FAIL(value, ...)                                                                 \
+    do {                                                                                       \
+        if (!(flags & GA_CHECK_QUIET))                                                         \
+            ga__report(GA_ECORRUPT, (uintptr_t)(value), false, __VA_ARGS__);                   \
+        return GA_ECORRUPT;                                                                    \
+    } while (0)
+
+/* One slot; adds to *live. pre: no other thread changes the table. */
+static int check_slot(uint32_t idx, size_t *live, unsigned flags)
+{
+    slot_t *s = slot_at(idx);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+    size_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
+    ga_handle_t h = make_handle(idx, st_gen(st));
+    if (st_gen(st) == 0 || (st & S_BUSY) || (st >> 56))
+        CHECK_FAIL(h, "handle slot %u: bad state %#jx", idx, (uintmax_t)st);
+    if (!(st & S_LIVE)) {
+        if ((st & (S_COUNT | S_ATTR | S_DISCARDED)) || hdr || size)
+            CHECK_FAIL(h, "free handle slot %u is not empty (state %#jx)", idx, (uintmax_t)st);
+        return 0;
+    }
+    ++*live;
+    if (st & S_DISCARDED) {
+        if (hdr || size || (st & S_COUNT))
+            CHECK_FAIL(h, "discarded handle %#jx has data or locks", (uintmax_t)h);
+        return 0;
+    }
+    if (!hdr || !ga__is_block_start(hdr))
+        CHECK_FAIL(h, "handle %#jx: data %p is not a heap block", (uintmax_t)h, (void *)hdr);
+    if (tag_get(hdr) != h)
+        CHECK_FAIL(h, "handle %#jx: data header tag does not name the handle", (uintmax_t)h);
+    if (hdr[0] != size || size + GA__HDR_SIZE > ga__usable_size(hdr))
+        CHECK_FAIL(h, "handle %#jx: size %zu (header %ju) does not fit its block", (uintmax_t)h,
+                   size, (uintmax_t)hdr[0]);
+    return 0;
+}
+
+int ga__handle_check(unsigned flags)
+{
+    uint32_t nch = atomic_load_explicit(&tab.nchunks, memory_order_acquire);
+    size_t total = (size_t)nch * CHUNK_SLOTS, live = 0, free_entries = 0;
+    for (uint32_t idx = 0; idx < total; idx++) {
+        int rc = check_slot(idx, &live, flags);
+        if (rc)
+            return rc;
+    }
+    for (unsigned sh = 0; sh < NSHARDS; sh++) {
+        uint32_t link = (uint32_t)atomic_load_explicit(&tab.free_head[sh].v, memory_order_acquire);
+        while (link) {
+            uint32_t idx = link - 1;
+            if (idx >= total || ++free_entries > total)
+                CHECK_FAIL(link, "handle free list %u: bad or cyclic link %u", sh, link);
+            slot_t *s = slot_at(idx);
+            if (atomic_load_explicit(&s->state, memory_order_relaxed) & S_LIVE)
+                CHECK_FAIL(idx, "handle slot %u is live and on a free list", idx);
+            link = atomic_load_explicit(&s->next, memory_order_relaxed);
+        }
+    }
+    if (live + free_entries != total)
+        CHECK_FAIL(total, "handle table: %zu live + %zu free != %zu slots", live, free_entries,
+                   total);
+    if (live != ga__handle_count())
+        CHECK_FAIL(live, "handle table: %zu live slots but count says %zu", live,
+                   ga__handle_count());
+    return 0;
+}
