@@ -26,8 +26,8 @@
 #define NSHARED     4
 #define SHARED_SIZE 256
 
-static unsigned g_rounds = 16;
-static unsigned g_ops_per_round = 2500;
+static unsigned g_rounds = 24;
+static unsigned g_ops_per_round = 8000;
 static uint64_t g_seed;
 static _Atomic int g_failures;
 static _Atomic unsigned long g_ops;
