@@ -42,10 +42,8 @@ GA_INLINE void *alloc_fast(size_t size, bool zero)
                           next == NULL)) {
                 page->free = next;
                 b->next = 0;
+                GA_UNPOISON(b, page->block_size);
                 ga__page_set_used(page, ga__page_used(page) + 1);
-                _Atomic int64_t *c = &heap->stats.allocs[page->class_idx];
-                atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                                      memory_order_relaxed);
                 if (zero)
                     memset(b, 0, page->block_size);
                 return b;
@@ -73,20 +71,17 @@ GA_INLINE void free_fast(void *p)
                   atomic_load_explicit(&page->flags, memory_order_relaxed) == 0 &&
                   idx * page->block_size == off && idx < page->capacity)) {
         uintptr_t d = b->next ^ page->key;
-        /* A first word that decodes to a link of this page suggests a double free: confirm. */
+        /* A first word that decodes to a link of this page suggests a double free: the slow
+         * path confirms (a tail call keeps this path free of saved registers). */
         if (GA_UNLIKELY(d == 0 || d - (uintptr_t)page->start < ga__page_area(page))) {
-            if (ga__block_is_free(heap, page, b)) {
-                ga__free_invalid(p, GA_EDOUBLEFREE, true);
-                return;
-            }
+            ga__free_slow(seg, page, b, p);
+            return;
         }
         b->next = ga__encode(page, page->free);
         page->free = b;
+        GA_POISON_FREE(b, page->block_size);
         uint32_t used = ga__page_used(page) - 1;
         ga__page_set_used(page, used);
-        _Atomic int64_t *c = &heap->stats.frees[page->class_idx];
-        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
         if (GA_UNLIKELY(used == 0))
             ga__page_after_local_free(heap, page);
         return;

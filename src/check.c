@@ -5,9 +5,9 @@
  * The check walks the registry of segments under the registry lock and verifies, for each
  * segment: its magic, kind, geometry and owner; for each page in use: class and geometry,
  * counters (used <= capacity <= reserved), the whole free list (every link a block of this
- * page, no cycle, length + used == capacity once cross-thread frees are counted) and the
- * cross-thread list. Then the per-class statistics must match the pages. Other threads must not
- * allocate meanwhile (their free lists are read without synchronisation).
+ * page, no cycle, length + used == capacity) and the cross-thread list (its length matches
+ * the count the statistics use). Other threads must not allocate meanwhile (their free lists
+ * are read without synchronisation). The statistics walk the same pages with relaxed loads.
  */
 #include "engine.h"
 #include <string.h>
@@ -60,6 +60,8 @@ static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx
         return corrupt(flags, page, "free list length + used blocks != carved blocks");
     if (nx > (long)used)
         return corrupt(flags, page, "more cross-thread frees than used blocks");
+    if ((uint32_t)nx != atomic_load(&page->xfree_count))
+        return corrupt(flags, page, "cross-thread free count does not match its list");
     *live = (long)used - nx;
     return 0;
 }
@@ -99,25 +101,6 @@ static int check_segment(const ga_segment_t *seg, unsigned flags, long live[GA_C
     return 0;
 }
 
-static void sum_counters(int64_t allocs[GA_CLASS_COUNT], int64_t frees[GA_CLASS_COUNT],
-                         int64_t pages[GA_CLASS_COUNT], size_t *threads)
-{
-    for (unsigned c = 0; c < GA_CLASS_COUNT; c++) {
-        allocs[c] = atomic_load(&ga__global.retired_allocs[c]);
-        frees[c] = atomic_load(&ga__global.retired_frees[c]);
-        pages[c] = atomic_load(&ga__global.retired_pages[c]);
-    }
-    *threads = 0;
-    for (ga_theap_t *h = ga__all_heaps; h; h = h->reg_next) {
-        (*threads)++;
-        for (unsigned c = 0; c < GA_CLASS_COUNT; c++) {
-            allocs[c] += atomic_load_explicit(&h->stats.allocs[c], memory_order_relaxed);
-            frees[c] += atomic_load_explicit(&h->stats.frees[c], memory_order_relaxed);
-            pages[c] += atomic_load_explicit(&h->stats.pages[c], memory_order_relaxed);
-        }
-    }
-}
-
 int ga__engine_check(unsigned flags)
 {
     long live[GA_CLASS_COUNT] = {0}, pages[GA_CLASS_COUNT] = {0};
@@ -125,41 +108,48 @@ int ga__engine_check(unsigned flags)
     ga__registry_lock();
     for (ga_segment_t *seg = ga__all_segments; seg && rc == 0; seg = seg->all_next)
         rc = check_segment(seg, flags, live, pages);
-    if (rc == 0) {
-        int64_t allocs[GA_CLASS_COUNT], frees[GA_CLASS_COUNT], cpages[GA_CLASS_COUNT];
-        size_t threads;
-        sum_counters(allocs, frees, cpages, &threads);
-        for (unsigned c = 0; c < GA_CLASS_COUNT && rc == 0; c++) {
-            if (allocs[c] - frees[c] != live[c])
-                rc = corrupt(flags, NULL, "live blocks differ from allocation statistics");
-            else if (cpages[c] != pages[c])
-                rc = corrupt(flags, NULL, "pages in use differ from page statistics");
-        }
-    }
     ga__registry_unlock();
     return rc;
 }
 
+/* Live blocks of a page: handed out, minus those waiting on the cross-thread list. */
+static size_t page_live(const ga_page_t *page)
+{
+    uint32_t used = ga__page_used(page);
+    uint32_t pending = atomic_load_explicit(&page->xfree_count, memory_order_relaxed);
+    return pending < used ? used - pending : 0;
+}
+
 void ga__engine_stats(ga_stats_t *out)
 {
-    int64_t allocs[GA_CLASS_COUNT], frees[GA_CLASS_COUNT], pages[GA_CLASS_COUNT];
-    memset(out, 0, sizeof *out);
-    ga__registry_lock();
-    sum_counters(allocs, frees, pages, &out->threads);
-    ga__registry_unlock();
     static const size_t page_bytes[GA_SEG_KINDS] = {
         (size_t)1 << GA_SMALL_PAGE_SHIFT, (size_t)1 << GA_MEDIUM_PAGE_SHIFT,
         (size_t)1 << GA_LARGE_PAGE_SHIFT};
+    memset(out, 0, sizeof *out);
     out->class_count = GA_CLASS_COUNT;
+    for (unsigned c = 0; c < GA_CLASS_COUNT; c++)
+        out->classes[c].block_size = ga__class_size[c];
+    ga__registry_lock();
+    for (const ga_theap_t *h = ga__all_heaps; h; h = h->reg_next)
+        out->threads++;
+    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
+        if (seg->kind == GA_SEG_HUGE)
+            continue;
+        for (uint32_t i = 0; i < seg->page_count; i++) {
+            const ga_page_t *page = &seg->pages[i];
+            if (!atomic_load_explicit(&page->in_use, memory_order_relaxed))
+                continue;
+            unsigned c = atomic_load_explicit(&page->class_idx, memory_order_relaxed);
+            ga_class_stats_t *cs = &out->classes[c < GA_CLASS_COUNT ? c : 0];
+            cs->blocks_used += page_live(page);
+            cs->pages++;
+            cs->bytes_reserved += page_bytes[seg->kind];
+        }
+    }
+    ga__registry_unlock();
     for (unsigned c = 0; c < GA_CLASS_COUNT; c++) {
-        int64_t used = allocs[c] - frees[c];
-        ga_class_stats_t *cs = &out->classes[c];
-        cs->block_size = ga__class_size[c];
-        cs->blocks_used = used > 0 ? (size_t)used : 0;
-        cs->pages = pages[c] > 0 ? (size_t)pages[c] : 0;
-        cs->bytes_reserved = cs->pages * page_bytes[ga__class_kind(c)];
-        out->blocks_in_use += cs->blocks_used;
-        out->bytes_in_use += cs->blocks_used * cs->block_size;
+        out->blocks_in_use += out->classes[c].blocks_used;
+        out->bytes_in_use += out->classes[c].blocks_used * out->classes[c].block_size;
     }
     out->huge_blocks = atomic_load(&ga__global.huge_blocks);
     out->blocks_in_use += out->huge_blocks;

@@ -10,6 +10,28 @@
 #include "types.h"
 #include "os/os.h"
 
+/* ---- AddressSanitizer annotations ------------------------------------------------------ */
+/* In ASan builds a free block is poisoned except its first 16 bytes (the free-list link, and
+ * the header word the Win32 layer may inspect when validating a stale pointer), so a use after
+ * free inside the block is reported by ASan even though the memory never left our heap. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GA_ASAN 1
+#endif
+#endif
+#if !defined(GA_ASAN) && defined(__SANITIZE_ADDRESS__)
+#define GA_ASAN 1
+#endif
+#ifdef GA_ASAN
+#include <sanitizer/asan_interface.h>
+#define GA_POISON_FREE(b, size)                                                                \
+    ((size) > 16 ? ASAN_POISON_MEMORY_REGION((uint8_t *)(b) + 16, (size)-16) : (void)0)
+#define GA_UNPOISON(b, size) ASAN_UNPOISON_MEMORY_REGION((b), (size))
+#else
+#define GA_POISON_FREE(b, size) ((void)0)
+#define GA_UNPOISON(b, size)    ((void)0)
+#endif
+
 /* ---- size_class.c --------------------------------------------------------------------- */
 extern const uint32_t ga__class_size[GA_CLASS_COUNT];
 extern const uint8_t ga__direct_class[GA_DIRECT_SLOTS];
@@ -71,9 +93,6 @@ size_t ga__huge_cache_drain(void);
 typedef struct ga_global_counters_s {
     _Atomic size_t mapped, committed, peak_mapped;
     _Atomic size_t huge_blocks, huge_bytes;
-    _Atomic int64_t retired_allocs[GA_CLASS_COUNT]; /* from exited threads and heapless frees */
-    _Atomic int64_t retired_frees[GA_CLASS_COUNT];
-    _Atomic int64_t retired_pages[GA_CLASS_COUNT];
 } ga_global_counters_t;
 extern ga_global_counters_t ga__global;
 void ga__count_mapped(ptrdiff_t delta);

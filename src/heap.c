@@ -153,18 +153,10 @@ static void seg_free_remove(ga_theap_t *heap, ga_segment_t *seg)
     seg->in_free_list = 0;
 }
 
-static void count_pages(ga_theap_t *heap, unsigned cls, int64_t delta)
-{
-    _Atomic int64_t *c = &heap->stats.pages[cls];
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + delta,
-                          memory_order_relaxed);
-}
-
 /* Gives an empty page (used == 0, in no queue) back to its segment. */
 static void page_release(ga_theap_t *heap, ga_page_t *page)
 {
     ga_segment_t *seg = ga__segment_of(page);
-    count_pages(heap, page->class_idx, -1);
     page->in_use = 0;
     page->kept = 0;
     atomic_store_explicit(&page->flags, GA_PAGE_FULL, memory_order_relaxed); /* not fast-freeable */
@@ -214,7 +206,6 @@ static ga_page_t *page_fresh(ga_theap_t *heap, unsigned cls)
     if (seg->used_pages == seg->page_count)
         seg_free_remove(heap, seg);
     ga__page_init(seg, page, cls);
-    count_pages(heap, cls, 1);
     ga__page_extend(page);
     queue_push_front(&heap->queues[cls], page);
     update_direct(heap, cls);
@@ -333,10 +324,9 @@ static ga_theap_t *heap_thread_init(void)
         return NULL;
     }
     /* Keep `delayed`: a racing freer may still push to a recycled heap (see top). */
-    ga_page_t *delayed = atomic_load(&heap->delayed);
+    size_t after = offsetof(ga_theap_t, delayed) + sizeof heap->delayed;
     memset(heap, 0, offsetof(ga_theap_t, delayed));
-    memset(&heap->stats, 0, sizeof *heap - offsetof(ga_theap_t, stats));
-    atomic_store(&heap->delayed, delayed);
+    memset((uint8_t *)heap + after, 0, sizeof *heap - after);
     for (size_t w = 0; w < GA_DIRECT_SLOTS; w++)
         heap->direct[w] = &ga__empty_page;
     heap->thread_id = ga__os_thread_id();
@@ -350,16 +340,6 @@ static ga_theap_t *heap_thread_init(void)
     ga__tl_heap = heap;
     pthread_setspecific(heaps.key, heap); /* may allocate: ga__tl_heap is already set */
     return heap;
-}
-
-static void retire_counters(ga_theap_t *heap)
-{
-    for (unsigned c = 0; c < GA_CLASS_COUNT; c++) {
-        atomic_fetch_add(&ga__global.retired_allocs[c], atomic_load(&heap->stats.allocs[c]));
-        atomic_fetch_add(&ga__global.retired_frees[c], atomic_load(&heap->stats.frees[c]));
-        atomic_store(&heap->stats.allocs[c], 0);
-        atomic_store(&heap->stats.frees[c], 0);
-    }
 }
 
 /* Pages still holding blocks are detached and their segments abandoned; the rest is freed. */
@@ -400,11 +380,6 @@ static void heap_abandon(ga_theap_t *heap)
         ga__segment_release(NULL, seg);
     }
     ga__registry_lock();
-    retire_counters(heap);
-    for (unsigned c = 0; c < GA_CLASS_COUNT; c++) {
-        atomic_fetch_add(&ga__global.retired_pages[c], atomic_load(&heap->stats.pages[c]));
-        atomic_store(&heap->stats.pages[c], 0);
-    }
     if (heap->reg_prev)
         heap->reg_prev->reg_next = heap->reg_next;
     else
@@ -479,11 +454,9 @@ void *ga__alloc_slow(ga_theap_t *heap, size_t size, bool zero)
     }
     page->free = next;
     b->next = 0;
+    GA_UNPOISON(b, page->block_size);
     page->kept = 0;
     ga__page_set_used(page, ga__page_used(page) + 1);
-    _Atomic int64_t *ctr = &heap->stats.allocs[cls];
-    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
     if (zero)
         memset(b, 0, page->block_size);
     return b;
@@ -527,17 +500,6 @@ bool ga__block_is_free(ga_theap_t *heap, ga_page_t *page, ga_block_t *b)
     return false;
 }
 
-static void count_free(ga_theap_t *heap, unsigned cls)
-{
-    if (heap == &ga__empty_heap) {
-        atomic_fetch_add(&ga__global.retired_frees[cls], 1);
-        return;
-    }
-    _Atomic int64_t *c = &heap->stats.frees[cls];
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-
 void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p)
 {
     if (seg->kind == GA_SEG_HUGE) {
@@ -560,7 +522,6 @@ void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p)
         return;
     }
     ga_theap_t *heap = ga__tl_heap;
-    unsigned cls = page->class_idx;
     if (atomic_load_explicit(&seg->owner, memory_order_relaxed) == heap) {
         uintptr_t d = b->next ^ page->key;
         if ((d == 0 || d - (uintptr_t)page->start < ga__page_area(page)) &&
@@ -570,12 +531,13 @@ void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p)
         }
         b->next = ga__encode(page, page->free);
         page->free = b;
+        GA_POISON_FREE(b, page->block_size);
         ga__page_set_used(page, ga__page_used(page) - 1);
-        count_free(heap, cls);
         ga__page_after_local_free(heap, page);
         return;
     }
-    count_free(heap, cls);
+    atomic_fetch_add_explicit(&page->xfree_count, 1, memory_order_relaxed);
+    GA_POISON_FREE(b, page->block_size);
     uintptr_t head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
     do {
         b->next = head;

@@ -32,6 +32,7 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     page->div_mul = ((uint64_t)1 << GA_DIV_SHIFT) / page->block_size + 1;
     page->start = start;
     page->reserved = (uint32_t)((size_t)(end - start) / page->block_size);
+    GA_UNPOISON(start, (size_t)(end - start)); /* it may have served another class before */
     page->capacity = 0;
     page->free = NULL;
     page->key = (uintptr_t)(ga__secret ^ ((uintptr_t)page * 0x9E3779B97F4A7C15ull)) | 1;
@@ -41,6 +42,7 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     ga__page_set_used(page, 0);
     atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
     atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
+    atomic_store_explicit(&page->xfree_count, 0, memory_order_relaxed);
     atomic_store_explicit(&page->notified, 0, memory_order_relaxed);
     atomic_store_explicit(&page->delayed_next, NULL, memory_order_relaxed);
 }
@@ -62,7 +64,9 @@ bool ga__page_extend(ga_page_t *page)
     for (uint32_t i = 0; i + 1 < n; i++) {
         ga_block_t *b = (ga_block_t *)(first + i * bs);
         b->next = ga__encode(page, (ga_block_t *)(first + (i + 1) * bs));
+        GA_POISON_FREE(b, bs);
     }
+    GA_POISON_FREE(first + (size_t)(n - 1) * bs, bs);
     ((ga_block_t *)(first + (size_t)(n - 1) * bs))->next = ga__encode(page, tail_next);
     page->free = (ga_block_t *)first;
     page->capacity += n;
@@ -94,5 +98,6 @@ uint32_t ga__page_collect(ga_page_t *page)
     if (last)
         page->free = (ga_block_t *)head;
     ga__page_set_used(page, ga__page_used(page) - n);
+    atomic_fetch_sub_explicit(&page->xfree_count, n, memory_order_relaxed);
     return n;
 }

@@ -83,6 +83,7 @@ static size_t header_size_for(uint32_t page_count)
 static void segment_unmap(ga_segment_t *seg)
 {
     size_t size = seg->size;
+    GA_UNPOISON(seg, size); /* the address range may be mapped again later */
     ga__os_unmap(seg, size);
     ga__count_mapped(-(ptrdiff_t)size);
 }

@@ -68,14 +68,15 @@ enum {
     GA_PAGE_ALIGNED = 2, /* some block was handed out at an offset (aligned allocation) */
 };
 
-typedef struct ga_page_s {
+/* 128 bytes, so that finding a page from a pointer is a shift, not a multiply. */
+typedef struct __attribute__((aligned(128))) ga_page_s {
     /* --- owner only --- */
     ga_block_t *free;      /* head of the free list (links inside blocks are encoded) */
     uint32_t capacity;     /* blocks carved so far; free list + used == capacity */
     uint32_t reserved;     /* blocks that fit in the page */
     uint32_t block_size;   /* bytes per block; multiple of 16 */
-    uint8_t class_idx;     /* size class; block_size == ga__class_size[class_idx] */
-    uint8_t in_use;        /* page serves a class (else it is a free slot of the segment) */
+    _Atomic uint8_t class_idx; /* size class; block_size == ga__class_size[class_idx] */
+    _Atomic uint8_t in_use;    /* page serves a class (else a free slot of the segment) */
     uint8_t kept;          /* empty but retained as the last page of its class */
     _Atomic uint8_t flags; /* GA_PAGE_* */
     _Atomic uint32_t used; /* blocks handed out and not yet collected back (incl. xfree ones) */
@@ -85,9 +86,11 @@ typedef struct ga_page_s {
     struct ga_page_s *next, *prev; /* class queue or full list of the owning heap */
     /* --- shared with other threads --- */
     _Atomic uintptr_t xfree;             /* blocks freed by other threads (raw links) */
+    _Atomic uint32_t xfree_count;        /* >= length of xfree (counted before the push) */
     _Atomic uint8_t notified;            /* page is on its heap's delayed stack */
     struct ga_page_s *_Atomic delayed_next; /* link on heap->delayed */
 } ga_page_t;
+static_assert(sizeof(ga_page_t) == 128, "page descriptors are 128 bytes");
 
 struct ga_segment_s {
     uint64_t magic;                  /* GA_SEGMENT_MAGIC ^ address: checked by ga_heap_check */
@@ -109,14 +112,6 @@ typedef struct ga_page_queue_s {
     ga_page_t *first, *last;
 } ga_page_queue_t;
 
-/* Per-thread statistics: written by the owner with relaxed atomics (plain moves on x86), read
- * by ga_heap_stats from any thread. Frees are counted by the freeing thread. */
-typedef struct ga_counters_s {
-    _Atomic int64_t allocs[GA_CLASS_COUNT];
-    _Atomic int64_t frees[GA_CLASS_COUNT];
-    _Atomic int64_t pages[GA_CLASS_COUNT];
-} ga_counters_t;
-
 struct ga_theap_s {
     ga_page_t *direct[GA_DIRECT_SLOTS]; /* (size+15)/16 -> a page of the class with free blocks */
     ga_page_queue_t queues[GA_CLASS_COUNT];
@@ -124,7 +119,6 @@ struct ga_theap_s {
     ga_segment_t *seg_free[GA_SEG_KINDS]; /* segments with at least one free page slot */
     ga_segment_t *cached;                 /* one empty small segment kept for reuse */
     ga_page_t *_Atomic delayed;           /* full pages that got frees from other threads */
-    ga_counters_t stats;
     uint64_t thread_id;
     bool live;
     ga_theap_t *reg_next, *reg_prev; /* registry of live heaps (registry lock) */

@@ -4,7 +4,9 @@
  * LD_PRELOAD. Each entry point is a direct call into the ga_ API; misuse (double free, foreign
  * pointer) is reported on stderr and aborts, as glibc does. Errors set errno to what POSIX says.
  */
-#include "internal.h"
+/* The engine's alloc.c is compiled into this file so that malloc/free can be exact aliases of
+ * ga_malloc/ga_free: no extra call or PLT hop on the hottest path. */
+#include "../alloc.c"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +27,12 @@ GA_EXPORT void *pvalloc(size_t size);
 GA_EXPORT size_t malloc_usable_size(void *p);
 GA_EXPORT void cfree(void *p);
 
-void *malloc(size_t size) { return ga_malloc(size); }
-void free(void *p) { ga_free(p); }
-void cfree(void *p) { ga_free(p); }
-void *calloc(size_t n, size_t size) { return ga_calloc(n, size); }
+void *malloc(size_t size) __attribute__((alias("ga_malloc")));
+void free(void *p) __attribute__((alias("ga_free")));
+void cfree(void *p) __attribute__((alias("ga_free")));
+void *calloc(size_t n, size_t size) __attribute__((alias("ga_calloc")));
+void *realloc(void *p, size_t size) __attribute__((alias("ga_realloc")));
 size_t malloc_usable_size(void *p) { return ga_usable_size(p); }
-
-void *realloc(void *p, size_t size) { return ga_realloc(p, size); }
 
 void *reallocarray(void *p, size_t n, size_t size)
 {
