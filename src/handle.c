@@ -32,13 +32,11 @@
  * (ABA-tagged heads), one preferred per thread; only growing the table takes a mutex.
  */
 #include "handle.h"
+#include "os/os.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/random.h>
-#include <time.h>
 
 /* ---- handle values ------------------------------------------------------------------- */
 
@@ -165,13 +163,7 @@ static inline uint64_t mix64(uint64_t x)
 
 static GA_NOINLINE uint64_t secret_init(void)
 {
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts);
-    }
-    s |= 1;
+    uint64_t s = ga__os_random() | 1;
     uint64_t expected = 0;
     if (!atomic_compare_exchange_strong(&tab.secret, &expected, s))
         s = expected; /* another thread won: everyone uses its value */
@@ -373,9 +365,9 @@ static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
         rc = GA_EFULL;
         goto out;
     }
-    slot_t *chunk = mmap(NULL, CHUNK_SLOTS * sizeof(slot_t), PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (chunk == MAP_FAILED) {
+    size_t bytes = CHUNK_SLOTS * sizeof(slot_t); /* 128 KiB: a multiple of any page size */
+    slot_t *chunk = ga__os_map_aligned(bytes, ga__os_page_size());
+    if (!chunk) {
         rc = GA_ENOMEM;
         goto out;
     }
