@@ -104,7 +104,6 @@ static struct {
     _Atomic unsigned next_thread;
     pthread_mutex_t grow_lock;
     padded_t free_head[NSHARDS]; /* ABA tag << 32 | (index + 1) */
-    padded_t live[NSHARDS];      /* live-handle counts (signed, summed) */
 } tab = {.grow_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static GA_TLS unsigned tl_shard; /* shard + 1; 0 = not yet chosen */
@@ -116,11 +115,6 @@ static inline unsigned my_shard(void)
         tl_shard = s = atomic_fetch_add_explicit(&tab.next_thread, 1, memory_order_relaxed) %
                            NSHARDS + 1;
     return s - 1;
-}
-
-static inline void count_add(int64_t d)
-{
-    atomic_fetch_add_explicit(&tab.live[my_shard()].v, (uint64_t)d, memory_order_relaxed);
 }
 
 /* Slot of a handle-shaped value, or NULL if its index has never been mapped or it is not a
@@ -385,17 +379,136 @@ out:
     return rc;
 }
 
-static int slot_take(uint32_t *idx)
+/* ---- per-thread slot caches and live counts ----------------------------------------- */
+
+/* Each thread keeps up to TCACHE_MAX free slots and its own live-handle count, so a handle
+ * alloc/free pair touches no shared cache line beyond the slot itself. Only the owner writes
+ * a cache; others (ga__handle_check, ga__handle_count) read it with relaxed atomics while the
+ * owner is quiet. Caches are never freed: a thread's exit flushes its slots to a stack, folds
+ * its count into tcaches.retired and leaves the cache on a spare list for the next thread. */
+#define TCACHE_MAX 32
+
+typedef struct tcache_s {
+    _Atomic uint32_t n;
+    _Atomic uint32_t idx[TCACHE_MAX];
+    _Atomic int64_t live; /* handles allocated minus handles freed by this thread */
+    struct tcache_s *next_all, *next_spare;
+} tcache_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_once_t once;
+    pthread_key_t key;
+    tcache_t *all, *spare, *pool;
+    size_t pool_left;
+    _Atomic int64_t retired;
+} tcaches = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static GA_TLS tcache_t *tl_cache;
+
+static void tcache_exit(void *arg);
+static void tcache_key_create(void) { pthread_key_create(&tcaches.key, tcache_exit); }
+
+static GA_NOINLINE tcache_t *tcache_attach(void)
 {
-    unsigned shard = my_shard();
-    if (GA_LIKELY(pop_any(shard, idx)))
+    pthread_once(&tcaches.once, tcache_key_create);
+    pthread_mutex_lock(&tcaches.lock);
+    tcache_t *c = tcaches.spare;
+    if (c) {
+        tcaches.spare = c->next_spare;
+    } else {
+        if (!tcaches.pool_left) {
+            size_t page = ga__os_page_size();
+            tcaches.pool = ga__os_map_aligned(page, page);
+            tcaches.pool_left = tcaches.pool ? page / sizeof(tcache_t) : 0;
+        }
+        if (!tcaches.pool_left) {
+            pthread_mutex_unlock(&tcaches.lock);
+            return NULL;
+        }
+        c = tcaches.pool++;
+        tcaches.pool_left--;
+        c->next_all = tcaches.all;
+        tcaches.all = c;
+    }
+    pthread_mutex_unlock(&tcaches.lock);
+    pthread_setspecific(tcaches.key, c);
+    tl_cache = c;
+    return c;
+}
+
+static inline void live_add(tcache_t *c, int64_t d)
+{
+    atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+/* Pushes cache entries [from, n) onto this thread's stack as one chain. */
+static void tcache_spill(tcache_t *c, uint32_t from)
+{
+    uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
+    if (from >= n)
+        return;
+    for (uint32_t i = from; i + 1 < n; i++) {
+        uint32_t a = atomic_load_explicit(&c->idx[i], memory_order_relaxed);
+        uint32_t b = atomic_load_explicit(&c->idx[i + 1], memory_order_relaxed);
+        atomic_store_explicit(&slot_at(a)->next, b + 1, memory_order_relaxed);
+    }
+    stack_push(&tab.free_head[my_shard()].v, atomic_load_explicit(&c->idx[from], memory_order_relaxed),
+               atomic_load_explicit(&c->idx[n - 1], memory_order_relaxed));
+    atomic_store_explicit(&c->n, from, memory_order_relaxed);
+}
+
+static void tcache_exit(void *arg)
+{
+    tcache_t *c = arg;
+    tcache_spill(c, 0);
+    pthread_mutex_lock(&tcaches.lock);
+    atomic_fetch_add(&tcaches.retired, atomic_load(&c->live));
+    atomic_store(&c->live, 0);
+    c->next_spare = tcaches.spare;
+    tcaches.spare = c;
+    pthread_mutex_unlock(&tcaches.lock);
+    tl_cache = NULL;
+}
+
+static int slot_take(uint32_t *idx, tcache_t **pc)
+{
+    tcache_t *c = tl_cache;
+    if (GA_UNLIKELY(!c) && !(c = tcache_attach()))
+        return GA_ENOMEM;
+    *pc = c;
+    uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
+    if (GA_LIKELY(n)) {
+        *idx = atomic_load_explicit(&c->idx[n - 1], memory_order_relaxed);
+        atomic_store_explicit(&c->n, n - 1, memory_order_relaxed);
         return 0;
-    return grow(shard, idx);
+    }
+    unsigned shard = my_shard();
+    if (!pop_any(shard, idx))
+        return grow(shard, idx);
+    /* Refill half the cache while we are at it. */
+    uint32_t got = 0, i;
+    while (got < TCACHE_MAX / 2 && pop_any(shard, &i))
+        atomic_store_explicit(&c->idx[got++], i, memory_order_relaxed);
+    atomic_store_explicit(&c->n, got, memory_order_relaxed);
+    return 0;
 }
 
 static void slot_give(uint32_t idx)
 {
-    stack_push(&tab.free_head[my_shard()].v, idx, idx);
+    tcache_t *c = tl_cache;
+    if (GA_UNLIKELY(!c) && !(c = tcache_attach())) {
+        stack_push(&tab.free_head[my_shard()].v, idx, idx);
+        return;
+    }
+    uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
+    if (GA_UNLIKELY(n == TCACHE_MAX)) {
+        tcache_spill(c, TCACHE_MAX / 2);
+        n = TCACHE_MAX / 2;
+    }
+    atomic_store_explicit(&c->idx[n], idx, memory_order_relaxed);
+    atomic_store_explicit(&c->n, n + 1, memory_order_relaxed);
 }
 
 /* ---- busy bit and snapshots ---------------------------------------------------------- */
@@ -477,7 +590,8 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
     if (size > MAX_REQUEST)
         return GA_EOVERFLOW;
     uint32_t idx;
-    int rc = slot_take(&idx);
+    tcache_t *c;
+    int rc = slot_take(&idx, &c);
     if (rc)
         return rc;
     slot_t *s = slot_at(idx);
@@ -498,7 +612,7 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
                           (st & (S_GEN_MASK | S_SEQ_MASK)) | S_LIVE | attr_to_state(flags) |
                               (size ? 0 : S_DISCARDED),
                           memory_order_release);
-    count_add(1);
+    live_add(c, 1);
     *out = h;
     return 0;
 }
@@ -531,8 +645,11 @@ int ga_handle_free(ga_handle_t h)
                           memory_order_release);
     if (hdr)
         block_free(hdr, 0);
-    count_add(-1);
     slot_give(h_index(h));
+    if (GA_LIKELY(tl_cache))
+        live_add(tl_cache, -1);
+    else
+        atomic_fetch_sub(&tcaches.retired, 1); /* no cache could be made for this thread */
     return 0;
 }
 
@@ -726,9 +843,11 @@ ga_handle_t ga_handle_from_ptr(const void *p)
 
 size_t ga__handle_count(void)
 {
-    int64_t n = 0;
-    for (unsigned i = 0; i < NSHARDS; i++)
-        n += (int64_t)atomic_load_explicit(&tab.live[i].v, memory_order_relaxed);
+    pthread_mutex_lock(&tcaches.lock);
+    int64_t n = atomic_load(&tcaches.retired);
+    for (tcache_t *c = tcaches.all; c; c = c->next_all)
+        n += atomic_load_explicit(&c->live, memory_order_relaxed);
+    pthread_mutex_unlock(&tcaches.lock);
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -791,6 +910,20 @@ int ga__handle_check(unsigned flags)
             link = atomic_load_explicit(&s->next, memory_order_relaxed);
         }
     }
+    pthread_mutex_lock(&tcaches.lock);
+    for (tcache_t *c = tcaches.all; c; c = c->next_all) {
+        uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
+        for (uint32_t i = 0; i < n && i < TCACHE_MAX; i++) {
+            uint32_t idx = atomic_load_explicit(&c->idx[i], memory_order_relaxed);
+            if (idx >= total || (atomic_load_explicit(&slot_at(idx)->state, memory_order_relaxed) &
+                                 S_LIVE)) {
+                pthread_mutex_unlock(&tcaches.lock);
+                CHECK_FAIL(idx, "handle slot %u in a thread cache is bad or live", idx);
+            }
+        }
+        free_entries += n;
+    }
+    pthread_mutex_unlock(&tcaches.lock);
     if (live + free_entries != total)
         CHECK_FAIL(total, "handle table: %zu live + %zu free != %zu slots", live, free_entries,
                    total);
