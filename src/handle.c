@@ -38,56 +38,40 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* ---- handle values ------------------------------------------------------------------- */
+/* Short names for the layout that handle.h publishes for the inline fast paths. */
+#define H_SHAPE       GA__H_SHAPE
+#define H_INDEX_SHIFT GA__H_INDEX_SHIFT
+#define H_GEN_SHIFT   GA__H_GEN_SHIFT
+#define H_FIELD_MASK  GA__H_FIELD_MASK
+#define S_COUNT       GA__S_COUNT
+#define S_LIVE        GA__S_LIVE
+#define S_BUSY        GA__S_BUSY
+#define S_DISCARDABLE GA__S_DISCARDABLE
+#define S_SHARE       GA__S_SHARE
+#define S_DISCARDED   GA__S_DISCARDED
+#define S_SEQ_SHIFT   GA__S_SEQ_SHIFT
+#define S_SEQ_ONE     (UINT64_C(1) << S_SEQ_SHIFT)
+#define S_SEQ_MASK    (((UINT64_C(1) << 19) - 1) << S_SEQ_SHIFT)
+#define S_GEN_SHIFT   GA__S_GEN_SHIFT
+#define S_GEN_MASK    GA__S_GEN_MASK
+#define S_ATTR        (S_DISCARDABLE | S_SHARE)
+#define CHUNK_SHIFT   GA__CHUNK_SHIFT
+#define CHUNK_SLOTS   (UINT32_C(1) << CHUNK_SHIFT)
+#define DIR_SIZE      GA__DIR_SIZE
+#define NSHARDS       16
+#define MAX_REQUEST   (SIZE_MAX / 2) /* larger requests cannot succeed; no header overflow */
 
-#define H_SHAPE       UINT64_C(8)
-#define H_INDEX_SHIFT 4
-#define H_GEN_SHIFT   28
-#define H_FIELD_MASK  UINT32_C(0xFFFFFF)
-#define H_HIGH_SHIFT  52 /* heap id and bit 63: must be 0 for the process heap */
+typedef ga__slot_t slot_t;
+#define slot_of    ga__slot_of
+#define h_gen      ga__h_gen
+#define st_matches ga__st_matches
 
 static inline ga_handle_t make_handle(uint32_t index, uint32_t gen)
 {
     return ((uint64_t)gen << H_GEN_SHIFT) | ((uint64_t)index << H_INDEX_SHIFT) | H_SHAPE;
 }
 static inline uint32_t h_index(ga_handle_t h) { return (uint32_t)(h >> H_INDEX_SHIFT) & H_FIELD_MASK; }
-static inline uint32_t h_gen(ga_handle_t h) { return (uint32_t)(h >> H_GEN_SHIFT) & H_FIELD_MASK; }
-
-/* ---- slots --------------------------------------------------------------------------- */
-
-#define S_COUNT       UINT64_C(0xFF)
-#define S_LIVE        (UINT64_C(1) << 8)
-#define S_BUSY        (UINT64_C(1) << 9)
-#define S_DISCARDABLE (UINT64_C(1) << 10)
-#define S_SHARE       (UINT64_C(1) << 11)
-#define S_DISCARDED   (UINT64_C(1) << 12)
-#define S_SEQ_SHIFT   13
-#define S_SEQ_ONE     (UINT64_C(1) << S_SEQ_SHIFT)
-#define S_SEQ_MASK    (((UINT64_C(1) << 19) - 1) << S_SEQ_SHIFT)
-#define S_GEN_SHIFT   32
-#define S_GEN_MASK    ((uint64_t)H_FIELD_MASK << S_GEN_SHIFT)
-#define S_ATTR        (S_DISCARDABLE | S_SHARE)
-
-typedef struct slot_s {
-    _Atomic uint64_t state;
-    _Atomic(uint64_t *) data; /* header of the data block; NULL when discarded or free */
-    _Atomic size_t size;      /* requested size; 0 when discarded or free */
-    _Atomic uint32_t next;    /* free-stack link: index + 1, 0 = end */
-    uint32_t unused;
-} slot_t;
-_Static_assert(sizeof(slot_t) == 32, "slot layout");
-
-#define CHUNK_SHIFT 12
-#define CHUNK_SLOTS (UINT32_C(1) << CHUNK_SHIFT)
-#define DIR_SIZE    (UINT32_C(1) << (24 - CHUNK_SHIFT))
-#define NSHARDS     16
-#define MAX_REQUEST (SIZE_MAX / 2) /* larger requests cannot succeed; no header overflow */
-
 static inline uint32_t st_gen(uint64_t st) { return (uint32_t)(st >> S_GEN_SHIFT) & H_FIELD_MASK; }
-static inline bool st_matches(uint64_t st, ga_handle_t h)
-{
-    return (st & S_LIVE) && st_gen(st) == h_gen(h);
-}
 static inline uint64_t attr_to_state(unsigned f)
 {
     return ((f & GA_HDISCARDABLE) ? S_DISCARDABLE : 0) | ((f & GA_HSHARE) ? S_SHARE : 0);
@@ -97,8 +81,9 @@ typedef struct {
     _Alignas(GA_CACHE_LINE) _Atomic uint64_t v;
 } padded_t;
 
+_Atomic(ga__slot_t *) ga__handle_dir[GA__DIR_SIZE];
+
 static struct {
-    _Atomic(slot_t *) dir[DIR_SIZE];
     _Atomic uint32_t nchunks;
     _Atomic uint64_t secret;
     _Atomic unsigned next_thread;
@@ -117,21 +102,10 @@ static inline unsigned my_shard(void)
     return s - 1;
 }
 
-/* Slot of a handle-shaped value, or NULL if its index has never been mapped or it is not a
- * process-heap handle. Does not check liveness. */
-static inline slot_t *slot_of(ga_handle_t h)
-{
-    if (GA_UNLIKELY((h & 15) != H_SHAPE || (h >> H_HIGH_SHIFT) != 0))
-        return NULL;
-    uint32_t idx = h_index(h);
-    slot_t *chunk = atomic_load_explicit(&tab.dir[idx >> CHUNK_SHIFT], memory_order_acquire);
-    return chunk ? &chunk[idx & (CHUNK_SLOTS - 1)] : NULL;
-}
-
 /* pre: index idx was handed out by the table, so its chunk exists. */
 static inline slot_t *slot_at(uint32_t idx)
 {
-    slot_t *chunk = atomic_load_explicit(&tab.dir[idx >> CHUNK_SHIFT], memory_order_acquire);
+    slot_t *chunk = atomic_load_explicit(&ga__handle_dir[idx >> CHUNK_SHIFT], memory_order_acquire);
     return &chunk[idx & (CHUNK_SLOTS - 1)];
 }
 
@@ -370,7 +344,7 @@ static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
         atomic_init(&chunk[i].state, (uint64_t)1 << S_GEN_SHIFT);
         atomic_init(&chunk[i].next, base + i + 2);
     }
-    atomic_store_explicit(&tab.dir[c], chunk, memory_order_release);
+    atomic_store_explicit(&ga__handle_dir[c], chunk, memory_order_release);
     atomic_store_explicit(&tab.nchunks, c + 1, memory_order_release);
     *idx = base;
     stack_push(&tab.free_head[shard].v, base + 1, base + CHUNK_SLOTS - 1);
@@ -653,32 +627,32 @@ int ga_handle_free(ga_handle_t h)
     return 0;
 }
 
-int ga__handle_lock(ga_handle_t h, void **out)
+int ga__handle_lock_slow(ga_handle_t h, void **out)
 {
     slot_t *s = slot_of(h);
-    if (GA_UNLIKELY(!s))
+    if (!s)
         return GA_EHANDLE;
-    const uint64_t want = S_LIVE | ((uint64_t)h_gen(h) << S_GEN_SHIFT);
-    const uint64_t mask = S_LIVE | S_GEN_MASK | S_BUSY | S_DISCARDED;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (unsigned spins = 0;;) {
-        if (GA_UNLIKELY((st & mask) != want)) {
-            if (!st_matches(st, h))
-                return GA_EHANDLE;
-            if (!(st & S_BUSY))
-                return GA_EDISCARDED;
+        if (!st_matches(st, h))
+            return GA_EHANDLE;
+        if (st & S_BUSY) { /* a resize or free is under way: wait for it */
             backoff(&spins);
             st = atomic_load_explicit(&s->state, memory_order_relaxed);
             continue;
         }
+        if (st & S_DISCARDED)
+            return GA_EDISCARDED;
         uint64_t nst = (st & S_COUNT) == S_COUNT ? st : st + 1; /* saturates at 255 */
-        if (GA_LIKELY(atomic_compare_exchange_weak_explicit(
-                &s->state, &st, nst, memory_order_acquire, memory_order_relaxed)))
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_acquire,
+                                                  memory_order_relaxed))
             break;
     }
-    *out = user_of(atomic_load_explicit(&s->data, memory_order_relaxed));
+    *out = (char *)atomic_load_explicit(&s->data, memory_order_relaxed) + GA__HDR_SIZE;
     return 0;
 }
+
+int ga__handle_lock(ga_handle_t h, void **out) { return ga__handle_lock_inline(h, out); }
 
 void *ga_handle_lock(ga_handle_t h)
 {
@@ -691,23 +665,25 @@ void *ga_handle_lock(ga_handle_t h)
     return p;
 }
 
-int ga_handle_unlock(ga_handle_t h)
+int ga__handle_unlock_slow(ga_handle_t h)
 {
     slot_t *s = slot_of(h);
-    if (GA_UNLIKELY(!s))
+    if (!s)
         return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
-        if (GA_UNLIKELY(!st_matches(st, h)))
+        if (!st_matches(st, h))
             return GA_EHANDLE;
-        if (GA_UNLIKELY(!(st & S_COUNT)))
+        if (!(st & S_COUNT))
             return GA_ENOTLOCKED;
         /* Release: the caller's writes to the data happen before a later move copies them. */
-        if (GA_LIKELY(atomic_compare_exchange_weak_explicit(
-                &s->state, &st, st - 1, memory_order_release, memory_order_relaxed)))
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - 1, memory_order_release,
+                                                  memory_order_relaxed))
             return (int)((st - 1) & S_COUNT);
     }
 }
+
+int ga_handle_unlock(ga_handle_t h) { return ga__handle_unlock_inline(h); }
 
 int ga_handle_discard(ga_handle_t h)
 {

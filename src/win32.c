@@ -103,7 +103,7 @@ static LPVOID lock_common(HANDLE v, bool local)
 {
     if (GA_LIKELY(handle_shaped(v))) {
         void *p;
-        int rc = ga__handle_lock((uintptr_t)v, &p);
+        int rc = ga__handle_lock_inline((uintptr_t)v, &p);
         if (GA_LIKELY(rc == 0))
             return p;
         set_err(rc == GA_EDISCARDED ? ERROR_DISCARDED : ERROR_INVALID_HANDLE);
@@ -132,7 +132,7 @@ static BOOL unlock_common(HANDLE v, bool local)
         set_err(ERROR_NOT_LOCKED);
         return FALSE;
     }
-    int rc = ga_handle_unlock((uintptr_t)v);
+    int rc = ga__handle_unlock_inline((uintptr_t)v);
     if (GA_LIKELY(rc > 0))
         return TRUE;
     if (rc == 0) {
