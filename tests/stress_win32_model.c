@@ -59,7 +59,7 @@ typedef struct {
     unsigned nstale;
 } thr_t;
 
-static void failf(thr_t *t, int line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void failf(thr_t *t, int line, const char *fmt, ...)
 {
     int n = atomic_fetch_add(&g_failures, 1);
     if (n >= 20)
