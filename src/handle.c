@@ -28,8 +28,13 @@
  * Concurrency: lock/unlock are one CAS on the state word. Everything that changes the data,
  * size, attributes or liveness first sets BUSY by CAS (lockers wait for it to clear; unlocks
  * do not need to), then releases it with a CAS that bumps the sequence, so readers can take a
- * consistent lock-free snapshot (seqlock style). Free slots live on NSHARDS Treiber stacks
- * (ABA-tagged heads), one preferred per thread; only growing the table takes a mutex.
+ * consistent lock-free snapshot (seqlock style). Free slots sit in per-thread caches backed
+ * by NSHARDS Treiber stacks (ABA-tagged heads), one preferred per thread; live counts are
+ * per thread too. Only growing the table and attaching a thread's cache take a mutex.
+ * The inline lock/unlock fast paths live in handle.h.
+ *
+ * Not handled: a fork() while another thread is inside a resize leaves that slot BUSY in the
+ * child (as any lock held across fork would).
  */
 #include "handle.h"
 #include "os/os.h"
@@ -70,8 +75,14 @@ static inline ga_handle_t make_handle(uint32_t index, uint32_t gen)
 {
     return ((uint64_t)gen << H_GEN_SHIFT) | ((uint64_t)index << H_INDEX_SHIFT) | H_SHAPE;
 }
-static inline uint32_t h_index(ga_handle_t h) { return (uint32_t)(h >> H_INDEX_SHIFT) & H_FIELD_MASK; }
-static inline uint32_t st_gen(uint64_t st) { return (uint32_t)(st >> S_GEN_SHIFT) & H_FIELD_MASK; }
+static inline uint32_t h_index(ga_handle_t h)
+{
+    return (uint32_t)(h >> H_INDEX_SHIFT) & H_FIELD_MASK;
+}
+static inline uint32_t st_gen(uint64_t st)
+{
+    return (uint32_t)(st >> S_GEN_SHIFT) & H_FIELD_MASK;
+}
 static inline uint64_t attr_to_state(unsigned f)
 {
     return ((f & GA_HDISCARDABLE) ? S_DISCARDABLE : 0) | ((f & GA_HSHARE) ? S_SHARE : 0);
@@ -97,8 +108,8 @@ static inline unsigned my_shard(void)
 {
     unsigned s = tl_shard;
     if (GA_UNLIKELY(!s))
-        tl_shard = s = atomic_fetch_add_explicit(&tab.next_thread, 1, memory_order_relaxed) %
-                           NSHARDS + 1;
+        tl_shard = s =
+            atomic_fetch_add_explicit(&tab.next_thread, 1, memory_order_relaxed) % NSHARDS + 1;
     return s - 1;
 }
 
@@ -141,8 +152,7 @@ static GA_NOINLINE uint64_t secret_init(void)
 static inline uint64_t tag_key(const uint64_t *hdr)
 {
     uint64_t s = atomic_load_explicit(&tab.secret, memory_order_relaxed);
-    if (GA_UNLIKELY(!s))
-        s = secret_init();
+    if (GA_UNLIKELY(!s)) s = secret_init();
     return mix64((uintptr_t)hdr ^ s);
 }
 
@@ -165,8 +175,14 @@ static inline bool header_plausible(const void *p)
     return x >= GA__HDR_SIZE && (x & 15) == 0 && ga__is_block_start((const char *)p - GA__HDR_SIZE);
 }
 
-static inline uint64_t *header_of(const void *p) { return (uint64_t *)((char *)p - GA__HDR_SIZE); }
-static inline void *user_of(uint64_t *hdr) { return (char *)hdr + GA__HDR_SIZE; }
+static inline uint64_t *header_of(const void *p)
+{
+    return (uint64_t *)((char *)p - GA__HDR_SIZE);
+}
+static inline void *user_of(uint64_t *hdr)
+{
+    return (char *)hdr + GA__HDR_SIZE;
+}
 
 /* ---- tagged blocks ------------------------------------------------------------------- */
 
@@ -200,8 +216,7 @@ static int block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool
                         uint64_t tag, uint64_t dead_tag)
 {
     uint64_t *hdr = *phdr;
-    if (nsz > MAX_REQUEST)
-        return GA_EOVERFLOW;
+    if (nsz > MAX_REQUEST) return GA_EOVERFLOW;
     size_t usable = ga__usable_size(hdr);
     bool fits = nsz + GA__HDR_SIZE <= usable;
     bool wasteful = nsz + GA__HDR_SIZE < usable / 4;
@@ -210,17 +225,14 @@ static int block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool
         uint64_t *n = may_move ? block_alloc(nsz, false, tag, &err) : NULL;
         if (n) {
             memcpy(user_of(n), user_of(hdr), osz < nsz ? osz : nsz);
-            if (zero && nsz > osz)
-                memset((char *)user_of(n) + osz, 0, nsz - osz);
+            if (zero && nsz > osz) memset((char *)user_of(n) + osz, 0, nsz - osz);
             block_free(hdr, dead_tag);
             *phdr = n;
             return 0;
         }
-        if (!fits)
-            return may_move ? err : GA_ENOMEM;
+        if (!fits) return may_move ? err : GA_ENOMEM;
     }
-    if (zero && nsz > osz)
-        memset((char *)user_of(hdr) + osz, 0, nsz - osz);
+    if (zero && nsz > osz) memset((char *)user_of(hdr) + osz, 0, nsz - osz);
     hdr[0] = nsz;
     return 0;
 }
@@ -233,8 +245,7 @@ void *ga__fixed_alloc(size_t size, bool zero, int *err)
 
 __attribute__((no_sanitize("address"))) int ga__fixed_free(void *p)
 {
-    if (!header_plausible(p))
-        return GA_ENOTOWNED;
+    if (!header_plausible(p)) return GA_ENOTOWNED;
     uint64_t *hdr = header_of(p);
     uint64_t key = tag_key(hdr);
     uint64_t expected = GA__TAG_FIXED ^ key;
@@ -251,15 +262,17 @@ __attribute__((no_sanitize("address"))) int ga__fixed_free(void *p)
     return GA_ENOTOWNED;
 }
 
-size_t ga__fixed_size(const void *p) { return header_of(p)[0]; }
+size_t ga__fixed_size(const void *p)
+{
+    return header_of(p)[0];
+}
 
 int ga__fixed_realloc(void **pp, size_t size, unsigned flags)
 {
     uint64_t *hdr = header_of(*pp);
     int rc = block_resize(&hdr, hdr[0], size, flags & GA_HZERO, flags & GA_HMOVE, GA__TAG_FIXED,
                           GA__TAG_FREED);
-    if (rc == 0)
-        *pp = user_of(hdr);
+    if (rc == 0) *pp = user_of(hdr);
     return rc;
 }
 
@@ -269,8 +282,7 @@ int ga__fixed_to_handle(void *p, unsigned hflags, ga_handle_t *out)
     size_t size = hdr[0];
     ga_handle_t h;
     int rc = ga__handle_alloc(size, hflags & (GA_HDISCARDABLE | GA_HSHARE), &h);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (size) {
         /* Nobody else knows h yet, so its data can be filled without the busy bit. */
         uint64_t *data = atomic_load_explicit(&slot_of(h)->data, memory_order_relaxed);
@@ -316,8 +328,7 @@ static void stack_push(_Atomic uint64_t *head, uint32_t first, uint32_t last)
 static bool pop_any(unsigned shard, uint32_t *idx)
 {
     for (unsigned k = 0; k < NSHARDS; k++)
-        if (stack_pop(&tab.free_head[(shard + k) % NSHARDS].v, idx))
-            return true;
+        if (stack_pop(&tab.free_head[(shard + k) % NSHARDS].v, idx)) return true;
     return false;
 }
 
@@ -381,7 +392,24 @@ static struct {
 static GA_TLS tcache_t *tl_cache;
 
 static void tcache_exit(void *arg);
-static void tcache_key_create(void) { pthread_key_create(&tcaches.key, tcache_exit); }
+
+/* A fork child must not inherit a mutex held by a thread that does not exist there. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&tab.grow_lock);
+    pthread_mutex_lock(&tcaches.lock);
+}
+static void fork_done(void)
+{
+    pthread_mutex_unlock(&tcaches.lock);
+    pthread_mutex_unlock(&tab.grow_lock);
+}
+
+static void tcache_key_create(void)
+{
+    pthread_key_create(&tcaches.key, tcache_exit);
+    pthread_atfork(fork_prepare, fork_done, fork_done);
+}
 
 static GA_NOINLINE tcache_t *tcache_attach(void)
 {
@@ -421,14 +449,14 @@ static inline void live_add(tcache_t *c, int64_t d)
 static void tcache_spill(tcache_t *c, uint32_t from)
 {
     uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
-    if (from >= n)
-        return;
+    if (from >= n) return;
     for (uint32_t i = from; i + 1 < n; i++) {
         uint32_t a = atomic_load_explicit(&c->idx[i], memory_order_relaxed);
         uint32_t b = atomic_load_explicit(&c->idx[i + 1], memory_order_relaxed);
         atomic_store_explicit(&slot_at(a)->next, b + 1, memory_order_relaxed);
     }
-    stack_push(&tab.free_head[my_shard()].v, atomic_load_explicit(&c->idx[from], memory_order_relaxed),
+    stack_push(&tab.free_head[my_shard()].v,
+               atomic_load_explicit(&c->idx[from], memory_order_relaxed),
                atomic_load_explicit(&c->idx[n - 1], memory_order_relaxed));
     atomic_store_explicit(&c->n, from, memory_order_relaxed);
 }
@@ -449,8 +477,7 @@ static void tcache_exit(void *arg)
 static int slot_take(uint32_t *idx, tcache_t **pc)
 {
     tcache_t *c = tl_cache;
-    if (GA_UNLIKELY(!c) && !(c = tcache_attach()))
-        return GA_ENOMEM;
+    if (GA_UNLIKELY(!c) && !(c = tcache_attach())) return GA_ENOMEM;
     *pc = c;
     uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
     if (GA_LIKELY(n)) {
@@ -459,8 +486,7 @@ static int slot_take(uint32_t *idx, tcache_t **pc)
         return 0;
     }
     unsigned shard = my_shard();
-    if (!pop_any(shard, idx))
-        return grow(shard, idx);
+    if (!pop_any(shard, idx)) return grow(shard, idx);
     /* Refill half the cache while we are at it. */
     uint32_t got = 0, i;
     while (got < TCACHE_MAX / 2 && pop_any(shard, &i))
@@ -491,19 +517,17 @@ static void slot_give(uint32_t idx)
 static int slot_begin(ga_handle_t h, slot_t **ps, uint64_t *pst)
 {
     slot_t *s = slot_of(h);
-    if (!s)
-        return GA_EHANDLE;
+    if (!s) return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (unsigned spins = 0;;) {
-        if (!st_matches(st, h))
-            return GA_EHANDLE;
+        if (!st_matches(st, h)) return GA_EHANDLE;
         if (st & S_BUSY) {
             backoff(&spins);
             st = atomic_load_explicit(&s->state, memory_order_relaxed);
             continue;
         }
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st | S_BUSY,
-                                                  memory_order_acquire, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st | S_BUSY, memory_order_acquire,
+                                                  memory_order_relaxed))
             break;
     }
     /* Seqlock writer: the data/size stores below must not become visible before BUSY. */
@@ -535,12 +559,10 @@ typedef struct {
 static int slot_snapshot(ga_handle_t h, snap_t *out)
 {
     slot_t *s = slot_of(h);
-    if (!s)
-        return GA_EHANDLE;
+    if (!s) return GA_EHANDLE;
     for (unsigned spins = 0;;) {
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (!st_matches(st, h))
-            return GA_EHANDLE;
+        if (!st_matches(st, h)) return GA_EHANDLE;
         if (!(st & S_BUSY)) {
             out->data = atomic_load_explicit(&s->data, memory_order_relaxed);
             out->size = atomic_load_explicit(&s->size, memory_order_relaxed);
@@ -559,15 +581,12 @@ static int slot_snapshot(ga_handle_t h, snap_t *out)
 
 int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
 {
-    if (flags & ~(unsigned)(GA_HZERO | GA_HDISCARDABLE | GA_HSHARE))
-        return GA_EINVAL;
-    if (size > MAX_REQUEST)
-        return GA_EOVERFLOW;
+    if (flags & ~(unsigned)(GA_HZERO | GA_HDISCARDABLE | GA_HSHARE)) return GA_EINVAL;
+    if (size > MAX_REQUEST) return GA_EOVERFLOW;
     uint32_t idx;
     tcache_t *c;
     int rc = slot_take(&idx, &c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     slot_t *s = slot_at(idx);
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     ga_handle_t h = make_handle(idx, st_gen(st));
@@ -607,18 +626,16 @@ int ga_handle_free(ga_handle_t h)
     slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
     atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
     atomic_store_explicit(&s->size, 0, memory_order_relaxed);
     uint32_t gen = st_gen(st) + 1;
-    if (gen > H_FIELD_MASK)
-        gen = 1;
-    atomic_store_explicit(&s->state, ((uint64_t)gen << S_GEN_SHIFT) | ((st + S_SEQ_ONE) & S_SEQ_MASK),
+    if (gen > H_FIELD_MASK) gen = 1;
+    atomic_store_explicit(&s->state,
+                          ((uint64_t)gen << S_GEN_SHIFT) | ((st + S_SEQ_ONE) & S_SEQ_MASK),
                           memory_order_release);
-    if (hdr)
-        block_free(hdr, 0);
+    if (hdr) block_free(hdr, 0);
     slot_give(h_index(h));
     if (GA_LIKELY(tl_cache))
         live_add(tl_cache, -1);
@@ -630,19 +647,16 @@ int ga_handle_free(ga_handle_t h)
 int ga__handle_lock_slow(ga_handle_t h, void **out)
 {
     slot_t *s = slot_of(h);
-    if (!s)
-        return GA_EHANDLE;
+    if (!s) return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (unsigned spins = 0;;) {
-        if (!st_matches(st, h))
-            return GA_EHANDLE;
+        if (!st_matches(st, h)) return GA_EHANDLE;
         if (st & S_BUSY) { /* a resize or free is under way: wait for it */
             backoff(&spins);
             st = atomic_load_explicit(&s->state, memory_order_relaxed);
             continue;
         }
-        if (st & S_DISCARDED)
-            return GA_EDISCARDED;
+        if (st & S_DISCARDED) return GA_EDISCARDED;
         uint64_t nst = (st & S_COUNT) == S_COUNT ? st : st + 1; /* saturates at 255 */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, nst, memory_order_acquire,
                                                   memory_order_relaxed))
@@ -652,7 +666,10 @@ int ga__handle_lock_slow(ga_handle_t h, void **out)
     return 0;
 }
 
-int ga__handle_lock(ga_handle_t h, void **out) { return ga__handle_lock_inline(h, out); }
+int ga__handle_lock(ga_handle_t h, void **out)
+{
+    return ga__handle_lock_inline(h, out);
+}
 
 void *ga_handle_lock(ga_handle_t h)
 {
@@ -668,14 +685,11 @@ void *ga_handle_lock(ga_handle_t h)
 int ga__handle_unlock_slow(ga_handle_t h)
 {
     slot_t *s = slot_of(h);
-    if (!s)
-        return GA_EHANDLE;
+    if (!s) return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
-        if (!st_matches(st, h))
-            return GA_EHANDLE;
-        if (!(st & S_COUNT))
-            return GA_ENOTLOCKED;
+        if (!st_matches(st, h)) return GA_EHANDLE;
+        if (!(st & S_COUNT)) return GA_ENOTLOCKED;
         /* Release: the caller's writes to the data happen before a later move copies them. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - 1, memory_order_release,
                                                   memory_order_relaxed))
@@ -683,15 +697,17 @@ int ga__handle_unlock_slow(ga_handle_t h)
     }
 }
 
-int ga_handle_unlock(ga_handle_t h) { return ga__handle_unlock_inline(h); }
+int ga_handle_unlock(ga_handle_t h)
+{
+    return ga__handle_unlock_inline(h);
+}
 
 int ga_handle_discard(ga_handle_t h)
 {
     slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (st & S_COUNT) {
         slot_end(s, 0, 0);
         return GA_ELOCKED;
@@ -700,30 +716,26 @@ int ga_handle_discard(ga_handle_t h)
     atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
     atomic_store_explicit(&s->size, 0, memory_order_relaxed);
     slot_end(s, S_DISCARDED, 0);
-    if (hdr)
-        block_free(hdr, 0);
+    if (hdr) block_free(hdr, 0);
     return 0;
 }
 
 int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
-    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE))
-        return GA_EINVAL;
-    if (size == 0)
-        return ga_handle_discard(h);
+    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE)) return GA_EINVAL;
+    if (size == 0) return ga_handle_discard(h);
     slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
     if (!hdr) {
         /* Discarded blocks are never locked: fresh data. */
         hdr = block_alloc(size, flags & GA_HZERO, h, &rc);
     } else {
         bool locked = (st & S_COUNT) != 0;
-        rc = block_resize(&hdr, hdr[0], size, flags & GA_HZERO, !locked || (flags & GA_HMOVE), h,
-                          0);
+        rc =
+            block_resize(&hdr, hdr[0], size, flags & GA_HZERO, !locked || (flags & GA_HMOVE), h, 0);
     }
     if (rc == 0) {
         atomic_store_explicit(&s->data, hdr, memory_order_relaxed);
@@ -735,25 +747,21 @@ int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 
 int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 {
-    if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE))
-        return GA_EINVAL;
+    if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE)) return GA_EINVAL;
     slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     slot_end(s, attr_to_state(set), attr_to_state(clear) & ~attr_to_state(set));
     return 0;
 }
 
 int ga_handle_info(ga_handle_t h, ga_handle_info_t *info)
 {
-    if (!info)
-        return GA_EINVAL;
+    if (!info) return GA_EINVAL;
     snap_t sn;
     int rc = slot_snapshot(h, &sn);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     info->size = sn.size;
     info->lock_count = (unsigned)(sn.state & S_COUNT);
     info->flags = ((sn.state & S_DISCARDABLE) ? GA_HDISCARDABLE : 0u) |
@@ -777,8 +785,7 @@ size_t ga_handle_size(ga_handle_t h)
 ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
 {
     uintptr_t x = (uintptr_t)v;
-    if (!x)
-        return GA__K_NULL;
+    if (!x) return GA__K_NULL;
     if ((x & 15) == H_SHAPE) {
         slot_t *s = slot_of(x);
         if (s && st_matches(atomic_load_explicit(&s->state, memory_order_acquire), x)) {
@@ -787,15 +794,12 @@ ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
         }
         return GA__K_STALE;
     }
-    if (!header_plausible(v))
-        return GA__K_BOGUS;
+    if (!header_plausible(v)) return GA__K_BOGUS;
     uint64_t *hdr = header_of(v);
     uint64_t tag = tag_get(hdr);
     ref->ptr = (void *)v;
-    if (tag == GA__TAG_FIXED)
-        return GA__K_FIXED;
-    if (tag == GA__TAG_FREED)
-        return GA__K_FREED;
+    if (tag == GA__TAG_FIXED) return GA__K_FIXED;
+    if (tag == GA__TAG_FREED) return GA__K_FREED;
     slot_t *s = slot_of(tag);
     if (s && st_matches(atomic_load_explicit(&s->state, memory_order_acquire), tag) &&
         atomic_load_explicit(&s->data, memory_order_relaxed) == hdr) {
@@ -827,11 +831,11 @@ size_t ga__handle_count(void)
     return n > 0 ? (size_t)n : 0;
 }
 
-#define CHECK_FAIL(value, ...)                                                                 \
-    do {                                                                                       \
-        if (!(flags & GA_CHECK_QUIET))                                                         \
-            ga__report(GA_ECORRUPT, (uintptr_t)(value), false, __VA_ARGS__);                   \
-        return GA_ECORRUPT;                                                                    \
+#define CHECK_FAIL(value, ...)                                                                     \
+    do {                                                                                           \
+        if (!(flags & GA_CHECK_QUIET))                                                             \
+            ga__report(GA_ECORRUPT, (uintptr_t)(value), false, __VA_ARGS__);                       \
+        return GA_ECORRUPT;                                                                        \
     } while (0)
 
 /* One slot; adds to *live. pre: no other thread changes the table. */
@@ -871,8 +875,7 @@ int ga__handle_check(unsigned flags)
     size_t total = (size_t)nch * CHUNK_SLOTS, live = 0, free_entries = 0;
     for (uint32_t idx = 0; idx < total; idx++) {
         int rc = check_slot(idx, &live, flags);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     for (unsigned sh = 0; sh < NSHARDS; sh++) {
         uint32_t link = (uint32_t)atomic_load_explicit(&tab.free_head[sh].v, memory_order_acquire);
@@ -891,8 +894,8 @@ int ga__handle_check(unsigned flags)
         uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
         for (uint32_t i = 0; i < n && i < TCACHE_MAX; i++) {
             uint32_t idx = atomic_load_explicit(&c->idx[i], memory_order_relaxed);
-            if (idx >= total || (atomic_load_explicit(&slot_at(idx)->state, memory_order_relaxed) &
-                                 S_LIVE)) {
+            if (idx >= total ||
+                (atomic_load_explicit(&slot_at(idx)->state, memory_order_relaxed) & S_LIVE)) {
                 pthread_mutex_unlock(&tcaches.lock);
                 CHECK_FAIL(idx, "handle slot %u in a thread cache is bad or live", idx);
             }

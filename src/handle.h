@@ -102,17 +102,20 @@ _Static_assert(sizeof(ga__slot_t) == 32, "slot layout");
 /* Chunks of 1 << GA__CHUNK_SHIFT slots; an entry never changes once set (never unmapped). */
 extern _Atomic(ga__slot_t *) ga__handle_dir[GA__DIR_SIZE];
 
-GA_INLINE uint32_t ga__h_gen(ga_handle_t h) { return (uint32_t)(h >> GA__H_GEN_SHIFT) & GA__H_FIELD_MASK; }
+GA_INLINE uint32_t ga__h_gen(ga_handle_t h)
+{
+    return (uint32_t)(h >> GA__H_GEN_SHIFT) & GA__H_FIELD_MASK;
+}
 GA_INLINE bool ga__st_matches(uint64_t st, ga_handle_t h)
 {
-    return (st & GA__S_LIVE) && ((uint32_t)(st >> GA__S_GEN_SHIFT) & GA__H_FIELD_MASK) == ga__h_gen(h);
+    return (st & GA__S_LIVE) &&
+           ((uint32_t)(st >> GA__S_GEN_SHIFT) & GA__H_FIELD_MASK) == ga__h_gen(h);
 }
 
 /* Slot of a handle-shaped value of the process heap, or NULL. Does not check liveness. */
 GA_INLINE ga__slot_t *ga__slot_of(ga_handle_t h)
 {
-    if (GA_UNLIKELY((h & 15) != GA__H_SHAPE || (h >> GA__H_HIGH_SHIFT) != 0))
-        return NULL;
+    if (GA_UNLIKELY((h & 15) != GA__H_SHAPE || (h >> GA__H_HIGH_SHIFT) != 0)) return NULL;
     uint32_t idx = (uint32_t)(h >> GA__H_INDEX_SHIFT) & GA__H_FIELD_MASK;
     ga__slot_t *chunk =
         atomic_load_explicit(&ga__handle_dir[idx >> GA__CHUNK_SHIFT], memory_order_acquire);

@@ -15,22 +15,35 @@
 
 static GA_TLS DWORD tl_win32_error;
 
-DWORD GetLastError(void) { return tl_win32_error; }
-void SetLastError(DWORD dwErrCode) { tl_win32_error = dwErrCode; }
-static inline void set_err(long e) { tl_win32_error = (DWORD)e; }
+DWORD GetLastError(void)
+{
+    return tl_win32_error;
+}
+void SetLastError(DWORD dwErrCode)
+{
+    tl_win32_error = dwErrCode;
+}
+static inline void set_err(long e)
+{
+    tl_win32_error = (DWORD)e;
+}
 
-static inline HANDLE as_handle(ga_handle_t h) { return (HANDLE)(uintptr_t)h; }
-static inline bool handle_shaped(const void *v) { return ((uintptr_t)v & 15) == 8; }
+static inline HANDLE as_handle(ga_handle_t h)
+{
+    return (HANDLE)(uintptr_t)h;
+}
+static inline bool handle_shaped(const void *v)
+{
+    return ((uintptr_t)v & 15) == 8;
+}
 
 /* Attribute and zero-fill flags of a Win32 request in ga_handle terms. LMEM_DISCARDABLE is
  * 0x0F00 and any of its bits counts (WI); Local has no DDESHARE attribute. */
 static unsigned hflags_of(UINT flags, bool local)
 {
     unsigned f = (flags & GMEM_ZEROINIT) ? GA_HZERO : 0;
-    if (flags & (local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE))
-        f |= GA_HDISCARDABLE;
-    if (!local && (flags & GMEM_DDESHARE))
-        f |= GA_HSHARE;
+    if (flags & (local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE)) f |= GA_HDISCARDABLE;
+    if (!local && (flags & GMEM_DDESHARE)) f |= GA_HSHARE;
     return f;
 }
 
@@ -47,12 +60,10 @@ static HANDLE alloc_common(UINT flags, SIZE_T size, bool local)
         return as_handle(h);
     }
     /* GlobalAlloc turns a 0-byte fixed request into 1 byte (GlobalSize 1); LocalAlloc does not. */
-    if (!local && size == 0)
-        size = 1;
+    if (!local && size == 0) size = 1;
     int err;
     void *p = ga__fixed_alloc(size, flags & GMEM_ZEROINIT, &err);
-    if (!p)
-        set_err(ERROR_NOT_ENOUGH_MEMORY); /* WI/RO (spec §10 q5) */
+    if (!p) set_err(ERROR_NOT_ENOUGH_MEMORY); /* WI/RO (spec §10 q5) */
     return p;
 }
 
@@ -63,8 +74,7 @@ static HANDLE free_common(HANDLE v)
     case GA__K_NULL:
         return NULL;
     case GA__K_HANDLE:
-        if (ga_handle_free(r.handle) == 0)
-            return NULL;
+        if (ga_handle_free(r.handle) == 0) return NULL;
         set_err(ERROR_INVALID_HANDLE); /* freed by another thread meanwhile */
         return v;
     case GA__K_FIXED:
@@ -92,10 +102,22 @@ static HANDLE free_common(HANDLE v)
     return v;
 }
 
-HGLOBAL GlobalAlloc(UINT uFlags, SIZE_T dwBytes) { return alloc_common(uFlags, dwBytes, false); }
-HLOCAL LocalAlloc(UINT uFlags, SIZE_T uBytes) { return alloc_common(uFlags, uBytes, true); }
-HGLOBAL GlobalFree(HGLOBAL hMem) { return free_common(hMem); }
-HLOCAL LocalFree(HLOCAL hMem) { return free_common(hMem); }
+HGLOBAL GlobalAlloc(UINT uFlags, SIZE_T dwBytes)
+{
+    return alloc_common(uFlags, dwBytes, false);
+}
+HLOCAL LocalAlloc(UINT uFlags, SIZE_T uBytes)
+{
+    return alloc_common(uFlags, uBytes, true);
+}
+HGLOBAL GlobalFree(HGLOBAL hMem)
+{
+    return free_common(hMem);
+}
+HLOCAL LocalFree(HLOCAL hMem)
+{
+    return free_common(hMem);
+}
 
 /* ---- lock / unlock ------------------------------------------------------------------- */
 
@@ -104,8 +126,7 @@ static LPVOID lock_common(HANDLE v, bool local)
     if (GA_LIKELY(handle_shaped(v))) {
         void *p;
         int rc = ga__handle_lock_inline((uintptr_t)v, &p);
-        if (GA_LIKELY(rc == 0))
-            return p;
+        if (GA_LIKELY(rc == 0)) return p;
         set_err(rc == GA_EDISCARDED ? ERROR_DISCARDED : ERROR_INVALID_HANDLE);
         return NULL;
     }
@@ -127,14 +148,12 @@ static BOOL unlock_common(HANDLE v, bool local)
 {
     if (!handle_shaped(v)) {
         /* Fixed, data or bogus pointer: Global says TRUE (error untouched), Local refuses. */
-        if (!local)
-            return TRUE;
+        if (!local) return TRUE;
         set_err(ERROR_NOT_LOCKED);
         return FALSE;
     }
     int rc = ga__handle_unlock_inline((uintptr_t)v);
-    if (GA_LIKELY(rc > 0))
-        return TRUE;
+    if (GA_LIKELY(rc > 0)) return TRUE;
     if (rc == 0) {
         set_err(NO_ERROR); /* the count reached 0: Windows clears the error actively */
         return FALSE;
@@ -147,10 +166,22 @@ static BOOL unlock_common(HANDLE v, bool local)
     return local ? FALSE : TRUE; /* 64-bit Windows: GlobalUnlock(stale) is TRUE */
 }
 
-LPVOID GlobalLock(HGLOBAL hMem) { return lock_common(hMem, false); }
-LPVOID LocalLock(HLOCAL hMem) { return lock_common(hMem, true); }
-BOOL GlobalUnlock(HGLOBAL hMem) { return unlock_common(hMem, false); }
-BOOL LocalUnlock(HLOCAL hMem) { return unlock_common(hMem, true); }
+LPVOID GlobalLock(HGLOBAL hMem)
+{
+    return lock_common(hMem, false);
+}
+LPVOID LocalLock(HLOCAL hMem)
+{
+    return lock_common(hMem, true);
+}
+BOOL GlobalUnlock(HGLOBAL hMem)
+{
+    return unlock_common(hMem, false);
+}
+BOOL LocalUnlock(HLOCAL hMem)
+{
+    return unlock_common(hMem, true);
+}
 
 /* ---- queries ------------------------------------------------------------------------- */
 
@@ -163,8 +194,7 @@ static SIZE_T size_common(HANDLE v)
         return ga__fixed_size(v);
     case GA__K_HANDLE:
     case GA__K_DATA: /* GlobalSize(locked data pointer) is the block's size (WT-old, WI) */
-        if (ga_handle_info(r.handle, &info) == 0)
-            return info.size;
+        if (ga_handle_info(r.handle, &info) == 0) return info.size;
         break;
     default: /* NULL (WI), stale, freed, bogus */
         break;
@@ -184,12 +214,9 @@ static UINT flags_common(HANDLE v, bool local)
     case GA__K_HANDLE:
         if (ga_handle_info(r.handle, &info) == 0) {
             UINT f = info.lock_count & GMEM_LOCKCOUNT;
-            if (info.flags & GA_HDISCARDABLE)
-                f |= local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE;
-            if (info.flags & GA_HSHARE)
-                f |= GMEM_DDESHARE;
-            if (info.flags & GA_HDISCARDED)
-                f |= GMEM_DISCARDED;
+            if (info.flags & GA_HDISCARDABLE) f |= local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE;
+            if (info.flags & GA_HSHARE) f |= GMEM_DDESHARE;
+            if (info.flags & GA_HDISCARDED) f |= GMEM_DISCARDED;
             return f;
         }
         set_err(ERROR_INVALID_HANDLE); /* freed meanwhile */
@@ -224,12 +251,30 @@ static HANDLE handle_common(LPCVOID p, bool local)
     }
 }
 
-SIZE_T GlobalSize(HGLOBAL hMem) { return size_common(hMem); }
-SIZE_T LocalSize(HLOCAL hMem) { return size_common(hMem); }
-UINT GlobalFlags(HGLOBAL hMem) { return flags_common(hMem, false); }
-UINT LocalFlags(HLOCAL hMem) { return flags_common(hMem, true); }
-HGLOBAL GlobalHandle(LPCVOID pMem) { return handle_common(pMem, false); }
-HLOCAL LocalHandle(LPCVOID pMem) { return handle_common(pMem, true); }
+SIZE_T GlobalSize(HGLOBAL hMem)
+{
+    return size_common(hMem);
+}
+SIZE_T LocalSize(HLOCAL hMem)
+{
+    return size_common(hMem);
+}
+UINT GlobalFlags(HGLOBAL hMem)
+{
+    return flags_common(hMem, false);
+}
+UINT LocalFlags(HLOCAL hMem)
+{
+    return flags_common(hMem, true);
+}
+HGLOBAL GlobalHandle(LPCVOID pMem)
+{
+    return handle_common(pMem, false);
+}
+HLOCAL LocalHandle(LPCVOID pMem)
+{
+    return handle_common(pMem, true);
+}
 
 /* ---- realloc ------------------------------------------------------------------------- */
 
@@ -251,7 +296,8 @@ static HANDLE realloc_fixed(void *p, SIZE_T size, UINT flags, bool local)
         set_err(ERROR_INVALID_PARAMETER); /* WI (spec §10 q1) */
         return NULL;
     }
-    unsigned f = ((flags & GMEM_ZEROINIT) ? GA_HZERO : 0) | ((flags & GMEM_MOVEABLE) ? GA_HMOVE : 0);
+    unsigned f =
+        ((flags & GMEM_ZEROINIT) ? GA_HZERO : 0) | ((flags & GMEM_MOVEABLE) ? GA_HMOVE : 0);
     if (ga__fixed_realloc(&p, size, f)) {
         set_err(ERROR_NOT_ENOUGH_MEMORY);
         return NULL;
@@ -275,8 +321,7 @@ static HANDLE realloc_moveable(ga_handle_t h, SIZE_T size, UINT flags, bool loca
     if (!local && (size == 0 || (flags & discardable))) {
         /* WI's GlobalReAlloc refuses a locked block here without touching the error. */
         ga_handle_info_t info;
-        if (ga_handle_info(h, &info) == 0 && info.lock_count)
-            return NULL;
+        if (ga_handle_info(h, &info) == 0 && info.lock_count) return NULL;
     }
     if (flags & discardable) {
         set_err(ERROR_INVALID_PARAMETER); /* WI (spec §10 q1) */
@@ -285,8 +330,8 @@ static HANDLE realloc_moveable(ga_handle_t h, SIZE_T size, UINT flags, bool loca
     if (size == 0) {
         rc = (flags & GMEM_MOVEABLE) ? ga_handle_discard(h) : GA_EINVAL;
     } else {
-        unsigned f = ((flags & GMEM_ZEROINIT) ? GA_HZERO : 0) |
-                     ((flags & GMEM_MOVEABLE) ? GA_HMOVE : 0);
+        unsigned f =
+            ((flags & GMEM_ZEROINIT) ? GA_HZERO : 0) | ((flags & GMEM_MOVEABLE) ? GA_HMOVE : 0);
         rc = ga_handle_realloc(h, size, f);
     }
     switch (rc) {
@@ -334,5 +379,11 @@ HLOCAL LocalReAlloc(HLOCAL hMem, SIZE_T uBytes, UINT uFlags)
 {
     return realloc_common(hMem, uBytes, uFlags, true);
 }
-HGLOBAL GlobalDiscard(HGLOBAL hMem) { return GlobalReAlloc(hMem, 0, GMEM_MOVEABLE); }
-HLOCAL LocalDiscard(HLOCAL hMem) { return LocalReAlloc(hMem, 0, LMEM_MOVEABLE); }
+HGLOBAL GlobalDiscard(HGLOBAL hMem)
+{
+    return GlobalReAlloc(hMem, 0, GMEM_MOVEABLE);
+}
+HLOCAL LocalDiscard(HLOCAL hMem)
+{
+    return LocalReAlloc(hMem, 0, LMEM_MOVEABLE);
+}

@@ -44,7 +44,7 @@ typedef struct {
     size_t size;
     unsigned locks;
     bool discardable, share, discarded;
-    unsigned seed;  /* content pattern of [0, size) */
+    unsigned seed; /* content pattern of [0, size) */
     void *lockptr; /* data pointer while locks > 0 */
 } obj_t;
 
@@ -62,8 +62,7 @@ typedef struct {
 __attribute__((format(printf, 3, 4))) static void failf(thr_t *t, int line, const char *fmt, ...)
 {
     int n = atomic_fetch_add(&g_failures, 1);
-    if (n >= 20)
-        return;
+    if (n >= 20) return;
     char msg[300];
     va_list ap;
     va_start(ap, fmt);
@@ -73,16 +72,14 @@ __attribute__((format(printf, 3, 4))) static void failf(thr_t *t, int line, cons
             (unsigned long long)g_seed, t->id, t->op, t->opname, line, msg);
 }
 
-#define EXPECT(cond, ...)                                                                      \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            failf(t, __LINE__, __VA_ARGS__);                                                   \
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) failf(t, __LINE__, __VA_ARGS__);                                              \
     } while (0)
-#define EXPECT_EQ(a, b)                                                                        \
-    do {                                                                                       \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b);                                    \
-        if (a_ != b_)                                                                          \
-            failf(t, __LINE__, "%s = %#jx, expected %s = %#jx", #a, a_, #b, b_);               \
+#define EXPECT_EQ(a, b)                                                                            \
+    do {                                                                                           \
+        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b);                                        \
+        if (a_ != b_) failf(t, __LINE__, "%s = %#jx, expected %s = %#jx", #a, a_, #b, b_);         \
     } while (0)
 
 static uint64_t rnd(thr_t *t)
@@ -94,30 +91,38 @@ static uint64_t rnd(thr_t *t)
     t->rng = x;
     return x * UINT64_C(2685821657736338717);
 }
-static unsigned rn(thr_t *t, unsigned n) { return (unsigned)(rnd(t) >> 33) % n; }
-static bool chance(thr_t *t, unsigned percent) { return rn(t, 100) < percent; }
+static unsigned rn(thr_t *t, unsigned n)
+{
+    return (unsigned)(rnd(t) >> 33) % n;
+}
+static bool chance(thr_t *t, unsigned percent)
+{
+    return rn(t, 100) < percent;
+}
 
 static size_t rnd_size(thr_t *t)
 {
     unsigned r = rn(t, 1000);
-    if (r < 100)
-        return 0;
-    if (r < 700)
-        return rn(t, 256);
-    if (r < 950)
-        return 256 + rn(t, 8192);
-    if (r < 997)
-        return 8192 + rn(t, 65536 - 8192);
+    if (r < 100) return 0;
+    if (r < 700) return rn(t, 256);
+    if (r < 950) return 256 + rn(t, 8192);
+    if (r < 997) return 8192 + rn(t, 65536 - 8192);
     return (size_t)1 << 20;
 }
 
 static const size_t huge_sizes[] = {~(size_t)0, SIZE_MAX - 8, SIZE_MAX - 16, SIZE_MAX / 2 + 1,
                                     (size_t)1 << 50};
-static size_t rnd_huge(thr_t *t) { return huge_sizes[rn(t, 5)]; }
+static size_t rnd_huge(thr_t *t)
+{
+    return huge_sizes[rn(t, 5)];
+}
 
 /* ---- content patterns (sampled checks keep big blocks cheap) ---- */
 
-static unsigned char pat(unsigned seed, size_t i) { return (unsigned char)(seed + i * 13 + (i >> 9)); }
+static unsigned char pat(unsigned seed, size_t i)
+{
+    return (unsigned char)(seed + i * 13 + (i >> 9));
+}
 
 static void fill(void *p, size_t n, unsigned seed)
 {
@@ -128,12 +133,9 @@ static void fill(void *p, size_t n, unsigned seed)
 
 static size_t check_span(thr_t *t, size_t n, size_t k)
 {
-    if (n <= 1024)
-        return k; /* every byte */
-    if (k < 512)
-        return k;
-    if (k < 1024)
-        return n - 1024 + k;
+    if (n <= 1024) return k; /* every byte */
+    if (k < 512) return k;
+    if (k < 1024) return n - 1024 + k;
     return 512 + (size_t)rn(t, (unsigned)(n - 1024));
 }
 
@@ -144,8 +146,7 @@ static int pattern_ok(thr_t *t, const void *p, size_t n, unsigned seed)
     size_t samples = n <= 1024 ? n : 1024 + 64;
     for (size_t k = 0; k < samples; k++) {
         size_t i = check_span(t, n, k);
-        if (c[i] != pat(seed, i))
-            return 0;
+        if (c[i] != pat(seed, i)) return 0;
     }
     return 1;
 }
@@ -156,8 +157,7 @@ static int zero_ok(thr_t *t, const void *p, size_t from, size_t to)
     size_t n = to - from;
     size_t samples = n <= 1024 ? n : 1024 + 64;
     for (size_t k = 0; k < samples; k++)
-        if (c[from + check_span(t, n, k)] != 0)
-            return 0;
+        if (c[from + check_span(t, n, k)] != 0) return 0;
     return 1;
 }
 
@@ -165,39 +165,31 @@ static int zero_ok(thr_t *t, const void *p, size_t from, size_t to)
 
 static UINT expect_flags(const obj_t *o, bool local)
 {
-    if (o->kind == OBJ_FIXED)
-        return 0;
+    if (o->kind == OBJ_FIXED) return 0;
     UINT f = o->locks;
-    if (o->discardable)
-        f |= local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE;
-    if (o->share)
-        f |= GMEM_DDESHARE;
-    if (o->discarded)
-        f |= GMEM_DISCARDED;
+    if (o->discardable) f |= local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE;
+    if (o->share) f |= GMEM_DDESHARE;
+    if (o->discarded) f |= GMEM_DISCARDED;
     return f;
 }
 
 static void *data_of(obj_t *o)
 {
-    if (o->kind == OBJ_FIXED)
-        return o->h;
+    if (o->kind == OBJ_FIXED) return o->h;
     return o->locks ? o->lockptr : NULL;
 }
 
 /* Gives the block a fresh pattern (locking a moveable block briefly, without net change). */
 static void rewrite(thr_t *t, obj_t *o)
 {
-    if (o->size == 0 || o->discarded)
-        return;
+    if (o->size == 0 || o->discarded) return;
     void *p = o->kind == OBJ_FIXED ? o->h : (o->local ? LocalLock(o->h) : GlobalLock(o->h));
     EXPECT(p != NULL, "lock for rewrite failed");
-    if (!p)
-        return;
+    if (!p) return;
     o->seed = (unsigned)rnd(t);
     fill(p, o->size, o->seed);
     if (o->kind == OBJ_MOVEABLE) {
-        if (o->locks)
-            EXPECT_EQ(p, o->lockptr);
+        if (o->locks) EXPECT_EQ(p, o->lockptr);
         o->local ? LocalUnlock(o->h) : GlobalUnlock(o->h);
     }
 }
@@ -205,12 +197,10 @@ static void rewrite(thr_t *t, obj_t *o)
 /* Checks the content through a temporary lock. */
 static void verify(thr_t *t, obj_t *o)
 {
-    if (o->size == 0 || o->discarded)
-        return;
+    if (o->size == 0 || o->discarded) return;
     void *p = o->kind == OBJ_FIXED ? o->h : (o->local ? LocalLock(o->h) : GlobalLock(o->h));
     EXPECT(p != NULL && pattern_ok(t, p, o->size, o->seed), "content lost (size %zu)", o->size);
-    if (o->kind == OBJ_MOVEABLE && p)
-        o->local ? LocalUnlock(o->h) : GlobalUnlock(o->h);
+    if (o->kind == OBJ_MOVEABLE && p) o->local ? LocalUnlock(o->h) : GlobalUnlock(o->h);
 }
 
 /* ---- operations ---- */
@@ -222,12 +212,9 @@ static void op_alloc(thr_t *t, obj_t *o)
     bool moveable = chance(t, 55);
     UINT flags = moveable ? GMEM_MOVEABLE : 0;
     bool zero = chance(t, 30), disc = chance(t, 25), share = !local && chance(t, 15);
-    if (zero)
-        flags |= GMEM_ZEROINIT;
-    if (disc)
-        flags |= local ? (0x100u << rn(t, 4)) : GMEM_DISCARDABLE;
-    if (share)
-        flags |= GMEM_DDESHARE;
+    if (zero) flags |= GMEM_ZEROINIT;
+    if (disc) flags |= local ? (0x100u << rn(t, 4)) : GMEM_DISCARDABLE;
+    if (share) flags |= GMEM_DDESHARE;
     if (chance(t, 10))
         flags |= GMEM_NOCOMPACT | GMEM_NODISCARD | (local ? 0 : GMEM_NOTIFY | GMEM_NOT_BANKED);
     if (chance(t, 1)) {
@@ -241,8 +228,7 @@ static void op_alloc(thr_t *t, obj_t *o)
     size_t n = rnd_size(t);
     HANDLE r = local ? LocalAlloc(flags, n) : GlobalAlloc(flags, n);
     EXPECT(r != NULL, "alloc(%#x, %zu) failed", flags, n);
-    if (!r)
-        return;
+    if (!r) return;
     *o = (obj_t){.kind = moveable ? OBJ_MOVEABLE : OBJ_FIXED, .local = local, .h = r, .size = n};
     if (moveable) {
         EXPECT(is_handle_shaped(r), "moveable result %p is not a handle", r);
@@ -251,16 +237,14 @@ static void op_alloc(thr_t *t, obj_t *o)
         o->discarded = n == 0;
     } else {
         EXPECT(is_aligned16(r), "fixed %p misaligned", r);
-        if (!local && n == 0)
-            o->size = 1;
+        if (!local && n == 0) o->size = 1;
     }
     EXPECT_EQ(local ? LocalSize(r) : GlobalSize(r), o->size);
     EXPECT_EQ(local ? LocalFlags(r) : GlobalFlags(r), expect_flags(o, local));
     if (zero && o->size && !o->discarded) {
         void *p = local ? LocalLock(r) : GlobalLock(r);
         EXPECT(p && zero_ok(t, p, 0, o->size), "ZEROINIT block not zero");
-        if (moveable)
-            local ? LocalUnlock(r) : GlobalUnlock(r);
+        if (moveable) local ? LocalUnlock(r) : GlobalUnlock(r);
     }
     rewrite(t, o);
 }
@@ -268,8 +252,7 @@ static void op_alloc(thr_t *t, obj_t *o)
 static void op_lock(thr_t *t, obj_t *o)
 {
     t->opname = "lock";
-    if (o->kind == OBJ_MOVEABLE && o->locks >= 200)
-        return;
+    if (o->kind == OBJ_MOVEABLE && o->locks >= 200) return;
     SetLastError(SENTINEL);
     void *p = o->local ? LocalLock(o->h) : GlobalLock(o->h);
     if (o->kind == OBJ_FIXED) {
@@ -283,12 +266,10 @@ static void op_lock(thr_t *t, obj_t *o)
         return;
     }
     EXPECT(p != NULL && is_aligned16(p) && p != o->h, "lock gave %p", p);
-    if (o->locks)
-        EXPECT_EQ(p, o->lockptr);
+    if (o->locks) EXPECT_EQ(p, o->lockptr);
     o->locks++;
     o->lockptr = p;
-    if (p)
-        EXPECT(pattern_ok(t, p, o->size, o->seed), "content at lock");
+    if (p) EXPECT(pattern_ok(t, p, o->size, o->seed), "content at lock");
 }
 
 static void op_unlock(thr_t *t, obj_t *o)
@@ -318,8 +299,7 @@ static void op_unlock(thr_t *t, obj_t *o)
 static void op_lock_burst(thr_t *t, obj_t *o)
 {
     t->opname = "lock-burst";
-    if (o->kind != OBJ_MOVEABLE || o->discarded)
-        return;
+    if (o->kind != OBJ_MOVEABLE || o->discarded) return;
     unsigned before = o->locks;
     for (int i = 0; i < 260; i++)
         (void)(o->local ? LocalLock(o->h) : GlobalLock(o->h));
@@ -327,20 +307,17 @@ static void op_lock_burst(thr_t *t, obj_t *o)
     for (unsigned i = before; i < 255; i++)
         (void)(o->local ? LocalUnlock(o->h) : GlobalUnlock(o->h));
     EXPECT_EQ(o->local ? LocalFlags(o->h) : GlobalFlags(o->h), expect_flags(o, o->local));
-    if (before == 0)
-        o->lockptr = NULL;
+    if (before == 0) o->lockptr = NULL;
 }
 
 /* After a successful resize of o from old_size: the kept part has the old pattern, growth is
  * zero with ZEROINIT; then the block gets a fresh pattern. */
 static void after_resize(thr_t *t, obj_t *o, size_t old_size, bool had_data, bool zero)
 {
-    if (o->size == 0 || o->discarded)
-        return;
+    if (o->size == 0 || o->discarded) return;
     void *p = o->kind == OBJ_FIXED ? o->h : (o->local ? LocalLock(o->h) : GlobalLock(o->h));
     EXPECT(p != NULL, "lock after resize failed");
-    if (!p)
-        return;
+    if (!p) return;
     if (o->kind == OBJ_MOVEABLE) {
         if (o->locks) {
             o->lockptr = p;
@@ -348,12 +325,11 @@ static void after_resize(thr_t *t, obj_t *o, size_t old_size, bool had_data, boo
         EXPECT_EQ(o->local ? LocalHandle(p) : GlobalHandle(p), o->h);
     }
     size_t keep = had_data ? (old_size < o->size ? old_size : o->size) : 0;
-    EXPECT(pattern_ok(t, p, keep, o->seed), "content not kept across resize %zu -> %zu",
-           old_size, o->size);
+    EXPECT(pattern_ok(t, p, keep, o->seed), "content not kept across resize %zu -> %zu", old_size,
+           o->size);
     if (zero && o->size > keep)
         EXPECT(zero_ok(t, p, keep, o->size), "growth %zu -> %zu not zeroed", keep, o->size);
-    if (o->kind == OBJ_MOVEABLE)
-        o->local ? LocalUnlock(o->h) : GlobalUnlock(o->h);
+    if (o->kind == OBJ_MOVEABLE) o->local ? LocalUnlock(o->h) : GlobalUnlock(o->h);
     rewrite(t, o);
 }
 
@@ -365,8 +341,7 @@ static void realloc_fixed(thr_t *t, obj_t *o, size_t n, UINT flags, bool huge)
     if (flags & GMEM_MODIFY) {
         if (!o->local && (flags & GMEM_MOVEABLE)) {
             EXPECT(r != NULL && is_handle_shaped(r), "fixed->moveable gave %p", r);
-            if (!r)
-                return;
+            if (!r) return;
             o->kind = OBJ_MOVEABLE;
             o->h = r;
             o->locks = 0;
@@ -394,10 +369,8 @@ static void realloc_fixed(thr_t *t, obj_t *o, size_t n, UINT flags, bool huge)
         return;
     }
     EXPECT(r != NULL && !is_handle_shaped(r), "fixed realloc gave %p", r);
-    if (!r)
-        return;
-    if (!(flags & GMEM_MOVEABLE))
-        EXPECT_EQ(r, o->h);
+    if (!r) return;
+    if (!(flags & GMEM_MOVEABLE)) EXPECT_EQ(r, o->h);
     size_t old = o->size;
     o->h = r;
     o->size = n;
@@ -412,8 +385,7 @@ static void realloc_moveable(thr_t *t, obj_t *o, size_t n, UINT flags, bool huge
     HANDLE r = o->local ? LocalReAlloc(o->h, n, flags) : GlobalReAlloc(o->h, n, flags);
     if (flags & GMEM_MODIFY) {
         EXPECT_EQ(r, o->h);
-        if (flags & disc)
-            o->discardable = true;
+        if (flags & disc) o->discardable = true;
         return;
     }
     if (!o->local && o->locks && (n == 0 || (flags & disc))) {
@@ -445,8 +417,7 @@ static void realloc_moveable(thr_t *t, obj_t *o, size_t n, UINT flags, bool huge
         }
     }
     EXPECT_EQ(r, o->h);
-    if (!r)
-        return;
+    if (!r) return;
     size_t old = o->size;
     bool had = !o->discarded;
     o->size = n;
@@ -460,16 +431,11 @@ static void op_realloc(thr_t *t, obj_t *o)
 {
     t->opname = "realloc";
     UINT flags = 0;
-    if (chance(t, 50))
-        flags |= GMEM_MOVEABLE;
-    if (chance(t, 30))
-        flags |= GMEM_ZEROINIT;
-    if (chance(t, 15))
-        flags |= GMEM_MODIFY;
-    if (chance(t, 12))
-        flags |= o->local ? (0x100u << rn(t, 4)) : GMEM_DISCARDABLE;
-    if (!o->local && chance(t, 10))
-        flags |= GMEM_DDESHARE;
+    if (chance(t, 50)) flags |= GMEM_MOVEABLE;
+    if (chance(t, 30)) flags |= GMEM_ZEROINIT;
+    if (chance(t, 15)) flags |= GMEM_MODIFY;
+    if (chance(t, 12)) flags |= o->local ? (0x100u << rn(t, 4)) : GMEM_DISCARDABLE;
+    if (!o->local && chance(t, 10)) flags |= GMEM_DDESHARE;
     bool huge = chance(t, 2);
     size_t n = huge ? rnd_huge(t) : rnd_size(t);
     size_t old = o->size;
@@ -477,8 +443,7 @@ static void op_realloc(thr_t *t, obj_t *o)
         realloc_fixed(t, o, n, flags, huge);
     else
         realloc_moveable(t, o, n, flags, huge);
-    if (o->kind != OBJ_NONE)
-        EXPECT_EQ(o->local ? LocalSize(o->h) : GlobalSize(o->h), o->size);
+    if (o->kind != OBJ_NONE) EXPECT_EQ(o->local ? LocalSize(o->h) : GlobalSize(o->h), o->size);
     (void)old;
 }
 
@@ -542,8 +507,7 @@ static void op_query(thr_t *t, obj_t *o)
 static void op_stale(thr_t *t)
 {
     t->opname = "stale";
-    if (t->nstale == 0)
-        return;
+    if (t->nstale == 0) return;
     unsigned k = rn(t, t->nstale < NSTALE ? t->nstale : NSTALE);
     HANDLE h = t->stale[k];
     bool local = t->stale_local[k];
@@ -593,8 +557,7 @@ static void op_shared(thr_t *t)
     unsigned k = rn(t, NSHARED);
     void *p = GlobalLock(g_shared[k]);
     EXPECT_EQ(p, g_shared_ptr[k]);
-    if (p)
-        EXPECT(pattern_ok(t, p, SHARED_SIZE, k), "shared content");
+    if (p) EXPECT(pattern_ok(t, p, SHARED_SIZE, k), "shared content");
     EXPECT(GlobalFlags(g_shared[k]) & 0xFF, "shared lock count 0");
     SetLastError(SENTINEL);
     EXPECT(GlobalUnlock(g_shared[k]) == TRUE, "shared unlock"); /* main holds one lock */
@@ -647,16 +610,14 @@ static void *worker(void *arg)
         pthread_barrier_wait(&g_barrier);
     }
     for (int i = 0; i < NOBJ; i++)
-        if (t->obj[i].kind != OBJ_NONE)
-            op_free(t, &t->obj[i]);
+        if (t->obj[i].kind != OBJ_NONE) op_free(t, &t->obj[i]);
     return NULL;
 }
 
 int main(int argc, char **argv)
 {
     g_seed = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)time(NULL);
-    if (argc > 2)
-        g_rounds = (unsigned)strtoul(argv[2], NULL, 0);
+    if (argc > 2) g_rounds = (unsigned)strtoul(argv[2], NULL, 0);
     printf("stress_win32_model: seed %llu, %d threads, %u rounds x %u ops\n",
            (unsigned long long)g_seed, NTHREADS, g_rounds, g_ops_per_round);
     fflush(stdout);
@@ -680,8 +641,8 @@ int main(int argc, char **argv)
         int rc = ga_heap_check(NULL, 0);
         if (rc) {
             check_failures++;
-            fprintf(stderr, "seed %llu round %u: ga_heap_check: %s\n",
-                    (unsigned long long)g_seed, round, ga_err_name(rc));
+            fprintf(stderr, "seed %llu round %u: ga_heap_check: %s\n", (unsigned long long)g_seed,
+                    round, ga_err_name(rc));
         }
         pthread_barrier_wait(&g_barrier);
     }
@@ -696,8 +657,7 @@ int main(int argc, char **argv)
         GlobalFree(g_shared[k]);
     }
     if (handles_in_use() != handles_before) {
-        fprintf(stderr, "handles leaked: %zu -> %zu\n", handles_before,
-                handles_in_use());
+        fprintf(stderr, "handles leaked: %zu -> %zu\n", handles_before, handles_in_use());
         check_failures++;
     }
     int rc = ga_heap_check(NULL, 0);

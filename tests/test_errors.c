@@ -107,8 +107,7 @@ static int handler(int err, const char *msg, uintptr_t ptr, void *arg)
 static size_t stderr_bytes_during(void (*fn)(void))
 {
     int fds[2];
-    if (pipe(fds) != 0)
-        return (size_t)-1;
+    if (pipe(fds) != 0) return (size_t)-1;
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
     int saved = dup(2);
     dup2(fds[1], 2);
@@ -126,7 +125,10 @@ static size_t stderr_bytes_during(void (*fn)(void))
 }
 
 static void *g_freed;
-static void double_free_fixed(void) { GlobalFree(g_freed); }
+static void double_free_fixed(void)
+{
+    GlobalFree(g_freed);
+}
 
 TEST(test_handler_receives_double_free)
 {
@@ -152,7 +154,10 @@ TEST(test_handler_receives_double_free)
     ASSERT_EQ(rep.calls, 2);
 }
 
-static void check_quiet_then_loud(void) { ga_heap_check(NULL, 0); }
+static void check_quiet_then_loud(void)
+{
+    ga_heap_check(NULL, 0);
+}
 
 TEST(test_handler_receives_corruption)
 {

@@ -337,11 +337,9 @@ static void *alloc_free_thread(void *arg)
         int k = (int)((seed >> 16) % 32);
         if (mine[k]) {
             unsigned char *p = ga_handle_lock(mine[k]);
-            if (!p || p[0] != (unsigned char)k)
-                bad++;
+            if (!p || p[0] != (unsigned char)k) bad++;
             ga_handle_unlock(mine[k]);
-            if (ga_handle_free(mine[k]) != 0)
-                bad++;
+            if (ga_handle_free(mine[k]) != 0) bad++;
             mine[k] = 0;
         } else {
             mine[k] = ga_handle_alloc(NULL, 1 + (seed >> 8) % 300, 0);
@@ -352,12 +350,10 @@ static void *alloc_free_thread(void *arg)
                 p[0] = (unsigned char)k;
             ga_handle_unlock(mine[k]);
         }
-        if (ga_handle_lock(g_shared) == NULL || ga_handle_unlock(g_shared) < 0)
-            bad++;
+        if (ga_handle_lock(g_shared) == NULL || ga_handle_unlock(g_shared) < 0) bad++;
     }
     for (int k = 0; k < 32; k++)
-        if (mine[k])
-            ga_handle_free(mine[k]);
+        if (mine[k]) ga_handle_free(mine[k]);
     return (void *)bad;
 }
 

@@ -493,8 +493,7 @@ TEST(test_realloc_fixed_in_place_only)
             SIZE_T keep = cur < sizes[i] ? cur : sizes[i];
             CHECK(has_pattern(p, keep < 64 ? keep : 64, 1));
             cur = sizes[i];
-            if (cur < 64)
-                fill_pattern(p, cur, 1);
+            if (cur < 64) fill_pattern(p, cur, 1);
         } else {
             ASSERT_EQ(GetLastError(), ERROR_NOT_ENOUGH_MEMORY);
             ASSERT_EQ(GlobalSize(p), cur);
@@ -622,8 +621,7 @@ TEST(test_realloc_modify_moveable)
 {
     HGLOBAL h = GlobalAlloc(GMEM_MOVEABLE, 33);
     for (int locked = 0; locked < 2; locked++) {
-        if (locked)
-            GlobalLock(h);
+        if (locked) GlobalLock(h);
         ASSERT_EQ(GlobalReAlloc(h, 1000, GMEM_MODIFY), h);
         ASSERT_EQ(GlobalReAlloc(h, 0, GMEM_MODIFY | GMEM_MOVEABLE), h);
         ASSERT_EQ(GlobalSize(h), 33);
@@ -688,8 +686,8 @@ TEST(test_realloc_zeroinit_growth)
 
 TEST(test_huge_sizes)
 {
-    SIZE_T huge[] = {~(SIZE_T)0, SIZE_MAX - 8, SIZE_MAX - 15, SIZE_MAX - 16, SIZE_MAX - 4096,
-                     SIZE_MAX / 2 + 1, (SIZE_T)1 << 62, (SIZE_T)1 << 48};
+    SIZE_T huge[] = {~(SIZE_T)0,      SIZE_MAX - 8,     SIZE_MAX - 15,   SIZE_MAX - 16,
+                     SIZE_MAX - 4096, SIZE_MAX / 2 + 1, (SIZE_T)1 << 62, (SIZE_T)1 << 48};
     HGLOBAL h = GlobalAlloc(GMEM_MOVEABLE, 64);
     fill_pattern(GlobalLock(h), 64, 4);
     GlobalUnlock(h);
@@ -807,15 +805,11 @@ static void *lock_unlock_thread(void *arg)
     (void)arg;
     uintptr_t bad = 0;
     for (int i = 0; i < ITERS; i++) {
-        if (GlobalLock(g_shared) != g_shared_data)
-            bad++;
-        if ((GlobalFlags(g_shared) & GMEM_LOCKCOUNT) == 0)
-            bad++;
-        if (GlobalSize(g_shared) != 1000)
-            bad++;
+        if (GlobalLock(g_shared) != g_shared_data) bad++;
+        if ((GlobalFlags(g_shared) & GMEM_LOCKCOUNT) == 0) bad++;
+        if (GlobalSize(g_shared) != 1000) bad++;
         if (i % 2 == 0 || i >= 2 * EXTRA)
-            if (!GlobalUnlock(g_shared) && GetLastError() != NO_ERROR)
-                bad++;
+            if (!GlobalUnlock(g_shared) && GetLastError() != NO_ERROR) bad++;
     }
     return (void *)bad;
 }
@@ -849,11 +843,9 @@ static void *lock_spinner(void *arg)
     uintptr_t bad = 0;
     while (!g_stop) {
         void *p = GlobalLock(g_shared);
-        if (!p || !is_aligned16(p))
-            bad++;
+        if (!p || !is_aligned16(p)) bad++;
         SIZE_T s = GlobalSize(g_shared);
-        if (s < 16 || s > 20000)
-            bad++;
+        if (s < 16 || s > 20000) bad++;
         GlobalUnlock(g_shared);
     }
     return (void *)bad;

@@ -363,8 +363,7 @@ static void *local_thread(void *arg)
     uintptr_t bad = 0;
     void *p = LocalLock(h);
     for (int i = 0; i < 20000; i++) {
-        if (LocalLock(h) != p)
-            bad++;
+        if (LocalLock(h) != p) bad++;
         if (!LocalUnlock(h)) /* never reaches 0: each thread holds one lock */
             bad++;
     }

@@ -15,8 +15,14 @@
 #define BOGUS_HANDLE ((HGLOBAL)(uintptr_t)(0xdeadbee0u + sizeof(void *)))
 #define SENTINEL     0xdeadbeefu
 
-static inline int is_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
-static inline int is_handle_shaped(const void *p) { return ((uintptr_t)p & 15) == 8; }
+static inline int is_aligned16(const void *p)
+{
+    return ((uintptr_t)p & 15) == 0;
+}
+static inline int is_handle_shaped(const void *p)
+{
+    return ((uintptr_t)p & 15) == 8;
+}
 
 static inline void fill_pattern(void *p, size_t n, unsigned seed)
 {
@@ -30,8 +36,7 @@ static inline int has_pattern(const void *p, size_t n, unsigned seed)
 {
     const unsigned char *c = (const unsigned char *)p;
     for (size_t i = 0; i < n; i++)
-        if (c[i] != (unsigned char)(seed + i * 7 + (i >> 8)))
-            return 0;
+        if (c[i] != (unsigned char)(seed + i * 7 + (i >> 8))) return 0;
     return 1;
 }
 
@@ -39,8 +44,7 @@ static inline int all_bytes(const void *p, size_t n, unsigned char v)
 {
     const unsigned char *c = (const unsigned char *)p;
     for (size_t i = 0; i < n; i++)
-        if (c[i] != v)
-            return 0;
+        if (c[i] != v) return 0;
     return 1;
 }
 
