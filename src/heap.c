@@ -276,6 +276,16 @@ static void notify_owner(ga_theap_t *owner)
 
 /* ---- heap lifecycle ---------------------------------------------------------------------- */
 
+static void release_cached(ga_theap_t *heap)
+{
+    for (unsigned k = 0; k < GA_SEG_KINDS; k++) {
+        ga_segment_t *seg = heap->cached[k];
+        heap->cached[k] = NULL;
+        if (seg)
+            ga__segment_release(NULL, seg);
+    }
+}
+
 static void heap_thread_done(void *arg);
 
 static void fork_prepare(void) { ga__registry_lock(); }
@@ -386,11 +396,7 @@ static void heap_abandon(ga_theap_t *heap)
     }
     for (unsigned k = 0; k < GA_SEG_KINDS; k++)
         heap->seg_free[k] = NULL;
-    if (heap->cached) {
-        ga_segment_t *seg = heap->cached;
-        heap->cached = NULL;
-        ga__segment_release(NULL, seg);
-    }
+    release_cached(heap);
     ga__registry_lock();
     if (heap->reg_prev)
         heap->reg_prev->reg_next = heap->reg_next;
@@ -586,11 +592,7 @@ size_t ga__heap_collect(ga_theap_t *heap, bool force)
                 }
             }
         }
-        if (heap->cached) {
-            ga_segment_t *seg = heap->cached;
-            heap->cached = NULL;
-            ga__segment_release(NULL, seg);
-        }
+        release_cached(heap);
     }
     if (force)
         ga__huge_cache_drain();
