@@ -96,6 +96,7 @@ _Atomic(ga__slot_t *) ga__handle_dir[GA__DIR_SIZE];
 
 static struct {
     _Atomic uint32_t nchunks;
+    _Atomic uint32_t chunk_limit; /* test hook; 0 = DIR_SIZE */
     _Atomic uint64_t secret;
     _Atomic unsigned next_thread;
     pthread_mutex_t grow_lock;
@@ -340,7 +341,8 @@ static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
     if (pop_any(shard, idx)) /* another thread grew the table meanwhile */
         goto out;
     uint32_t c = atomic_load_explicit(&tab.nchunks, memory_order_relaxed);
-    if (c == DIR_SIZE) {
+    uint32_t limit = atomic_load_explicit(&tab.chunk_limit, memory_order_relaxed);
+    if (c == (limit ? limit : DIR_SIZE)) {
         rc = GA_EFULL;
         goto out;
     }
@@ -472,6 +474,16 @@ static void tcache_exit(void *arg)
     tcaches.spare = c;
     pthread_mutex_unlock(&tcaches.lock);
     tl_cache = NULL;
+}
+
+void ga__handle_test_limit(uint32_t chunks)
+{
+    atomic_store(&tab.chunk_limit, chunks > DIR_SIZE ? DIR_SIZE : chunks);
+}
+
+uint32_t ga__handle_test_chunks(void)
+{
+    return atomic_load(&tab.nchunks);
 }
 
 static int slot_take(uint32_t *idx, tcache_t **pc)

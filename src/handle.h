@@ -68,6 +68,11 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out);
 /* 0 and *out = data, GA_EHANDLE or GA_EDISCARDED. */
 int ga__handle_lock(ga_handle_t h, void **out);
 
+/* Test hooks: cap the table at `chunks` chunks of slots (0 = no cap), and read how many
+ * chunks are mapped. */
+void ga__handle_test_limit(uint32_t chunks);
+uint32_t ga__handle_test_chunks(void);
+
 /* ---- the slot table, published for the inline lock/unlock fast paths ----
  * Handle value: v % 16 == 8; bits 4..27 slot index; bits 28..51 generation (never 0 when
  * live); bits 52..62 heap id (0 = process heap); bit 63 clear. The state word of a slot:

@@ -6,6 +6,7 @@
  */
 #include "test.h"
 #include "handle.h"
+#include "os/os.h"
 #include <pthread.h>
 
 #define HUGE_NOMEM ((size_t)1 << 47) /* no overflow, but no memory either */
@@ -286,6 +287,60 @@ TEST(test_many_handles_and_stats)
     ASSERT_EQ(ga__handle_count(), before);
 }
 
+/* Uses up every free slot of the mapped chunks (zero-size handles: no data blocks). Returns
+ * how many handles it made; they are in *out (caller frees). */
+static size_t exhaust(ga_handle_t **out, int *last_err)
+{
+    size_t cap = (size_t)ga__handle_test_chunks() * 4096 + 1;
+    ga_handle_t *hs = ga_malloc(cap * sizeof *hs);
+    size_t n = 0;
+    while (n < cap) {
+        ga_set_last_error(GA_OK);
+        ga_handle_t h = ga_handle_alloc(NULL, 0, 0);
+        if (!h) break;
+        hs[n++] = h;
+    }
+    *last_err = ga_last_error();
+    *out = hs;
+    return n;
+}
+
+TEST(test_table_full_and_growth_failure)
+{
+    /* GA_EFULL: the table may not grow past its current chunks. */
+    ga_handle_t *hs;
+    int err;
+    ga__handle_test_limit(ga__handle_test_chunks() ? ga__handle_test_chunks() : 1);
+    size_t n = exhaust(&hs, &err);
+    ASSERT_EQ(err, GA_EFULL);
+    CHECK(n >= 1 && n < (size_t)ga__handle_test_chunks() * 4096 + 1);
+    ASSERT_EQ(ga_handle_alloc(NULL, 64, GA_HZERO), 0);
+    ASSERT_EQ(ga_last_error(), GA_EFULL);
+    int e2;
+    void *f = ga__fixed_alloc(64, true, &e2); /* fixed blocks need no slot */
+    CHECK(f != NULL);
+    ga__fixed_free(f);
+    CHECK_HEAP();
+    /* freeing one slot makes room again */
+    ASSERT_EQ(ga_handle_free(hs[--n]), 0);
+    hs[n] = ga_handle_alloc(NULL, 8, 0);
+    CHECK(hs[n] != 0);
+    n++;
+    /* GA_ENOMEM: growth allowed but the OS refuses the mapping */
+    ga__handle_test_limit(0);
+    ga__os_fail_after(1);
+    ga_set_last_error(GA_OK);
+    ASSERT_EQ(ga_handle_alloc(NULL, 0, 0), 0);
+    ASSERT_EQ(ga_last_error(), GA_ENOMEM);
+    ga__os_fail_after(0);
+    ga_handle_t grown = ga_handle_alloc(NULL, 0, 0); /* now it grows */
+    CHECK(grown != 0);
+    ga_handle_free(grown);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_EQ(ga_handle_free(hs[i]), 0);
+    ga_free(hs);
+}
+
 static int g_reports;
 static int g_last_err;
 static int count_handler(int err, const char *msg, uintptr_t ptr, void *arg)
@@ -381,4 +436,4 @@ TEST_MAIN(TEST_ENTRY(test_alloc_free), TEST_ENTRY(test_alloc_errors),
           TEST_ENTRY(test_realloc), TEST_ENTRY(test_discard), TEST_ENTRY(test_info_size),
           TEST_ENTRY(test_from_ptr), TEST_ENTRY(test_modify), TEST_ENTRY(test_generations),
           TEST_ENTRY(test_many_handles_and_stats), TEST_ENTRY(test_check_detects_corruption),
-          TEST_ENTRY(test_threads))
+          TEST_ENTRY(test_threads), TEST_ENTRY(test_table_full_and_growth_failure))

@@ -6,6 +6,7 @@
  */
 #include "test.h"
 #include "win32_test_util.h"
+#include "handle.h"
 #include <pthread.h>
 
 /* ---- §1/§2 types and constants ---- */
@@ -722,6 +723,35 @@ TEST(test_huge_sizes)
     ASSERT_EQ(GlobalFree(f), NULL);
 }
 
+TEST(test_handle_table_full)
+{
+    /* Windows fails the next moveable allocation with ERROR_NOT_ENOUGH_MEMORY when its handle
+     * table is full, while fixed allocations still work (spec §3). Cap ours to see the same. */
+    ga__handle_test_limit(ga__handle_test_chunks() ? ga__handle_test_chunks() : 1);
+    size_t cap = (size_t)ga__handle_test_chunks() * 4096 + 1, n = 0;
+    HGLOBAL *hs = ga_malloc(cap * sizeof *hs);
+    while (n < cap && (hs[n] = GlobalAlloc(GMEM_MOVEABLE, 0)) != NULL)
+        n++;
+    CHECK(n < cap);
+    SetLastError(SENTINEL);
+    ASSERT_EQ(GlobalAlloc(GMEM_MOVEABLE, 10), NULL);
+    ASSERT_EQ(GetLastError(), ERROR_NOT_ENOUGH_MEMORY);
+    SetLastError(SENTINEL);
+    ASSERT_EQ(LocalAlloc(LMEM_MOVEABLE, 0), NULL);
+    ASSERT_EQ(GetLastError(), ERROR_NOT_ENOUGH_MEMORY);
+    void *f = GlobalAlloc(GMEM_FIXED, 10);
+    CHECK(f != NULL);
+    /* converting a fixed block needs a handle too: refused, block intact */
+    ASSERT_EQ(GlobalReAlloc(f, 0, GMEM_MODIFY | GMEM_MOVEABLE), NULL);
+    ASSERT_EQ(GetLastError(), ERROR_NOT_ENOUGH_MEMORY);
+    ASSERT_EQ(GlobalSize(f), 10);
+    ASSERT_EQ(GlobalFree(f), NULL);
+    ga__handle_test_limit(0);
+    while (n > 0)
+        ASSERT_EQ(GlobalFree(hs[--n]), NULL);
+    ga_free(hs);
+}
+
 /* ---- §4.9 discard ---- */
 
 TEST(test_discard)
@@ -889,6 +919,6 @@ TEST_MAIN(TEST_ENTRY(test_types_and_constants), TEST_ENTRY(test_fixed_basics),
           TEST_ENTRY(test_realloc_fixed_in_place_only), TEST_ENTRY(test_realloc_fixed_moveable),
           TEST_ENTRY(test_realloc_moveable_unlocked), TEST_ENTRY(test_realloc_moveable_locked),
           TEST_ENTRY(test_realloc_modify_moveable), TEST_ENTRY(test_realloc_zeroinit_growth),
-          TEST_ENTRY(test_huge_sizes), TEST_ENTRY(test_discard),
+          TEST_ENTRY(test_huge_sizes), TEST_ENTRY(test_handle_table_full), TEST_ENTRY(test_discard),
           TEST_ENTRY(test_last_error_per_thread), TEST_ENTRY(test_concurrent_lock_unlock),
           TEST_ENTRY(test_concurrent_lock_vs_realloc))
