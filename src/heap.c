@@ -103,6 +103,9 @@ static void page_clear_xfull(ga_page_t *page)
         atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);
 }
 
+/* A full page got free blocks back. It joins the end of its queue: the current first page
+ * keeps serving, so a page that regains one block at a time does not bounce between the full
+ * list and the front (each bounce costs a slow-path allocation). */
 static void page_unfull(ga_theap_t *heap, ga_page_t *page)
 {
     page_clear_xfull(page);
@@ -110,8 +113,10 @@ static void page_unfull(ga_theap_t *heap, ga_page_t *page)
     atomic_store_explicit(&page->flags,
                           atomic_load_explicit(&page->flags, memory_order_relaxed) & ~GA_PAGE_FULL,
                           memory_order_release);
-    queue_push_front(&heap->queues[page->class_idx], page);
-    update_direct(heap, page->class_idx);
+    ga_page_queue_t *q = &heap->queues[page->class_idx];
+    queue_append(q, page);
+    if (q->first == page)
+        update_direct(heap, page->class_idx);
 }
 
 /* Moves a page without free blocks to the full list. Returns false (and leaves it in its
@@ -290,7 +295,31 @@ static void heap_thread_done(void *arg);
 
 static void fork_prepare(void) { ga__registry_lock(); }
 static void fork_parent(void) { ga__registry_unlock(); }
-static void fork_child(void) { ga__registry_unlock(); }
+/* Only the forking thread survives in the child: the other heaps' segments are abandoned (so
+ * the child adopts their memory) and their heap structs recycled. Their owners may have been
+ * anywhere in a malloc when the fork happened; ga__segment_orphan_all repairs what can be
+ * mid-update. */
+static void fork_child(void)
+{
+    ga_theap_t *self = ga__tl_heap;
+    ga__segment_orphan_all(self);
+    ga_theap_t *h = ga__all_heaps;
+    ga__all_heaps = NULL;
+    while (h) {
+        ga_theap_t *next = h->reg_next;
+        if (h == self) {
+            h->reg_prev = NULL;
+            h->reg_next = ga__all_heaps;
+            ga__all_heaps = h;
+        } else {
+            h->live = false;
+            h->reg_next = heaps.pool;
+            heaps.pool = h;
+        }
+        h = next;
+    }
+    ga__registry_unlock();
+}
 
 static void engine_init_once(void)
 {
