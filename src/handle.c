@@ -380,6 +380,7 @@ typedef struct tcache_s {
     _Atomic uint32_t idx[TCACHE_MAX];
     _Atomic int64_t live; /* handles allocated minus handles freed by this thread */
     struct tcache_s *next_all, *next_spare;
+    bool owned; /* a thread uses it (not on the spare list); under tcaches.lock */
 } tcache_t;
 
 static struct {
@@ -401,16 +402,26 @@ static void fork_prepare(void)
     pthread_mutex_lock(&tab.grow_lock);
     pthread_mutex_lock(&tcaches.lock);
 }
-static void fork_done(void)
+static void fork_parent(void)
 {
     pthread_mutex_unlock(&tcaches.lock);
     pthread_mutex_unlock(&tab.grow_lock);
+}
+static void tcache_retire(tcache_t *c);
+/* Only the forking thread lives on in the child: the caches of the others are retired here,
+ * as their thread exits would have done. (A thread caught in the middle of a handle operation
+ * can still leave one slot unaccounted for; ga_heap_check would report it in the child.) */
+static void fork_child(void)
+{
+    for (tcache_t *c = tcaches.all; c; c = c->next_all)
+        if (c->owned && c != tl_cache) tcache_retire(c);
+    fork_parent();
 }
 
 static void tcache_key_create(void)
 {
     pthread_key_create(&tcaches.key, tcache_exit);
-    pthread_atfork(fork_prepare, fork_done, fork_done);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static GA_NOINLINE tcache_t *tcache_attach(void)
@@ -435,6 +446,7 @@ static GA_NOINLINE tcache_t *tcache_attach(void)
         c->next_all = tcaches.all;
         tcaches.all = c;
     }
+    c->owned = true;
     pthread_mutex_unlock(&tcaches.lock);
     pthread_setspecific(tcaches.key, c);
     tl_cache = c;
@@ -463,15 +475,22 @@ static void tcache_spill(tcache_t *c, uint32_t from)
     atomic_store_explicit(&c->n, from, memory_order_relaxed);
 }
 
-static void tcache_exit(void *arg)
+/* Flushes c's slots, folds its count into the retired total, puts it on the spare list.
+ * pre: tcaches.lock held; c's thread is gone or is the caller. */
+static void tcache_retire(tcache_t *c)
 {
-    tcache_t *c = arg;
     tcache_spill(c, 0);
-    pthread_mutex_lock(&tcaches.lock);
     atomic_fetch_add(&tcaches.retired, atomic_load(&c->live));
     atomic_store(&c->live, 0);
+    c->owned = false;
     c->next_spare = tcaches.spare;
     tcaches.spare = c;
+}
+
+static void tcache_exit(void *arg)
+{
+    pthread_mutex_lock(&tcaches.lock);
+    tcache_retire(arg);
     pthread_mutex_unlock(&tcaches.lock);
     tl_cache = NULL;
 }

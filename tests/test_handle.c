@@ -8,6 +8,8 @@
 #include "handle.h"
 #include "os/os.h"
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define HUGE_NOMEM ((size_t)1 << 47) /* no overflow, but no memory either */
 
@@ -341,6 +343,53 @@ TEST(test_table_full_and_growth_failure)
     ga_free(hs);
 }
 
+static pthread_barrier_t g_fork_barrier;
+static void *fork_helper(void *arg)
+{
+    (void)arg;
+    ga_handle_t hs[20];
+    for (int i = 0; i < 20; i++)
+        hs[i] = ga_handle_alloc(NULL, 16, 0);
+    for (int i = 0; i < 10; i++)
+        ga_handle_free(hs[i]); /* their slots wait in this thread's cache */
+    pthread_barrier_wait(&g_fork_barrier);
+    pthread_barrier_wait(&g_fork_barrier); /* the child has run */
+    for (int i = 10; i < 20; i++)
+        ga_handle_free(hs[i]);
+    return NULL;
+}
+
+/* In a fork child only the forking thread survives: the other threads' cached free slots must
+ * become usable there, and the table must check clean. */
+TEST(test_fork_child_adopts_caches)
+{
+    pthread_t t[2];
+    pthread_barrier_init(&g_fork_barrier, NULL, 3);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, fork_helper, NULL);
+    pthread_barrier_wait(&g_fork_barrier);
+    size_t live = ga__handle_count();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = ga_heap_check(NULL, GA_CHECK_QUIET) == 0 && ga__handle_count() == live;
+        ga__handle_test_limit(ga__handle_test_chunks());
+        size_t total = (size_t)ga__handle_test_chunks() * 4096, made = 0;
+        while (ga_handle_alloc(NULL, 0, 0))
+            made++;
+        ok = ok && ga_last_error() == GA_EFULL && made == total - live;
+        ok = ok && ga_heap_check(NULL, GA_CHECK_QUIET) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pthread_barrier_wait(&g_fork_barrier);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&g_fork_barrier);
+    ASSERT_EQ(ga__handle_count(), live - 20);
+}
+
 static int g_reports;
 static int g_last_err;
 static int count_handler(int err, const char *msg, uintptr_t ptr, void *arg)
@@ -436,4 +485,5 @@ TEST_MAIN(TEST_ENTRY(test_alloc_free), TEST_ENTRY(test_alloc_errors),
           TEST_ENTRY(test_realloc), TEST_ENTRY(test_discard), TEST_ENTRY(test_info_size),
           TEST_ENTRY(test_from_ptr), TEST_ENTRY(test_modify), TEST_ENTRY(test_generations),
           TEST_ENTRY(test_many_handles_and_stats), TEST_ENTRY(test_check_detects_corruption),
-          TEST_ENTRY(test_threads), TEST_ENTRY(test_table_full_and_growth_failure))
+          TEST_ENTRY(test_threads), TEST_ENTRY(test_table_full_and_growth_failure),
+          TEST_ENTRY(test_fork_child_adopts_caches))
