@@ -67,8 +67,7 @@ static void *store_adder(void *arg)
     pthread_barrier_wait(w->go);
     for (int i = 0; i < STORE_ADDS; i++) {
         snprintf(label, sizeof label, "t%d-item%d", w->id, i);
-        if (store_add(w->id, i, label) != 0)
-            w->failed++;
+        if (store_add(w->id, i, label) != 0) w->failed++;
     }
     return NULL;
 }
@@ -87,8 +86,7 @@ static void *store_copier(void *arg)
             continue;
         }
         for (size_t i = 0; i < n; i++)
-            if (copy[i].id != i + 1)
-                w->failed++;
+            if (copy[i].id != i + 1) w->failed++;
         ga_free(copy);
     }
     return NULL;
@@ -101,16 +99,13 @@ static int copy_matches(const store_item_t *items, size_t n, int first_owner)
     for (size_t i = 0; i < n; i++) {
         int o = items[i].owner;
         char want[20];
-        if (o < first_owner || o > STORE_THREADS || items[i].id != i + 1)
-            return 0;
+        if (o < first_owner || o > STORE_THREADS || items[i].id != i + 1) return 0;
         snprintf(want, sizeof want, "t%d-item%d", o, next[o]);
-        if (items[i].value != next[o] || strcmp(items[i].label, want) != 0)
-            return 0;
+        if (items[i].value != next[o] || strcmp(items[i].label, want) != 0) return 0;
         next[o]++;
     }
     for (int o = first_owner; o <= STORE_THREADS; o++)
-        if (o > 0 && next[o] != STORE_ADDS)
-            return 0;
+        if (o > 0 && next[o] != STORE_ADDS) return 0;
     return 1;
 }
 
@@ -153,8 +148,7 @@ static void demo_store(void)
            matches ? "matches" : "DOES NOT match");
     check(matches, "store copy matches");
     /* Changing the copy must not change the store. */
-    if (copy)
-        copy[0].value = -1;
+    if (copy) copy[0].value = -1;
     ga_free(copy);
     copy = store_copy(&n);
     check(copy && copy[0].value == 0, "store copy is independent of the store");
@@ -250,8 +244,7 @@ static void *settings_writer(void *arg)
         int h = snprintf(buf, sizeof buf, "w%d:%d:", w->id, len);
         memset(buf + h, 'x', (size_t)len);
         buf[h + len] = '\0';
-        if (settings_set("greeting", buf) != 0)
-            w->failed++;
+        if (settings_set("greeting", buf) != 0) w->failed++;
     }
     return NULL;
 }
@@ -335,9 +328,10 @@ static void demo_moveable(void)
     }
     memcpy(before, text, sizeof text);
     uintptr_t old_data = (uintptr_t)before; /* kept as a number: the pointer dies in the move */
-    printf("moveable: GlobalAlloc(GMEM_MOVEABLE, 64) gave handle %p; GlobalLock -> data at %#" PRIxPTR
-           "\n",
-           h, old_data);
+    printf(
+        "moveable: GlobalAlloc(GMEM_MOVEABLE, 64) gave handle %p; GlobalLock -> data at %#" PRIxPTR
+        "\n",
+        h, old_data);
 
     /* Locked, yet GMEM_MOVEABLE lets the heap move the data; 64 bytes -> 256 KiB cannot stay in
      * place in a size-class heap. The handle is what the program keeps, and it stays valid. */
@@ -377,8 +371,7 @@ static void *volatile leaked; /* kept only so a debugger can find it; never free
 static void stats_now(ga_stats_t *s)
 {
     ga_heap_collect(NULL, 1); /* settle frees that other threads made */
-    if (ga_heap_stats(NULL, s) != 0)
-        memset(s, 0, sizeof *s);
+    if (ga_heap_stats(NULL, s) != 0) memset(s, 0, sizeof *s);
 }
 
 static void leak_report(void)
@@ -405,13 +398,12 @@ static void leak_report(void)
     printf("leak report: the demo's globals (store, singleton, settings) hold %zu blocks / %zu "
            "bytes: live state, not leaks\n",
            g_blocks, g_bytes);
-    printf("leak report: %zu leaked block(s), %zu bytes, %zu leaked handle(s)\n", l_blocks,
-           l_bytes, l_handles);
+    printf("leak report: %zu leaked block(s), %zu bytes, %zu leaked handle(s)\n", l_blocks, l_bytes,
+           l_handles);
     int ok = l_blocks == 1 && l_bytes == leak_block_size && l_handles == 0;
     printf("leak report: expected exactly 1 leaked block of %zu bytes: %s\n", leak_block_size,
            ok ? "found it" : "MISMATCH");
-    if (!ok)
-        printf("FAILED: leak report\n");
+    if (!ok) printf("FAILED: leak report\n");
     fflush(stdout);
     if (!ok || failures)
         _exit(failures ? 1 : 2); /* exit() must not be called again from an atexit handler */
@@ -422,8 +414,7 @@ static void demo_leak(void)
     printf("\n== 5. A deliberate leak ==\n");
     void *p = ga_malloc(LEAK_REQUEST);
     check(p != NULL, "leak block allocated");
-    if (!p)
-        return;
+    if (!p) return;
     memset(p, 0x5a, LEAK_REQUEST);
     leak_block_size = ga_usable_size(p);
     leaked = p;

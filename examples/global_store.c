@@ -25,13 +25,11 @@ static struct {
 /* Makes room for one more item. Caller holds store.lock. 0 or GA_ENOMEM. */
 static int reserve_one(void)
 {
-    if (store.count < store.capacity)
-        return 0;
+    if (store.count < store.capacity) return 0;
     size_t cap = store.capacity ? store.capacity * 2 : 8;
     if (!store.mem) {
         store.mem = GlobalAlloc(GMEM_MOVEABLE | GMEM_ZEROINIT, cap * sizeof(store_item_t));
-        if (!store.mem)
-            return GA_ENOMEM;
+        if (!store.mem) return GA_ENOMEM;
     } else {
         /* The same handle comes back; only the data behind it may move. */
         if (!GlobalReAlloc(store.mem, cap * sizeof(store_item_t), GMEM_MOVEABLE | GMEM_ZEROINIT))
@@ -97,8 +95,7 @@ store_item_t *store_copy(size_t *count)
 void store_clear(void)
 {
     pthread_mutex_lock(&store.lock);
-    if (store.mem)
-        GlobalFree(store.mem);
+    if (store.mem) GlobalFree(store.mem);
     store.mem = NULL;
     store.count = store.capacity = 0;
     pthread_mutex_unlock(&store.lock);

@@ -31,8 +31,7 @@ static struct {
 static entry_t *find(const char *key)
 {
     for (size_t i = 0; i < reg.count; i++)
-        if (strcmp(reg.table[i].key, key) == 0)
-            return &reg.table[i];
+        if (strcmp(reg.table[i].key, key) == 0) return &reg.table[i];
     return NULL;
 }
 
@@ -41,11 +40,9 @@ static int put_text(ga_handle_t h, const char *text)
 {
     size_t n = strlen(text) + 1;
     int rc = ga_handle_realloc(h, n, 0);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     char *data = ga_handle_lock(h);
-    if (!data)
-        return ga_last_error();
+    if (!data) return ga_last_error();
     memcpy(data, text, n);
     ga_handle_unlock(h);
     return 0;
@@ -53,14 +50,11 @@ static int put_text(ga_handle_t h, const char *text)
 
 int settings_define(const char *key, const char *default_value)
 {
-    if (!key || !*key || strlen(key) > SETTINGS_KEY_MAX)
-        return GA_ENAME;
-    if (!default_value)
-        return GA_EINVAL;
+    if (!key || !*key || strlen(key) > SETTINGS_KEY_MAX) return GA_ENAME;
+    if (!default_value) return GA_EINVAL;
     int rc = 0;
     pthread_rwlock_wrlock(&reg.lock);
-    if (!reg.table)
-        reg.table = ga_calloc(SETTINGS_MAX_KEYS, sizeof *reg.table);
+    if (!reg.table) reg.table = ga_calloc(SETTINGS_MAX_KEYS, sizeof *reg.table);
     if (!reg.table) {
         rc = GA_ENOMEM;
     } else if (find(key)) {
@@ -85,8 +79,7 @@ int settings_define(const char *key, const char *default_value)
 
 int settings_set(const char *key, const char *value)
 {
-    if (!key || !value)
-        return GA_EINVAL;
+    if (!key || !value) return GA_EINVAL;
     pthread_rwlock_wrlock(&reg.lock);
     entry_t *e = find(key);
     int rc = e ? put_text(e->value, value) : GA_ENOENT;

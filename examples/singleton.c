@@ -26,8 +26,7 @@ static atomic_uint creations;
 static void construct(void)
 {
     manager_t *m = ga_calloc(1, sizeof *m);
-    if (!m)
-        return;
+    if (!m) return;
     pthread_mutex_init(&m->lock, NULL);
     m->last_caller = -1;
     atomic_fetch_add(&creations, 1);
@@ -53,18 +52,19 @@ unsigned long manager_tickets_issued(manager_t *m, int *last_caller)
 {
     pthread_mutex_lock(&m->lock);
     unsigned long t = m->tickets;
-    if (last_caller)
-        *last_caller = m->last_caller;
+    if (last_caller) *last_caller = m->last_caller;
     pthread_mutex_unlock(&m->lock);
     return t;
 }
 
-unsigned manager_creations(void) { return atomic_load(&creations); }
+unsigned manager_creations(void)
+{
+    return atomic_load(&creations);
+}
 
 void manager_destroy(void)
 {
-    if (!instance)
-        return;
+    if (!instance) return;
     pthread_mutex_destroy(&instance->lock);
     ga_free(instance);
     instance = NULL;

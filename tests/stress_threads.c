@@ -19,13 +19,13 @@
 #include <stdbool.h>
 #include <time.h>
 
-#define THREADS      6
-#define ROUNDS       4
-#define ITERS        20000 /* per thread per round */
-#define SLOTS        512
-#define LOCAL        64
-#define EDGE         4096 /* bytes checked at each end of a big block */
-#define BUDGET_SECS  8.0  /* per test: later rounds are cut short past this */
+#define THREADS     6
+#define ROUNDS      4
+#define ITERS       20000 /* per thread per round */
+#define SLOTS       512
+#define LOCAL       64
+#define EDGE        4096 /* bytes checked at each end of a big block */
+#define BUDGET_SECS 8.0  /* per test: later rounds are cut short past this */
 
 /* ---- blocks with self-checking contents ------------------------------------------------- */
 
@@ -45,9 +45,15 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 33);
 }
 
-static uint64_t tag_of(const void *p, size_t n) { return mix64((uintptr_t)p ^ (n << 20) ^ n); }
+static uint64_t tag_of(const void *p, size_t n)
+{
+    return mix64((uintptr_t)p ^ (n << 20) ^ n);
+}
 
-static unsigned char tag_byte(uint64_t tag, size_t i) { return (unsigned char)(tag >> ((i & 7) * 8)); }
+static unsigned char tag_byte(uint64_t tag, size_t i)
+{
+    return (unsigned char)(tag >> ((i & 7) * 8));
+}
 
 /* Fills [from, to) of block p with the tag's bytes. */
 static void fill_range(unsigned char *p, uint64_t tag, size_t from, size_t to)
@@ -59,8 +65,7 @@ static void fill_range(unsigned char *p, uint64_t tag, size_t from, size_t to)
 static bool check_range(const unsigned char *p, uint64_t tag, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++)
-        if (p[i] != tag_byte(tag, i))
-            return false;
+        if (p[i] != tag_byte(tag, i)) return false;
     return true;
 }
 
@@ -138,15 +143,11 @@ static size_t rand_size(uint64_t *rng)
 {
     uint64_t r = next_rand(rng) % 10000;
     uint64_t x = next_rand(rng);
-    if (r < 8000)
-        return 16 + x % 240; /* small */
-    if (r < 9300)
-        return 256 + x % 3840; /* small to medium */
-    if (r < 9900)
-        return 4096 + x % (60 * 1024); /* medium */
-    if (r < 9990)
-        return 65536 + x % (960 * 1024); /* large */
-    return huge_threshold + 1 + x % (256 * 1024); /* huge: one mapping each */
+    if (r < 8000) return 16 + x % 240;             /* small */
+    if (r < 9300) return 256 + x % 3840;           /* small to medium */
+    if (r < 9900) return 4096 + x % (60 * 1024);   /* medium */
+    if (r < 9990) return 65536 + x % (960 * 1024); /* large */
+    return huge_threshold + 1 + x % (256 * 1024);  /* huge: one mapping each */
 }
 
 static double now_secs(void)
@@ -205,8 +206,7 @@ static void worker_realloc(void **slot, uint64_t *rng)
 {
     void *p = *slot;
     size_t old = verify(p);
-    if (!old)
-        return;
+    if (!old) return;
     uint64_t old_tag = tag_of(p, old);
     size_t n = rand_size(rng);
     void *q = ga_realloc(p, n);
@@ -217,10 +217,8 @@ static void worker_realloc(void **slot, uint64_t *rng)
     /* The kept prefix still holds the old block's bytes (its header included). */
     size_t keep = old < n ? old : n, a, b;
     ranges(old, &a, &b);
-    if (keep > a)
-        keep = a;
-    if (!check_range(q, old_tag, sizeof(hdr_t), keep))
-        fail("realloc lost contents", q, n);
+    if (keep > a) keep = a;
+    if (!check_range(q, old_tag, sizeof(hdr_t), keep)) fail("realloc lost contents", q, n);
     stamp(q, n);
     *slot = q;
 }
@@ -231,8 +229,7 @@ static void *transfer_worker(void *argp)
     uint64_t rng = mix64((uint64_t)arg->id * 7919 + (uint64_t)arg->round * 104729 + 1);
     void *local[LOCAL] = {0};
     for (int it = 0; it < ITERS; it++) {
-        if ((it & 255) == 0 && now_secs() > deadline)
-            break;
+        if ((it & 255) == 0 && now_secs() > deadline) break;
         uint64_t r = next_rand(&rng) % 100;
         size_t li = next_rand(&rng) % LOCAL;
         if (r < 50) {
@@ -244,8 +241,7 @@ static void *transfer_worker(void *argp)
             verify_free(local[li]);
             local[li] = alloc_stamped(rand_size(&rng));
         } else if (r < 90) {
-            if (local[li])
-                worker_realloc(&local[li], &rng);
+            if (local[li]) worker_realloc(&local[li], &rng);
         } else {
             size_t n = rand_size(&rng);
             unsigned char *p = ga_calloc(1, n);
@@ -290,9 +286,9 @@ TEST(transfer_between_threads)
 
 /* ---- 2. producer/consumer pairs ---------------------------------------------------------- */
 
-#define PAIRS      (THREADS / 2)
-#define QUEUE_CAP  64
-#define PER_PAIR   20000
+#define PAIRS     (THREADS / 2)
+#define QUEUE_CAP 64
+#define PER_PAIR  20000
 
 typedef struct {
     pthread_mutex_t lock;
@@ -309,8 +305,7 @@ static void *producer(void *argp)
     queue_t *q = argp;
     uint64_t rng = mix64((uint64_t)q->id + 77);
     for (int i = 0; i < PER_PAIR; i++) {
-        if ((i & 255) == 0 && now_secs() > deadline)
-            break;
+        if ((i & 255) == 0 && now_secs() > deadline) break;
         void *p = alloc_stamped(rand_size(&rng));
         pthread_mutex_lock(&q->lock);
         while (q->count == QUEUE_CAP)

@@ -18,9 +18,15 @@
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static bool aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+static bool aligned(const void *p, size_t a)
+{
+    return ((uintptr_t)p & (a - 1)) == 0;
+}
 
-static unsigned char fill_byte(size_t i) { return (unsigned char)(0x11 + i * 0x3d) | 1; }
+static unsigned char fill_byte(size_t i)
+{
+    return (unsigned char)(0x11 + i * 0x3d) | 1;
+}
 
 /* True when all n bytes at p equal c (word-wise: the big blocks are tens of MiB). */
 static bool all_bytes(const void *p, unsigned char c, size_t n)
@@ -29,22 +35,22 @@ static bool all_bytes(const void *p, unsigned char c, size_t n)
     uint64_t w = 0x0101010101010101ull * c;
     size_t i = 0;
     for (; i < n && ((uintptr_t)(b + i) & 7); i++)
-        if (b[i] != c)
-            return false;
+        if (b[i] != c) return false;
     for (; i + 8 <= n; i += 8) {
         uint64_t v;
         memcpy(&v, b + i, 8);
-        if (v != w)
-            return false;
+        if (v != w) return false;
     }
     for (; i < n; i++)
-        if (b[i] != c)
-            return false;
+        if (b[i] != c) return false;
     return true;
 }
 
 /* Position-dependent contents, so a realloc that copies from the wrong offset is caught. */
-static unsigned char pos_byte(size_t i) { return (unsigned char)((i * 7 + 3) ^ (i >> 8)); }
+static unsigned char pos_byte(size_t i)
+{
+    return (unsigned char)((i * 7 + 3) ^ (i >> 8));
+}
 static void fill_pos(unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -53,8 +59,7 @@ static void fill_pos(unsigned char *p, size_t n)
 static bool check_pos(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i] != pos_byte(i))
-            return false;
+        if (p[i] != pos_byte(i)) return false;
     return true;
 }
 
@@ -77,14 +82,12 @@ static size_t largest_class(void)
 static void check_block(void *p, size_t size, size_t align)
 {
     CHECK(p != NULL);
-    if (!p)
-        return;
+    if (!p) return;
     CHECK(aligned(p, align));
     CHECK(ga_owns(p));
     size_t u = ga_usable_size(p);
     CHECK(u >= size);
-    if (u < size)
-        fprintf(stderr, "  size %zu: usable %zu\n", size, u);
+    if (u < size) fprintf(stderr, "  size %zu: usable %zu\n", size, u);
 }
 
 /* ---- the error handler ------------------------------------------------------------------ */
@@ -110,7 +113,10 @@ static void handler_on(void)
     memset(&reported, 0, sizeof reported);
     ga_set_error_handler(record_error, NULL);
 }
-static void handler_off(void) { ga_set_error_handler(NULL, NULL); }
+static void handler_off(void)
+{
+    ga_set_error_handler(NULL, NULL);
+}
 
 /* ---- sizes ------------------------------------------------------------------------------ */
 
@@ -123,13 +129,11 @@ TEST(every_small_size)
     for (size_t s = 0; s < N; s++) {
         blocks[s] = ga_malloc(s);
         check_block(blocks[s], s, GA_MIN_ALIGN);
-        if (blocks[s])
-            memset(blocks[s], fill_byte(s), ga_usable_size(blocks[s]));
+        if (blocks[s]) memset(blocks[s], fill_byte(s), ga_usable_size(blocks[s]));
     }
     size_t bad = 0;
     for (size_t s = 0; s < N; s++)
-        if (blocks[s] && !all_bytes(blocks[s], fill_byte(s), ga_usable_size(blocks[s])))
-            bad++;
+        if (blocks[s] && !all_bytes(blocks[s], fill_byte(s), ga_usable_size(blocks[s]))) bad++;
     ASSERT_EQ(bad, 0);
     /* size 0 gives a unique block each time */
     ASSERT_NE(blocks[0], NULL);
@@ -162,13 +166,11 @@ TEST(powers_of_two_and_neighbours)
             }
         for (int i = 0; i < 3; i++)
             for (int c = 0; c < copies; c++) {
-                if (!b[i][c])
-                    continue;
+                if (!b[i][c]) continue;
                 bool ok = all_bytes(b[i][c], fill_byte((size_t)(k * 9 + i * 3 + c)),
                                     ga_usable_size(b[i][c]));
                 CHECK(ok);
-                if (!ok)
-                    fprintf(stderr, "  block of %zu bytes corrupted\n", sz[i]);
+                if (!ok) fprintf(stderr, "  block of %zu bytes corrupted\n", sz[i]);
             }
         for (int i = 0; i < 3; i++)
             for (int c = 0; c < copies; c++)
@@ -183,10 +185,10 @@ TEST(powers_of_two_and_neighbours)
 TEST(realloc_keeps_contents)
 {
     size_t big = largest_class();
-    size_t steps[] = {1,         8,       24,       100,      1000,      4096,     10000,
-                      70000,     300000,  MiB,      5 * MiB,  big + 1,   40 * MiB, big + 1,
-                      big - 100, 3 * MiB, 200000,   5000,     4097,      64,       1,
-                      0,         33,      30 * MiB, 31 * MiB, 29 * MiB,  17};
+    size_t steps[] = {1,         8,       24,       100,      1000,     4096,     10000,
+                      70000,     300000,  MiB,      5 * MiB,  big + 1,  40 * MiB, big + 1,
+                      big - 100, 3 * MiB, 200000,   5000,     4097,     64,       1,
+                      0,         33,      30 * MiB, 31 * MiB, 29 * MiB, 17};
     unsigned char *p = ga_realloc(NULL, 0); /* NULL acts as ga_malloc */
     check_block(p, 0, GA_MIN_ALIGN);
     size_t cur = 0;
@@ -202,8 +204,7 @@ TEST(realloc_keeps_contents)
         size_t keep = cur < n ? cur : n;
         bool ok = check_pos(q, keep);
         CHECK(ok);
-        if (!ok)
-            fprintf(stderr, "  realloc %zu -> %zu lost contents\n", cur, n);
+        if (!ok) fprintf(stderr, "  realloc %zu -> %zu lost contents\n", cur, n);
         fill_pos(q, n);
         p = q;
         cur = n;
@@ -235,8 +236,7 @@ TEST(realloc_edges)
     /* shrinking in place or not, the prefix stays */
     unsigned char *q = ga_realloc(p, 10);
     check_block(q, 10, GA_MIN_ALIGN);
-    if (q)
-        CHECK(check_pos(q, 10));
+    if (q) CHECK(check_pos(q, 10));
     ga_free(q);
     ga_free(z);
 }
@@ -254,8 +254,7 @@ TEST(calloc_zeroes_fresh_and_reused_blocks)
         /* Dirty a batch of blocks of this size and free them, so calloc reuses them. */
         for (int c = 0; c < copies; c++) {
             b[c] = ga_malloc(s);
-            if (b[c])
-                memset(b[c], 0xA5, ga_usable_size(b[c]));
+            if (b[c]) memset(b[c], 0xA5, ga_usable_size(b[c]));
         }
         for (int c = copies - 1; c >= 0; c--)
             ga_free(b[c]);
@@ -263,8 +262,7 @@ TEST(calloc_zeroes_fresh_and_reused_blocks)
         for (int c = 0; c < copies; c++) {
             b[c] = ga_calloc(1, s);
             check_block(b[c], s, GA_MIN_ALIGN);
-            if (b[c] && !all_bytes(b[c], 0, s))
-                nonzero++;
+            if (b[c] && !all_bytes(b[c], 0, s)) nonzero++;
         }
         ASSERT_EQ(nonzero, 0);
         for (int c = 0; c < copies; c++)
@@ -273,8 +271,7 @@ TEST(calloc_zeroes_fresh_and_reused_blocks)
     /* n*size split both ways */
     unsigned char *p = ga_calloc(1000, 24);
     check_block(p, 24000, GA_MIN_ALIGN);
-    if (p)
-        CHECK(all_bytes(p, 0, 24000));
+    if (p) CHECK(all_bytes(p, 0, 24000));
     ga_free(p);
     void *z1 = ga_calloc(0, 100), *z2 = ga_calloc(100, 0);
     CHECK(z1 != NULL && z2 != NULL && z1 != z2);
@@ -287,11 +284,8 @@ TEST(calloc_overflow)
     struct {
         size_t n, size;
     } cases[] = {
-        {SIZE_MAX / 2 + 1, 2},
-        {2, SIZE_MAX / 2 + 1},
-        {(size_t)1 << 33, (size_t)1 << 33},
-        {SIZE_MAX, SIZE_MAX},
-        {SIZE_MAX / 3 + 1, 3},
+        {SIZE_MAX / 2 + 1, 2}, {2, SIZE_MAX / 2 + 1}, {(size_t)1 << 33, (size_t)1 << 33},
+        {SIZE_MAX, SIZE_MAX},  {SIZE_MAX / 3 + 1, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ga_set_last_error(GA_OK);
@@ -304,8 +298,8 @@ TEST(calloc_overflow)
 
 TEST(huge_requests_fail)
 {
-    size_t sizes[] = {SIZE_MAX,     SIZE_MAX - 1, SIZE_MAX - 15, SIZE_MAX - 16, SIZE_MAX - 4096,
-                      SIZE_MAX / 2, (size_t)PTRDIFF_MAX + 1, (size_t)PTRDIFF_MAX};
+    size_t sizes[] = {SIZE_MAX,        SIZE_MAX - 1, SIZE_MAX - 15,           SIZE_MAX - 16,
+                      SIZE_MAX - 4096, SIZE_MAX / 2, (size_t)PTRDIFF_MAX + 1, (size_t)PTRDIFF_MAX};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         ga_set_last_error(GA_OK);
         void *p = ga_malloc(sizes[i]);
@@ -336,12 +330,10 @@ TEST(aligned_alloc_every_power_of_two)
         for (int i = 0; i < 4; i++) {
             b[i] = ga_aligned_alloc(a, sizes[i]);
             check_block(b[i], sizes[i], a > GA_MIN_ALIGN ? a : GA_MIN_ALIGN);
-            if (b[i])
-                memset(b[i], fill_byte((size_t)i), ga_usable_size(b[i]));
+            if (b[i]) memset(b[i], fill_byte((size_t)i), ga_usable_size(b[i]));
         }
         for (int i = 0; i < 4; i++)
-            if (b[i])
-                CHECK(all_bytes(b[i], fill_byte((size_t)i), ga_usable_size(b[i])));
+            if (b[i]) CHECK(all_bytes(b[i], fill_byte((size_t)i), ga_usable_size(b[i])));
         for (int i = 0; i < 4; i++)
             ga_free(b[i]);
     }
@@ -352,8 +344,7 @@ TEST(aligned_alloc_every_power_of_two)
         fill_pos(p, 100);
         unsigned char *q = ga_realloc(p, 50000);
         check_block(q, 50000, GA_MIN_ALIGN);
-        if (q)
-            CHECK(check_pos(q, 100));
+        if (q) CHECK(check_pos(q, 100));
         ga_free(q);
     }
 }
@@ -411,8 +402,7 @@ TEST(owns_and_usable_size)
     ASSERT_EQ(ga_usable_size(&on_stack), 0);
     ga_free(small);
     ga_free(huge);
-    if (map != MAP_FAILED)
-        munmap(map, 1 << 16);
+    if (map != MAP_FAILED) munmap(map, 1 << 16);
 }
 
 /* ---- free and misuse -------------------------------------------------------------------- */
@@ -442,8 +432,7 @@ TEST(free_foreign_pointer_reported)
     size_t n = sizeof foreign / sizeof foreign[0];
     handler_on();
     for (size_t i = 0; i < n; i++) {
-        if (foreign[i] == MAP_FAILED)
-            continue;
+        if (foreign[i] == MAP_FAILED) continue;
         int before = reported.calls;
         errno = 777;
         ga_free(foreign[i]);
@@ -458,8 +447,7 @@ TEST(free_foreign_pointer_reported)
     ga_free(live);
     ASSERT_EQ(reported.calls, before);
     handler_off();
-    if (map != MAP_FAILED)
-        munmap(map, 1 << 16);
+    if (map != MAP_FAILED) munmap(map, 1 << 16);
 }
 
 /* A block freed twice while it is still free is reported as GA_EDOUBLEFREE and the second free
@@ -500,7 +488,8 @@ TEST(double_free_reported)
         ga_free(y);
         ga_free(z);
     }
-    /* A huge block is unmapped on free, so its second free may look foreign: reported either way. */
+    /* A huge block is unmapped on free, so its second free may look foreign: reported either way.
+     */
     void *h = ga_malloc(largest_class() + MiB);
     ASSERT_NE(h, NULL);
     ga_free(h);
@@ -521,12 +510,10 @@ static void check_stats_consistent(const ga_stats_t *s)
     CHECK(s->threads >= 1);
     CHECK(s->class_count > 0 && s->class_count <= GA_STATS_MAX_CLASSES);
     size_t blocks = 0, bytes = 0, n = s->class_count;
-    if (n > GA_STATS_MAX_CLASSES)
-        n = GA_STATS_MAX_CLASSES;
+    if (n > GA_STATS_MAX_CLASSES) n = GA_STATS_MAX_CLASSES;
     for (size_t i = 0; i < n; i++) {
         const ga_class_stats_t *c = &s->classes[i];
-        if (i > 0)
-            CHECK(c->block_size > s->classes[i - 1].block_size);
+        if (i > 0) CHECK(c->block_size > s->classes[i - 1].block_size);
         CHECK(c->block_size % GA_MIN_ALIGN == 0 || c->block_size < GA_MIN_ALIGN);
         CHECK(c->blocks_used * c->block_size <= c->bytes_reserved);
         blocks += c->blocks_used;
@@ -535,16 +522,14 @@ static void check_stats_consistent(const ga_stats_t *s)
     /* Classes and huge blocks together are every live block. */
     ASSERT_EQ(blocks + s->huge_blocks, s->blocks_in_use);
     CHECK(bytes <= s->bytes_in_use);
-    if (s->huge_blocks == 0)
-        ASSERT_EQ(bytes, s->bytes_in_use);
+    if (s->huge_blocks == 0) ASSERT_EQ(bytes, s->bytes_in_use);
 }
 
 /* Index of the class whose blocks have exactly this size, or -1. */
 static int class_of(const ga_stats_t *s, size_t block_size)
 {
     for (size_t i = 0; i < s->class_count && i < GA_STATS_MAX_CLASSES; i++)
-        if (s->classes[i].block_size == block_size)
-            return (int)i;
+        if (s->classes[i].block_size == block_size) return (int)i;
     return -1;
 }
 
@@ -636,8 +621,7 @@ TEST(collect_returns_memory)
         size_t size = i % 4 == 3 ? 48 * 1024 : (size_t)(i % 3 + 1) * 4000; /* ~64 MiB in all */
         b[i] = ga_malloc(size);
         ASSERT_NE(b[i], NULL);
-        if (b[i])
-            memset(b[i], 1, size); /* touch it: committed for real */
+        if (b[i]) memset(b[i], 1, size); /* touch it: committed for real */
         total += size;
     }
     ga_stats_t full = stats();
@@ -652,8 +636,7 @@ TEST(collect_returns_memory)
         fprintf(stderr, "  committed: %zu before, %zu full, %zu after free, %zu after collect\n",
                 s0.bytes_committed, full.bytes_committed, freed.bytes_committed,
                 after.bytes_committed);
-    if (freed.bytes_committed > after.bytes_committed)
-        CHECK(given > 0);
+    if (freed.bytes_committed > after.bytes_committed) CHECK(given > 0);
     CHECK(after.bytes_mapped >= after.bytes_committed);
     ASSERT_EQ(after.blocks_in_use, s0.blocks_in_use);
     /* The heap serves allocations again after giving its memory back. */
