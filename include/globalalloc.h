@@ -88,8 +88,10 @@ GA_API int ga_version_number(void);
 
 /* ---- blocks (the process heap, malloc-style) ------------------------------------------- */
 
-/* Every block is aligned to at least GA_MIN_ALIGN bytes. */
+/* Every block is aligned to at least GA_MIN_ALIGN bytes; ga_aligned_alloc takes up to
+ * GA_MAX_ALIGN. */
 #define GA_MIN_ALIGN 16
+#define GA_MAX_ALIGN ((size_t)2 << 20)
 
 /* Allocates size bytes (size 0 gives a unique minimal block). NULL + GA_ENOMEM on failure. */
 GA_API void *ga_malloc(size_t size);
@@ -98,14 +100,15 @@ GA_API void *ga_calloc(size_t n, size_t size);
 /* Resizes p (NULL acts as ga_malloc). Contents up to the smaller size are kept. On failure
  * returns NULL and p stays valid. size 0 frees p and returns a minimal block. */
 GA_API void *ga_realloc(void *p, size_t size);
-/* Allocates size bytes aligned to alignment (a power of two). NULL + GA_EINVAL if alignment is
- * not a power of two, GA_ENOMEM if no memory. */
+/* Allocates size bytes aligned to alignment (a power of two up to GA_MAX_ALIGN). NULL +
+ * GA_EINVAL if alignment is not a power of two or too large, GA_ENOMEM if no memory. */
 GA_API void *ga_aligned_alloc(size_t alignment, size_t size);
 /* Frees p (NULL is ignored). A pointer not from this heap or freed twice is reported. */
 GA_API void ga_free(void *p);
 /* Usable bytes of block p (>= the requested size); 0 for NULL or a foreign pointer. */
 GA_API size_t ga_usable_size(const void *p);
-/* 1 if p is the start of a live block of the process heap, else 0. Never faults. */
+/* 1 if p is the start of a block of the process heap that is not known to be free, else 0.
+ * Never faults. (A block freed by another thread may still count as live.) */
 GA_API int ga_owns(const void *p);
 
 /* ---- heaps ----------------------------------------------------------------------------- */
