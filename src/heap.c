@@ -225,8 +225,9 @@ static void adopt_segment(ga_theap_t *heap, ga_segment_t *seg)
         atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
         page->kept = 0;
         if (ga__page_used(page) == 0) {
+            bool last = seg->used_pages == 1;
             page_release(heap, page); /* may release the whole segment */
-            if (seg->used_pages == 0)
+            if (last)
                 return;
             continue;
         }
