@@ -53,7 +53,11 @@ static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx
     long nfree = count_list(page, page->free, true);
     if (nfree < 0)
         return corrupt(flags, page, "page free list is broken (write after free?)");
-    long nx = count_list(page, (const ga_block_t *)atomic_load(&page->xfree), false);
+    uintptr_t xfree = atomic_load(&page->xfree);
+    bool full = atomic_load_explicit(&page->flags, memory_order_relaxed) & GA_PAGE_FULL;
+    if ((xfree & GA_XFREE_FULL) && !full)
+        return corrupt(flags, page, "page marked full for other threads but not on the full list");
+    long nx = count_list(page, (const ga_block_t *)(xfree & ~GA_XFREE_FULL), false);
     if (nx < 0)
         return corrupt(flags, page, "cross-thread free list is broken (double free?)");
     if ((long)used + nfree != (long)page->capacity)

@@ -5,14 +5,14 @@
  * of full pages, and per kind the segments that still have free page slots.
  *
  * Full pages leave their class queue so that a big live set costs nothing on the slow path.
- * When another thread frees into a full page it pushes the page on heap->delayed (once: the
- * page's `notified` flag), and the owner moves it back on its next slow path. The owner sets
- * FULL and then re-reads xfree, the freer pushes to xfree and then reads FULL (both seq_cst), so
- * at least one of them sees the other and no page stays full with free blocks.
+ * The owner marks a page full by setting GA_XFREE_FULL in its empty xfree word (one CAS); the
+ * first freer whose push clears that bit raises heap->delayed, and the owner scans its full list
+ * on its next slow path. Marking and pushing are one atomic word, so no free goes unnoticed,
+ * and a freer touches nothing of the page after its push (the page may be gone by then).
  *
  * A thread that exits abandons its segments; another thread adopts them on its slow path.
  * Heap structs come from a pool and are never unmapped, so a stale heap pointer read by a
- * racing freer is always safe to push to (the owner filters pages it does not own).
+ * racing freer is always safe to write to.
  */
 #include "engine.h"
 #include <errno.h>
@@ -96,8 +96,16 @@ static void page_to_front(ga_theap_t *heap, ga_page_t *page)
     }
 }
 
+/* The page leaves the full list: other threads need not wake us for it any more. */
+static void page_clear_xfull(ga_page_t *page)
+{
+    if (atomic_load_explicit(&page->xfree, memory_order_relaxed) & GA_XFREE_FULL)
+        atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);
+}
+
 static void page_unfull(ga_theap_t *heap, ga_page_t *page)
 {
+    page_clear_xfull(page);
     queue_remove(&heap->full, page);
     atomic_store_explicit(&page->flags,
                           atomic_load_explicit(&page->flags, memory_order_relaxed) & ~GA_PAGE_FULL,
@@ -112,15 +120,15 @@ static bool page_mark_full(ga_theap_t *heap, ga_page_t *page)
 {
     unsigned cls = page->class_idx;
     ga_page_queue_t *q = &heap->queues[cls];
+    uintptr_t empty = 0;
+    if (!atomic_compare_exchange_strong(&page->xfree, &empty, GA_XFREE_FULL))
+        return false; /* blocks arrived from other threads: the caller collects them */
     bool was_first = q->first == page;
     queue_remove(q, page);
     queue_append(&heap->full, page);
-    atomic_store(&page->flags, atomic_load_explicit(&page->flags, memory_order_relaxed) |
-                                   GA_PAGE_FULL);
-    if (atomic_load(&page->xfree) != 0) {
-        page_unfull(heap, page);
-        return false;
-    }
+    atomic_store_explicit(&page->flags,
+                          atomic_load_explicit(&page->flags, memory_order_relaxed) | GA_PAGE_FULL,
+                          memory_order_relaxed);
     if (was_first)
         update_direct(heap, cls);
     return true;
@@ -222,11 +230,12 @@ static void adopt_segment(ga_theap_t *heap, ga_segment_t *seg)
         if (!page->in_use)
             continue;
         ga__page_collect(page);
+        page_clear_xfull(page);
         atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
         page->kept = 0;
         if (ga__page_used(page) == 0) {
             bool last = seg->used_pages == 1;
-            page_release(heap, page); /* may release the whole segment */
+            page_release(heap, page); /* the last page takes the segment with it */
             if (last)
                 return;
             continue;
@@ -240,39 +249,29 @@ static void adopt_segment(ga_theap_t *heap, ga_segment_t *seg)
 
 /* ---- delayed frees ------------------------------------------------------------------------ */
 
+/* Another thread freed into a full page: revive the full pages that have blocks again. Only a
+ * flag is shared (no list of pages), so a stale notification, even to a recycled heap, costs
+ * one scan of the full list and never touches memory that may be gone. */
 static void process_delayed(ga_theap_t *heap)
 {
-    if (atomic_load_explicit(&heap->delayed, memory_order_relaxed) == NULL)
+    if (atomic_load_explicit(&heap->delayed, memory_order_relaxed) == 0 ||
+        atomic_exchange(&heap->delayed, 0) == 0)
         return;
-    ga_page_t *page = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
-    while (page) {
-        ga_page_t *next = atomic_load_explicit(&page->delayed_next, memory_order_relaxed);
-        atomic_store_explicit(&page->notified, 0, memory_order_release);
-        ga_segment_t *seg = ga__segment_of(page);
-        if (atomic_load_explicit(&seg->owner, memory_order_acquire) == heap && page->in_use &&
-            (atomic_load_explicit(&page->flags, memory_order_relaxed) & GA_PAGE_FULL)) {
-            if (ga__page_collect(page) > 0)
-                page_unfull(heap, page);
-        }
-        page = next;
+    /* seq_cst: a freer whose check of `delayed` came before the exchange pushed before it. */
+    for (ga_page_t *page = heap->full.first, *next; page; page = next) {
+        next = page->next;
+        if ((atomic_load(&page->xfree) & ~GA_XFREE_FULL) != 0 && ga__page_collect(page) > 0)
+            page_unfull(heap, page);
     }
 }
 
-/* Called by a non-owner after pushing to page->xfree of a full page. */
-static void notify_owner(ga_segment_t *seg, ga_page_t *page)
+/* Called by a non-owner that took GA_XFREE_FULL off a page. `owner` was read before the push:
+ * once the block is published the page may be collected, released and unmapped at any moment,
+ * but heap structs are never unmapped, so writing to a stale owner is safe. */
+static void notify_owner(ga_theap_t *owner)
 {
-    if (atomic_exchange(&page->notified, 1) != 0)
-        return;
-    ga_theap_t *owner = atomic_load(&seg->owner);
-    if (owner == NULL || owner == &ga__empty_heap) {
-        atomic_store(&page->notified, 0);
-        return;
-    }
-    ga_page_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
-    do {
-        atomic_store_explicit(&page->delayed_next, head, memory_order_relaxed);
-    } while (!atomic_compare_exchange_weak_explicit(&owner->delayed, &head, page,
-                                                    memory_order_release, memory_order_relaxed));
+    if (owner != NULL && atomic_load(&owner->delayed) == 0)
+        atomic_store(&owner->delayed, 1);
 }
 
 /* ---- heap lifecycle ---------------------------------------------------------------------- */
@@ -324,10 +323,11 @@ static ga_theap_t *heap_thread_init(void)
         ga__registry_unlock();
         return NULL;
     }
-    /* Keep `delayed`: a racing freer may still push to a recycled heap (see top). */
+    /* `delayed` may still be written by a freer that read a stale owner: atomics only. */
     size_t after = offsetof(ga_theap_t, delayed) + sizeof heap->delayed;
     memset(heap, 0, offsetof(ga_theap_t, delayed));
     memset((uint8_t *)heap + after, 0, sizeof *heap - after);
+    atomic_store(&heap->delayed, 0);
     for (size_t w = 0; w < GA_DIRECT_SLOTS; w++)
         heap->direct[w] = &ga__empty_page;
     heap->thread_id = ga__os_thread_id();
@@ -355,6 +355,7 @@ static void heap_abandon(ga_theap_t *heap)
             ga_page_t *page = q->first;
             page_unlink(heap, page);
             ga__page_collect(page);
+            page_clear_xfull(page);
             atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
             if (ga__page_used(page) == 0) {
                 page_release(heap, page);
@@ -364,14 +365,24 @@ static void heap_abandon(ga_theap_t *heap)
             }
         }
     }
+    /* Detach every page before publishing any segment: once abandoned, a segment's pages
+     * belong to whoever adopts it, and we must not write their links any more. */
+    ga_segment_t *to_abandon = NULL;
     for (ga_page_t *page = keep, *next; page; page = next) {
         next = page->next;
         page->next = page->prev = NULL;
         ga_segment_t *seg = ga__segment_of(page);
-        if (atomic_load(&seg->owner) == heap) {
+        if (!seg->abandoning) {
             seg_free_remove(heap, seg);
-            ga__segment_abandon(seg);
+            seg->abandoning = 1;
+            seg->next = to_abandon;
+            to_abandon = seg;
         }
+    }
+    for (ga_segment_t *seg = to_abandon, *next; seg; seg = next) {
+        next = seg->next;
+        seg->abandoning = 0;
+        ga__segment_abandon(seg);
     }
     for (unsigned k = 0; k < GA_SEG_KINDS; k++)
         heap->seg_free[k] = NULL;
@@ -491,7 +502,8 @@ bool ga__block_is_free(ga_theap_t *heap, ga_page_t *page, ga_block_t *b)
             break;
     }
     n = 0;
-    for (ga_block_t *f = (ga_block_t *)atomic_load(&page->xfree); f && n <= page->capacity;
+    for (ga_block_t *f = (ga_block_t *)(atomic_load(&page->xfree) & ~GA_XFREE_FULL);
+         f && n <= page->capacity;
          f = (ga_block_t *)f->next, n++) {
         if (f == b)
             return true;
@@ -537,14 +549,16 @@ void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p)
         ga__page_after_local_free(heap, page);
         return;
     }
+    /* Everything the push needs from the page and segment is read before it. */
+    ga_theap_t *owner = atomic_load(&seg->owner);
     atomic_fetch_add_explicit(&page->xfree_count, 1, memory_order_relaxed);
     GA_POISON_FREE(b, page->block_size);
     uintptr_t head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
     do {
-        b->next = head;
+        b->next = head & ~GA_XFREE_FULL;
     } while (!atomic_compare_exchange_weak(&page->xfree, &head, (uintptr_t)b));
-    if (atomic_load(&page->flags) & GA_PAGE_FULL)
-        notify_owner(seg, page);
+    if (head & GA_XFREE_FULL)
+        notify_owner(owner);
 }
 
 /* ---- collect ------------------------------------------------------------------------------ */

@@ -43,8 +43,6 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
     atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
     atomic_store_explicit(&page->xfree_count, 0, memory_order_relaxed);
-    atomic_store_explicit(&page->notified, 0, memory_order_relaxed);
-    atomic_store_explicit(&page->delayed_next, NULL, memory_order_relaxed);
 }
 
 bool ga__page_extend(ga_page_t *page)
@@ -75,9 +73,10 @@ bool ga__page_extend(ga_page_t *page)
 
 uint32_t ga__page_collect(ga_page_t *page)
 {
-    if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0)
+    if ((atomic_load_explicit(&page->xfree, memory_order_relaxed) & ~GA_XFREE_FULL) == 0)
         return 0;
     uintptr_t head = atomic_exchange_explicit(&page->xfree, 0, memory_order_acquire);
+    head &= ~GA_XFREE_FULL;
     uint32_t n = 0;
     ga_block_t *b = (ga_block_t *)head, *last = NULL;
     uint8_t *lo = page->start, *hi = page->start + (size_t)page->capacity * page->block_size;

@@ -23,7 +23,7 @@ ga_segment_t *ga__all_segments;
 
 static struct {
     pthread_mutex_t lock;
-    ga_segment_t *abandoned;
+    ga_segment_t *_Atomic abandoned;
     ga_segment_t *huge_cache;
     size_t huge_cache_bytes, huge_cache_count;
 } segs = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -150,8 +150,8 @@ void ga__segment_abandon(ga_segment_t *seg)
 
 ga_segment_t *ga__segment_adopt(ga_theap_t *heap)
 {
-    if (segs.abandoned == NULL) /* racy peek: a miss only delays adoption */
-        return NULL;
+    if (atomic_load_explicit(&segs.abandoned, memory_order_relaxed) == NULL)
+        return NULL; /* a peek without the lock: a miss only delays adoption */
     ga__registry_lock();
     ga_segment_t *seg = segs.abandoned;
     if (seg) {

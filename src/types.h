@@ -62,6 +62,11 @@ typedef struct ga_block_s {
 typedef struct ga_theap_s ga_theap_t;
 typedef struct ga_segment_s ga_segment_t;
 
+/* Low bit of page->xfree: the page sits on its owner's full list, so the next freer must wake
+ * the owner. Set by the owner only while xfree is empty; cleared by whichever thread changes
+ * xfree next, in the same atomic step, so exactly one freer notifies per full episode. */
+#define GA_XFREE_FULL ((uintptr_t)1)
+
 /* page->flags bits; flags == 0 is the fast free path. Only the owner writes them. */
 enum {
     GA_PAGE_FULL = 1,    /* in heap->full, not in its class queue */
@@ -85,10 +90,8 @@ typedef struct __attribute__((aligned(128))) ga_page_s {
     uint8_t *start;        /* first block */
     struct ga_page_s *next, *prev; /* class queue or full list of the owning heap */
     /* --- shared with other threads --- */
-    _Atomic uintptr_t xfree;             /* blocks freed by other threads (raw links) */
+    _Atomic uintptr_t xfree; /* blocks freed by other threads (raw links) | GA_XFREE_FULL */
     _Atomic uint32_t xfree_count;        /* >= length of xfree (counted before the push) */
-    _Atomic uint8_t notified;            /* page is on its heap's delayed stack */
-    struct ga_page_s *_Atomic delayed_next; /* link on heap->delayed */
 } ga_page_t;
 static_assert(sizeof(ga_page_t) == 128, "page descriptors are 128 bytes");
 
@@ -104,6 +107,7 @@ struct ga_segment_s {
     ga_segment_t *next, *prev;       /* owner's list of segments with free pages, or abandoned */
     ga_segment_t *all_next, *all_prev; /* registry of all segments (registry lock) */
     uint8_t in_free_list;            /* owner: on heap->seg_free[kind] */
+    uint8_t abandoning;              /* owner: collected for abandonment (heap_abandon only) */
     ga_page_t pages[];               /* page_count descriptors */
 };
 #define GA_SEGMENT_MAGIC 0x67616c6c6f635347ull /* "GSeglloc"-ish */
@@ -118,7 +122,7 @@ struct ga_theap_s {
     ga_page_queue_t full;
     ga_segment_t *seg_free[GA_SEG_KINDS]; /* segments with at least one free page slot */
     ga_segment_t *cached;                 /* one empty small segment kept for reuse */
-    ga_page_t *_Atomic delayed;           /* full pages that got frees from other threads */
+    _Atomic uint32_t delayed;             /* another thread freed into one of our full pages */
     uint64_t thread_id;
     bool live;
     ga_theap_t *reg_next, *reg_prev; /* registry of live heaps (registry lock) */
