@@ -103,6 +103,9 @@ static void page_clear_xfull(ga_page_t *page)
         atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);
 }
 
+/* A full page got free blocks back. It joins the end of its queue: the current first page
+ * keeps serving, so a page that regains one block at a time does not bounce between the full
+ * list and the front (each bounce costs a slow-path allocation). */
 static void page_unfull(ga_theap_t *heap, ga_page_t *page)
 {
     page_clear_xfull(page);
@@ -110,8 +113,10 @@ static void page_unfull(ga_theap_t *heap, ga_page_t *page)
     atomic_store_explicit(&page->flags,
                           atomic_load_explicit(&page->flags, memory_order_relaxed) & ~GA_PAGE_FULL,
                           memory_order_release);
-    queue_push_front(&heap->queues[page->class_idx], page);
-    update_direct(heap, page->class_idx);
+    ga_page_queue_t *q = &heap->queues[page->class_idx];
+    queue_append(q, page);
+    if (q->first == page)
+        update_direct(heap, page->class_idx);
 }
 
 /* Moves a page without free blocks to the full list. Returns false (and leaves it in its
@@ -276,6 +281,16 @@ static void notify_owner(ga_theap_t *owner)
 
 /* ---- heap lifecycle ---------------------------------------------------------------------- */
 
+static void release_cached(ga_theap_t *heap)
+{
+    for (unsigned k = 0; k < GA_SEG_KINDS; k++) {
+        ga_segment_t *seg = heap->cached[k];
+        heap->cached[k] = NULL;
+        if (seg)
+            ga__segment_release(NULL, seg);
+    }
+}
+
 static void heap_thread_done(void *arg);
 
 static void fork_prepare(void) { ga__registry_lock(); }
@@ -386,11 +401,7 @@ static void heap_abandon(ga_theap_t *heap)
     }
     for (unsigned k = 0; k < GA_SEG_KINDS; k++)
         heap->seg_free[k] = NULL;
-    if (heap->cached) {
-        ga_segment_t *seg = heap->cached;
-        heap->cached = NULL;
-        ga__segment_release(NULL, seg);
-    }
+    release_cached(heap);
     ga__registry_lock();
     if (heap->reg_prev)
         heap->reg_prev->reg_next = heap->reg_next;
@@ -586,11 +597,7 @@ size_t ga__heap_collect(ga_theap_t *heap, bool force)
                 }
             }
         }
-        if (heap->cached) {
-            ga_segment_t *seg = heap->cached;
-            heap->cached = NULL;
-            ga__segment_release(NULL, seg);
-        }
+        release_cached(heap);
     }
     if (force)
         ga__huge_cache_drain();

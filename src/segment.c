@@ -18,8 +18,8 @@ uint64_t ga__secret;
 ga_global_counters_t ga__global;
 ga_segment_t *ga__all_segments;
 
-#define HUGE_CACHE_MAX_BYTES ((size_t)64 << 20)
-#define HUGE_CACHE_MAX_COUNT 8
+#define HUGE_CACHE_MAX_BYTES ((size_t)128 << 20)
+#define HUGE_CACHE_MAX_COUNT 16
 
 static struct {
     pthread_mutex_t lock;
@@ -93,10 +93,10 @@ ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind)
     static const uint32_t shifts[GA_SEG_KINDS] = {GA_SMALL_PAGE_SHIFT, GA_MEDIUM_PAGE_SHIFT,
                                                    GA_LARGE_PAGE_SHIFT};
     ga_segment_t *seg = NULL;
-    if (kind == GA_SEG_SMALL && heap->cached) {
-        seg = heap->cached;
-        heap->cached = NULL;
-        return seg; /* still owned, registered and formatted as small */
+    if (heap->cached[kind]) {
+        seg = heap->cached[kind];
+        heap->cached[kind] = NULL;
+        return seg; /* still owned, registered and formatted for this kind */
     }
     seg = ga__os_map_aligned(GA_SEGMENT_SIZE, GA_SEGMENT_SIZE);
     if (seg == NULL)
@@ -128,8 +128,8 @@ ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind)
 void ga__segment_release(ga_theap_t *heap, ga_segment_t *seg)
 {
     GA_ASSERT(seg->used_pages == 0);
-    if (heap && seg->kind == GA_SEG_SMALL && heap->cached == NULL && heap->live) {
-        heap->cached = seg;
+    if (heap && heap->live && heap->cached[seg->kind] == NULL) {
+        heap->cached[seg->kind] = seg;
         return;
     }
     ga__registry_lock();
@@ -174,19 +174,28 @@ static size_t huge_start_offset(size_t alignment)
     return off;
 }
 
-/* pre: registry lock held. A cached segment that fits (and does not waste more than half). */
+/* pre: registry lock held. The smallest cached segment of at least `need` bytes, else the
+ * largest smaller one (the caller tries to grow it in place). Reusing a segment saves the
+ * mapping and, above all, the page faults of touching fresh memory. */
 static ga_segment_t *huge_cache_take(size_t need)
 {
-    ga_segment_t **link = &segs.huge_cache;
-    for (ga_segment_t *seg = *link; seg; link = &seg->next, seg = *link) {
-        if (seg->size >= need && seg->size / 2 <= need) {
-            *link = seg->next;
-            segs.huge_cache_bytes -= seg->size;
-            segs.huge_cache_count--;
-            return seg;
-        }
+    ga_segment_t **best = NULL, **below = NULL;
+    for (ga_segment_t **link = &segs.huge_cache; *link; link = &(*link)->next) {
+        size_t sz = (*link)->size;
+        if (sz >= need && (best == NULL || sz < (*best)->size))
+            best = link;
+        else if (sz < need && (below == NULL || sz > (*below)->size))
+            below = link;
     }
-    return NULL;
+    if (best == NULL)
+        best = below;
+    if (best == NULL)
+        return NULL;
+    ga_segment_t *seg = *best;
+    *best = seg->next;
+    segs.huge_cache_bytes -= seg->size;
+    segs.huge_cache_count--;
+    return seg;
 }
 
 void *ga__huge_alloc(size_t size, size_t alignment, bool zero)
@@ -204,6 +213,22 @@ void *ga__huge_alloc(size_t size, size_t alignment, bool zero)
         ga__registry_lock();
         seg = huge_cache_take(need);
         ga__registry_unlock();
+        if (seg && seg->size < need && !ga__os_try_extend(seg, seg->size, need)) {
+            ga__registry_lock(); /* could not grow it: put it back */
+            seg->next = segs.huge_cache;
+            segs.huge_cache = seg;
+            segs.huge_cache_bytes += seg->size;
+            segs.huge_cache_count++;
+            ga__registry_unlock();
+            seg = NULL;
+        } else if (seg && seg->size < need) {
+            ga__count_mapped((ptrdiff_t)(need - seg->size));
+            seg->size = need;
+        } else if (seg && seg->size / 2 > need) { /* give back a tail we would waste */
+            ga__os_shrink(seg, seg->size, need);
+            ga__count_mapped(-(ptrdiff_t)(seg->size - need));
+            seg->size = need;
+        }
         fresh = seg == NULL;
     }
     if (seg == NULL) {

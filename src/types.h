@@ -121,7 +121,7 @@ struct ga_theap_s {
     ga_page_queue_t queues[GA_CLASS_COUNT];
     ga_page_queue_t full;
     ga_segment_t *seg_free[GA_SEG_KINDS]; /* segments with at least one free page slot */
-    ga_segment_t *cached;                 /* one empty small segment kept for reuse */
+    ga_segment_t *cached[GA_SEG_KINDS];   /* one empty segment per kind kept for reuse */
     _Atomic uint32_t delayed;             /* another thread freed into one of our full pages */
     uint64_t thread_id;
     bool live;
