@@ -85,6 +85,9 @@ void ga__segment_release(ga_theap_t *heap, ga_segment_t *seg);
 /* Takes one abandoned segment for heap (owner set), or NULL. */
 ga_segment_t *ga__segment_adopt(ga_theap_t *heap);
 void ga__segment_abandon(ga_segment_t *seg);
+/* In a child after fork (registry lock held): every segment of a heap other than `keep`
+ * (threads that did not survive the fork) is repaired and abandoned, so the child reuses it. */
+void ga__segment_orphan_all(const ga_theap_t *keep);
 void *ga__huge_alloc(size_t size, size_t alignment, bool zero);
 void ga__huge_free(ga_segment_t *seg, const void *p);
 bool ga__huge_try_resize(ga_segment_t *seg, size_t new_size);

@@ -295,7 +295,31 @@ static void heap_thread_done(void *arg);
 
 static void fork_prepare(void) { ga__registry_lock(); }
 static void fork_parent(void) { ga__registry_unlock(); }
-static void fork_child(void) { ga__registry_unlock(); }
+/* Only the forking thread survives in the child: the other heaps' segments are abandoned (so
+ * the child adopts their memory) and their heap structs recycled. Their owners may have been
+ * anywhere in a malloc when the fork happened; ga__segment_orphan_all repairs what can be
+ * mid-update. */
+static void fork_child(void)
+{
+    ga_theap_t *self = ga__tl_heap;
+    ga__segment_orphan_all(self);
+    ga_theap_t *h = ga__all_heaps;
+    ga__all_heaps = NULL;
+    while (h) {
+        ga_theap_t *next = h->reg_next;
+        if (h == self) {
+            h->reg_prev = NULL;
+            h->reg_next = ga__all_heaps;
+            ga__all_heaps = h;
+        } else {
+            h->live = false;
+            h->reg_next = heaps.pool;
+            heaps.pool = h;
+        }
+        h = next;
+    }
+    ga__registry_unlock();
+}
 
 static void engine_init_once(void)
 {

@@ -148,6 +148,50 @@ void ga__segment_abandon(ga_segment_t *seg)
     ga__registry_unlock();
 }
 
+/* Makes a page of a thread that no longer exists self-consistent: its free list is always
+ * consistent after each store, but `used` and the queue links may be mid-update. */
+static void orphan_page(ga_page_t *page)
+{
+    uint32_t n = 0;
+    const uint8_t *lo = page->start, *hi = lo + (size_t)page->capacity * page->block_size;
+    for (ga_block_t *b = page->free; b; b = ga__decode(page, b->next), n++) {
+        if ((const uint8_t *)b < lo || (const uint8_t *)b >= hi || n > page->capacity) {
+            page->free = NULL; /* unrepairable: leak the page's free blocks, stay safe */
+            n = 0;
+            break;
+        }
+    }
+    ga__page_set_used(page, page->capacity - n);
+    page->next = page->prev = NULL;
+    page->kept = 0;
+    atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+    if (atomic_load(&page->xfree) & GA_XFREE_FULL)
+        atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);
+}
+
+void ga__segment_orphan_all(const ga_theap_t *keep)
+{
+    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
+        ga_theap_t *owner = atomic_load(&seg->owner);
+        if (seg->kind == GA_SEG_HUGE || owner == NULL || owner == keep)
+            continue;
+        uint32_t in_use = 0;
+        for (uint32_t i = 0; i < seg->page_count; i++) {
+            if (seg->pages[i].in_use) {
+                orphan_page(&seg->pages[i]);
+                in_use++;
+            }
+        }
+        seg->used_pages = in_use;
+        seg->in_free_list = 0;
+        seg->abandoning = 0;
+        atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
+        seg->prev = NULL;
+        seg->next = segs.abandoned;
+        segs.abandoned = seg;
+    }
+}
+
 ga_segment_t *ga__segment_adopt(ga_theap_t *heap)
 {
     if (atomic_load_explicit(&segs.abandoned, memory_order_relaxed) == NULL)

@@ -5,6 +5,9 @@
 #include "test.h"
 #include "engine.h"
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 TEST(size_classes_are_consistent)
 {
@@ -247,10 +250,54 @@ TEST(memory_goes_back_to_the_os)
     CHECK(st2.bytes_mapped <= st0.bytes_mapped + ((size_t)4 << 20));
 }
 
+/* ---- fork while other threads allocate ---- */
+
+static atomic_int stop_churn;
+static void *churn(void *arg)
+{
+    (void)arg;
+    void *keep[64] = {0};
+    for (unsigned i = 0; !atomic_load(&stop_churn); i++) {
+        ga_free(keep[i % 64]);
+        keep[i % 64] = ga_malloc(16 + (i * 37) % 5000);
+    }
+    for (int i = 0; i < 64; i++)
+        ga_free(keep[i]);
+    return NULL;
+}
+
+TEST(fork_while_threads_allocate)
+{
+    pthread_t t[2];
+    atomic_store(&stop_churn, 0);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn, NULL);
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* The child has only this thread; the heap must be usable and consistent. */
+            void *p[1000];
+            for (int i = 0; i < 1000; i++)
+                p[i] = ga_malloc((size_t)(i % 3000) + 1);
+            for (int i = 0; i < 1000; i++)
+                ga_free(p[i]);
+            _exit(ga_heap_check(NULL, GA_CHECK_QUIET) == 0 ? 0 : 3);
+        }
+        int status = 0;
+        CHECK(pid > 0);
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+    }
+    atomic_store(&stop_churn, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
 TEST_MAIN(TEST_ENTRY(size_classes_are_consistent), TEST_ENTRY(pages_fill_and_empty),
           TEST_ENTRY(cross_thread_frees_revive_full_pages),
           TEST_ENTRY(exited_thread_blocks_are_freed_by_others), TEST_ENTRY(huge_blocks),
           TEST_ENTRY(aligned_blocks_free_from_any_offset),
           TEST_ENTRY(double_free_and_foreign_pointers_are_reported),
           TEST_ENTRY(checker_finds_a_broken_free_list), TEST_ENTRY(os_failures_give_null_not_crashes),
-          TEST_ENTRY(memory_goes_back_to_the_os))
+          TEST_ENTRY(memory_goes_back_to_the_os), TEST_ENTRY(fork_while_threads_allocate))
