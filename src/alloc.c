@@ -130,7 +130,8 @@ bool ga__is_block_start(const void *p)
         return false;
     /* `reserved`, not `capacity`: it never changes, so other threads may read it. */
     size_t off = (size_t)((const uint8_t *)p - page->start);
-    return off % page->block_size == 0 && off / page->block_size < page->reserved;
+    size_t idx = ga__page_block_index(page, off);
+    return idx * page->block_size == off && idx < page->reserved;
 }
 
 /* True when p is a pointer this heap may have handed out from page: a block start, or on a
