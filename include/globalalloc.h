@@ -318,6 +318,7 @@ typedef struct ga_shared_stats_s {
     size_t attached;      /* live attached processes */
     size_t dead;          /* slots of processes that died attached */
     size_t dead_blocks, dead_bytes; /* blocks those dead processes had allocated */
+    size_t repairs;       /* locks taken over from processes that died holding them */
     size_t class_count;
     ga_class_stats_t classes[GA_STATS_MAX_CLASSES];
     ga_shared_proc_t procs[64];

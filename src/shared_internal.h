@@ -191,6 +191,7 @@ typedef struct shm_header_s {
     uint64_t created_time;
     _Atomic uint64_t npages_top; /* data pages committed (file covers them) */
     _Atomic uint64_t attach_count;
+    _Atomic uint64_t repairs; /* locks taken over from dead holders (EOWNERDEAD) */
 
     pthread_mutex_t slots_lock;
     pthread_mutex_t pages_lock;

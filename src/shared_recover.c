@@ -360,6 +360,7 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
         }
     }
     o->objects = h->named_count;
+    o->repairs = atomic_load(&h->repairs);
     long nh = ga_shared_handle_list(heap, NULL, 0);
     o->handles_in_use = nh > 0 ? (size_t)nh : 0;
     return 0;

@@ -195,6 +195,7 @@ int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, v
     if (GA_LIKELY(rc == 0))
         return 0;
     if (rc == EOWNERDEAD) {
+        atomic_fetch_add(&a->hdr->repairs, 1);
         if (repair)
             repair(a, arg);
         pthread_mutex_consistent(m);
