@@ -5,7 +5,7 @@
  * A handle is H_MAKE(entry index, generation, heap id): position-independent, so it means the
  * same block in every attached process, and each process turns it into its own pointer on
  * ga_handle_lock. The table is a list of 64 KiB chunks (PG_HTABLE pages, hdr->hchunk[] lists
- * them) of 32-byte entries; entry i belongs to stripe i % 64, whose robust lock guards every
+ * them) of 32-byte entries; entry i belongs to stripe i % SHM_NSTRIPES (16), whose robust lock guards every
  * change of its entries (so different handles rarely contend). A live entry's block is owned by
  * the heap (state ALLOC(SHM_SLOT_HEAP)) and starts with a 16-byte prefix naming the entry, so
  * ga_handle_from_ptr finds the handle from its data.

@@ -27,7 +27,7 @@
  * FREE blocks change state only under the class lock (refill, flush) or the pages lock (large).
  *
  * Locks are robust, process-shared pthread mutexes: one per size class, the pages lock, one per
- * handle stripe (64), the named-object lock and the slots lock; the common path (alloc/free from
+ * handle stripe (16), the named-object lock and the slots lock; the common path (alloc/free from
  * a thread cache) takes none. Lock order: slots > named > stripe > class > pages.
  * Crash safety: every change of shared metadata is one atomic step (state bytes, page
  * descriptors, handle words, named-object states), or a hint derived from those (partial-page
@@ -286,10 +286,11 @@ static int claim_slot(shm_att_t *a, unsigned *out)
 
 shm_att_t *ga__shm_att(ga_heap_t *heap)
 {
+    /* Compare before dereferencing: heap may be any pointer. */
     shm_att_t *a = (shm_att_t *)heap;
-    if (a && a->index < ATT_MAX && procs.att[a->index] == a && a->magic == ATT_MAGIC &&
-        a->state == ATT_OPEN)
-        return a;
+    for (unsigned i = 0; a && i < ATT_MAX; i++)
+        if (procs.att[i] == a)
+            return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
     ga__set_error(GA_EINVAL);
     return NULL;
 }
