@@ -67,7 +67,7 @@ static inline unsigned size_class(size_t s)
 static inline uint64_t top_pages(shm_att_t *a)
 {
     uint64_t t = atomic_load_explicit(&a->hdr->npages_top, memory_order_acquire);
-    return t < a->max_pages ? t : a->max_pages;
+    return GA_LIKELY(t <= a->known_top) ? t : ga__shm_top_slow(a, t);
 }
 
 shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i)

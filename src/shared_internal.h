@@ -228,6 +228,7 @@ typedef struct shm_att_s {
     unsigned char *base;
     uint64_t map_size; /* = max_size */
     uint64_t max_pages, data_off, pt_off;
+    _Atomic uint64_t known_top; /* data pages known to be covered by the file */
     shm_header_t *hdr;
     shm_page_t *pages;
     char name[SHM_NAME_MAX + 1];
@@ -261,6 +262,8 @@ int ga__shm_slot_alive(shm_att_t *a, unsigned s);
 void ga__shm_proc_lock(void);
 void ga__shm_proc_unlock(void);
 uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
+/* npages_top clamped to what the file covers (fstat); updates a->known_top. */
+uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t);
 /* Grows the committed data pages to at least `pages` (pages lock held). 0 or GA_E*. */
 int ga__shm_commit(shm_att_t *a, uint64_t pages);
 

@@ -28,7 +28,7 @@ int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)
 static uint64_t top_pages(shm_att_t *a)
 {
     uint64_t t = atomic_load(&a->hdr->npages_top);
-    return t < a->max_pages ? t : a->max_pages;
+    return t <= atomic_load_explicit(&a->known_top, memory_order_relaxed) ? t : ga__shm_top_slow(a, t);
 }
 
 /* Takes every lock in order (running repairs), optionally keeping them. 0 or GA_E*. */
@@ -185,14 +185,19 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
 {
     shm_header_t *h = a->hdr;
     uint64_t top = atomic_load(&h->npages_top);
-    if (top > a->max_pages)
-        return ga__shm_corrupt(a, quiet, top, "committed top is past the end");
+    if (top != top_pages(a))
+        return ga__shm_corrupt(a, quiet, top, "committed top is past the end of the file");
     if (atomic_load(&h->pages_intent.op) != INTENT_NONE)
         return ga__shm_corrupt(a, quiet, 0, "page table has an unfinished change");
     uint32_t in_partial[SHM_NCLASS] = {0};
     for (uint64_t p = 0; p < top; p++) {
         uint64_t d = atomic_load(&a->pages[p].desc);
         int rc = 0;
+        /* Fields a kind does not use must be zero, so more corruption is seen. */
+        static const uint64_t unused[] = {~(uint64_t)0, 0xFFFFFFFFFF00FF00ull,
+                                          0xFF0000ull, 0xFFFF00ull, 0xFFFF00ull};
+        if (PD_KIND(d) <= PG_HTABLE && ((d & unused[PD_KIND(d)]) || (d & 0xFF000000ull)))
+            return ga__shm_corrupt(a, quiet, p, "page descriptor has stray bits");
         switch (PD_KIND(d)) {
         case PG_FREE:
             break;

@@ -680,7 +680,7 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
 /* Blocks this process still owns become the ORPHAN slot's (kept, owned by no process). */
 static void orphan_blocks(shm_att_t *a)
 {
-    uint64_t top = atomic_load(&a->hdr->npages_top);
+    uint64_t top = ga__shm_top_slow(a, atomic_load(&a->hdr->npages_top));
     unsigned me = ST_ALLOC(a->slot), to = ST_ALLOC(SHM_SLOT_ORPHAN);
     for (uint64_t p = 0; p < top && p < a->max_pages; p++) {
         uint64_t d = atomic_load(&a->pages[p].desc);
@@ -769,9 +769,27 @@ int ga_shared_unlink(const char *name, unsigned flags)
 
 /* ---- committing memory ------------------------------------------------------------------ */
 
+uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t)
+{
+    /* Never trust npages_top beyond what the file really covers: touching a page past the end
+     * of the file would raise SIGBUS. */
+    struct stat st;
+    uint64_t file_pages = 0;
+    if (fstat(a->fd, &st) == 0 && (uint64_t)st.st_size > a->data_off)
+        file_pages = ((uint64_t)st.st_size - a->data_off) / SHM_PAGE;
+    if (t > file_pages)
+        t = file_pages;
+    if (t > a->max_pages)
+        t = a->max_pages;
+    uint64_t k = atomic_load_explicit(&a->known_top, memory_order_relaxed);
+    while (t > k && !atomic_compare_exchange_weak(&a->known_top, &k, t))
+        ;
+    return t;
+}
+
 int ga__shm_commit(shm_att_t *a, uint64_t pages)
 {
-    uint64_t top = atomic_load(&a->hdr->npages_top);
+    uint64_t top = ga__shm_top_slow(a, atomic_load(&a->hdr->npages_top));
     if (pages <= top)
         return 0;
     if (pages > a->max_pages)

@@ -26,10 +26,28 @@ static void cleanup(void)
         ga_shared_unlink(names[i], GA_SHARED_FORCE);
 }
 
+/* Unlink our heaps also when a check crashes (atexit does not run then). */
+static pid_t owner_pid;
+static void on_fatal(int sig)
+{
+    if (getpid() == owner_pid)
+        cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+static void install_cleanup(void)
+{
+    owner_pid = getpid();
+    atexit(cleanup);
+    signal(SIGABRT, on_fatal);
+    signal(SIGSEGV, on_fatal);
+    signal(SIGBUS, on_fatal);
+}
+
 static const char *heap_name(const char *tag)
 {
     if (nnames == 0)
-        atexit(cleanup);
+        install_cleanup();
     snprintf(names[nnames], sizeof names[nnames], "test%d_%s", (int)getpid(), tag);
     return names[nnames++];
 }
