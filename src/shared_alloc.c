@@ -470,7 +470,8 @@ static GA_NOINLINE int refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
         }
         uint64_t pg = head - 1;
         uint64_t d = pg < top_pages(a) ? atomic_load(&a->pages[pg].desc) : 0;
-        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) {
+        /* A page not marked as listed means a cycle or a stale link: rebuild the list. */
+        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c || !a->pages[pg].in_partial) {
             if (repaired) { /* the repaired list is bad again: give up */
                 rc = GA_ECORRUPT;
                 break;

@@ -104,6 +104,9 @@ static void repair_stripe(shm_att_t *a, void *arg)
     shm_stripe_t *st = &a->hdr->stripes[s];
     repair_intent(a, &st->intent);
     st->free_head = 0;
+    uint32_t kmax = (uint32_t)(((uint64_t)1 << 24) / SHM_NSTRIPES);
+    if (st->next_k > kmax)
+        st->next_k = kmax;
     for (uint32_t k = st->next_k; k-- > 0;) {
         uint32_t idx = s + k * SHM_NSTRIPES;
         shm_hentry_t *e = ga__shm_hentry(a, idx);
@@ -228,14 +231,22 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     }
     unsigned s = pick_stripe();
     int err = ga__shm_lock_stripe(a, s);
-    uint32_t idx = err ? UINT32_MAX : entry_new(a, s, &err);
+    if (err) {
+        ga__set_error(err);
+        return 0;
+    }
+    uint32_t idx = entry_new(a, s, &err);
     if (idx == UINT32_MAX) {
-        if (!err)
-            unlock_stripe(a, s);
+        unlock_stripe(a, s);
         ga__set_error(err);
         return 0;
     }
     shm_hentry_t *e = ga__shm_hentry(a, idx);
+    if (!e) { /* the chunk directory changed under us: corruption */
+        unlock_stripe(a, s);
+        ga__set_error(ga__shm_corrupt(a, false, idx, "handle-table chunk is missing"));
+        return 0;
+    }
     shm_intent_t *in = &a->hdr->stripes[s].intent;
     uint64_t off = 0;
     if (size > 0) {
