@@ -245,6 +245,21 @@ GA_API int ga_shared_close(ga_heap_t *heap);
  * another live process is attached, unless flags has GA_SHARED_FORCE. 0, GA_ENAME, GA_ENOENT,
  * GA_EPERM. */
 GA_API int ga_shared_unlink(const char *name, unsigned flags);
+/* What ga_shared_peek reads from a heap's header without attaching. */
+typedef struct ga_shared_info_s {
+    unsigned heap_id;
+    unsigned version;
+    unsigned mode;        /* permission bits of the segment file */
+    int creator_pid;
+    uint64_t created_time; /* seconds since the epoch */
+    size_t reserved;      /* max_size */
+    size_t committed;     /* bytes the segment file covers now */
+    size_t attached;      /* live attached processes */
+    size_t dead;          /* processes that died attached and were not reclaimed yet */
+} ga_shared_info_t;
+/* Reads NAME's header read-only (no attach, no side effect). 0, GA_ENAME, GA_ENOENT, GA_EPERM,
+ * GA_EFORMAT (not a heap of this format, or never initialized), GA_ECORRUPT. */
+GA_API int ga_shared_peek(const char *name, ga_shared_info_t *out);
 /* The heap's name (as given to ga_shared_open), or NULL for a heap that is not shared. */
 GA_API const char *ga_shared_name(ga_heap_t *heap);
 /* 1 if heap is a shared heap attached by this process, else 0. */

@@ -803,3 +803,45 @@ int ga__shm_commit(shm_att_t *a, uint64_t pages)
     atomic_store_explicit(&a->hdr->npages_top, want, memory_order_release);
     return 0;
 }
+
+/* ---- peeking at a header ---------------------------------------------------------------- */
+
+int ga_shared_peek(const char *name, ga_shared_info_t *out)
+{
+    char path[SHM_NAME_MAX + 16];
+    int rc = shm_path(name, path, sizeof path);
+    if (rc || !out)
+        return ga__set_error(rc ? rc : GA_EINVAL);
+    int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return ga__set_error(errno_to_ga(errno));
+    struct stat st;
+    shm_header_t *h = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(shm_header_t))
+        h = mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (h == MAP_FAILED)
+        return ga__set_error(GA_EFORMAT);
+    layout_t l;
+    rc = atomic_load(&h->init_state) == INIT_READY
+             ? validate_header(NULL, h, (uint64_t)st.st_size, &l)
+             : GA_EFORMAT;
+    if (rc == 0) {
+        memset(out, 0, sizeof *out);
+        out->heap_id = h->heap_id;
+        out->version = h->version;
+        out->mode = (unsigned)(st.st_mode & 0777);
+        out->creator_pid = h->creator_pid;
+        out->created_time = h->created_time;
+        out->reserved = h->max_size;
+        out->committed = (size_t)st.st_size;
+        shm_att_t tmp = {.hdr = h, .slot = SHM_SLOTS};
+        for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
+            int alive = ga__shm_slot_alive(&tmp, s);
+            out->attached += alive == 1;
+            out->dead += alive == 0;
+        }
+    }
+    munmap(h, sizeof *h);
+    return rc ? ga__set_error(rc) : 0;
+}
