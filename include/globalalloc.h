@@ -88,8 +88,10 @@ GA_API int ga_version_number(void);
 
 /* ---- blocks (the process heap, malloc-style) ------------------------------------------- */
 
-/* Every block is aligned to at least GA_MIN_ALIGN bytes. */
+/* Every block is aligned to at least GA_MIN_ALIGN bytes; ga_aligned_alloc takes up to
+ * GA_MAX_ALIGN. */
 #define GA_MIN_ALIGN 16
+#define GA_MAX_ALIGN ((size_t)2 << 20)
 
 /* Allocates size bytes (size 0 gives a unique minimal block). NULL + GA_ENOMEM on failure. */
 GA_API void *ga_malloc(size_t size);
@@ -98,14 +100,15 @@ GA_API void *ga_calloc(size_t n, size_t size);
 /* Resizes p (NULL acts as ga_malloc). Contents up to the smaller size are kept. On failure
  * returns NULL and p stays valid. size 0 frees p and returns a minimal block. */
 GA_API void *ga_realloc(void *p, size_t size);
-/* Allocates size bytes aligned to alignment (a power of two). NULL + GA_EINVAL if alignment is
- * not a power of two, GA_ENOMEM if no memory. */
+/* Allocates size bytes aligned to alignment (a power of two up to GA_MAX_ALIGN). NULL +
+ * GA_EINVAL if alignment is not a power of two or too large, GA_ENOMEM if no memory. */
 GA_API void *ga_aligned_alloc(size_t alignment, size_t size);
 /* Frees p (NULL is ignored). A pointer not from this heap or freed twice is reported. */
 GA_API void ga_free(void *p);
 /* Usable bytes of block p (>= the requested size); 0 for NULL or a foreign pointer. */
 GA_API size_t ga_usable_size(const void *p);
-/* 1 if p is the start of a live block of the process heap, else 0. Never faults. */
+/* 1 if p is the start of a block of the process heap that is not known to be free, else 0.
+ * Never faults. (A block freed by another thread may still count as live.) */
 GA_API int ga_owns(const void *p);
 
 /* ---- heaps ----------------------------------------------------------------------------- */
@@ -135,7 +138,9 @@ enum {
 };
 
 /* Allocates a moveable block of size bytes in heap (NULL = process heap). size 0 gives a
- * handle that is already discarded. Returns 0 + GA_ENOMEM / GA_EFULL / GA_EOVERFLOW. */
+ * handle that is already discarded. flags: GA_HZERO | GA_HDISCARDABLE | GA_HSHARE.
+ * Returns 0 + GA_ENOMEM / GA_EFULL / GA_EOVERFLOW, or GA_EINVAL (other flags, or a heap that
+ * cannot hold handles yet). */
 GA_API ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags);
 /* Frees the block and invalidates h (locked blocks too). 0, or GA_EHANDLE. */
 GA_API int ga_handle_free(ga_handle_t h);
@@ -146,7 +151,9 @@ GA_API void *ga_handle_lock(ga_handle_t h);
 GA_API int ga_handle_unlock(ga_handle_t h);
 /* Resizes to size bytes; size 0 discards. An unlocked block may move; a locked one only with
  * GA_HMOVE (it must never be discarded while locked: GA_ELOCKED). GA_HZERO zero-fills growth.
- * Returns 0, GA_EHANDLE, GA_ELOCKED, GA_ENOMEM (block unchanged) or GA_EOVERFLOW. */
+ * flags: GA_HZERO | GA_HMOVE, else GA_EINVAL. Returns 0, GA_EHANDLE, GA_ELOCKED, GA_ENOMEM
+ * (no memory, or a locked block without GA_HMOVE cannot grow in place; block unchanged) or
+ * GA_EOVERFLOW. */
 GA_API int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags);
 /* Frees the data but keeps the handle (ga_handle_realloc with size > 0 revives it).
  * 0, GA_EHANDLE, or GA_ELOCKED. */
@@ -158,13 +165,14 @@ typedef struct ga_handle_info_s {
     unsigned flags;      /* GA_HDISCARDABLE | GA_HSHARE | GA_HDISCARDED */
     void *data;          /* current data (NULL when discarded); valid only while locked */
 } ga_handle_info_t;
-/* Fills *info. 0 or GA_EHANDLE. */
+/* Fills *info. 0, GA_EHANDLE, or GA_EINVAL (info NULL). */
 GA_API int ga_handle_info(ga_handle_t h, ga_handle_info_t *info);
 /* Requested size of the block, 0 when discarded. Returns 0 and sets GA_EHANDLE if invalid. */
 GA_API size_t ga_handle_size(ga_handle_t h);
 /* The handle whose current data is p (for example from ga_handle_lock), or 0 + GA_ENOTOWNED. */
 GA_API ga_handle_t ga_handle_from_ptr(const void *p);
-/* Sets (set) and clears (clear) GA_HDISCARDABLE / GA_HSHARE. 0 or GA_EHANDLE / GA_EINVAL. */
+/* Sets (set) and clears (clear) GA_HDISCARDABLE / GA_HSHARE (a bit in both is set). Locked
+ * blocks too. 0 or GA_EHANDLE / GA_EINVAL (other bits). */
 GA_API int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear);
 
 /* ---- statistics ------------------------------------------------------------------------ */

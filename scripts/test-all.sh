@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Quick start 2: the whole test suite. Builds and runs every test in four configurations:
+#   release (gcc, warnings as errors), debug (clang, GA_DEBUG=3: every internal assertion),
+#   ASan+UBSan, and TSan (clang); then a smoke run of the benchmarks.
+# Set GA_TEST_CONFIGS to a subset ("release asan") to run fewer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+jobs=$(nproc)
+configs=${GA_TEST_CONFIGS:-"release debug asan tsan"}
+status=0
+
+run_config() {
+  local name=$1; shift
+  local dir=build-ci-$name
+  echo "=== [$name] configure + build"
+  cmake -S . -B "$dir" -DGA_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "warning:|error:" || true
+  cmake --build "$dir" -j"$jobs" >/dev/null
+  echo "=== [$name] ctest"
+  (cd "$dir" && ctest -j"$jobs" --output-on-failure ${GA_CTEST_ARGS:-} ) || status=1
+}
+
+for c in $configs; do
+  case $c in
+    release) run_config release -DCMAKE_BUILD_TYPE=Release ;;
+    debug)   run_config debug -DCMAKE_BUILD_TYPE=Debug -DGA_DEBUG=3 -DCMAKE_C_COMPILER=clang ;;
+    asan)    GA_CTEST_ARGS="-LE preload" run_config asan -DCMAKE_BUILD_TYPE=Debug \
+               "-DGA_SANITIZE=address;undefined" -DCMAKE_C_COMPILER=clang ;;
+    tsan)    GA_CTEST_ARGS="-LE preload|script" run_config tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+               -DGA_SANITIZE=thread -DCMAKE_C_COMPILER=clang ;;
+    *) echo "unknown config $c"; exit 2 ;;
+  esac
+done
+
+if [ -f bench/run.py ] && [[ " $configs " == *" release "* ]]; then
+  echo "=== benchmark smoke run"
+  python3 bench/run.py --quick --build build-ci-release || status=1
+fi
+if [ $status -eq 0 ]; then echo "ALL TEST CONFIGURATIONS PASSED"; else echo "SOME TESTS FAILED"; fi
+exit $status

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The malloc-style API of the process heap (ga_malloc, ga_free, ...), the raw block calls for
+ * the other layers (ga__alloc, ga__free, ...), and the pointer validation they share.
+ *
+ * Fast paths: malloc of up to GA_DIRECT_MAX bytes pops the free list of heap->direct[]'s page;
+ * free of a block whose segment this thread owns, on a page with no flags, pushes it back.
+ * Everything else goes to the GA_NOINLINE slow paths in heap.c. Every free first checks the
+ * segment map, so a foreign pointer is reported instead of trusted.
+ */
+#include "engine.h"
+#include <errno.h>
+#include <string.h>
+
+void ga__free_invalid(const void *p, int err, bool fatal)
+{
+    if (err == GA_EDOUBLEFREE)
+        ga__report(err, (uintptr_t)p, fatal, "free(%p): double free (block is already free)", p);
+    else
+        ga__report(err, (uintptr_t)p, fatal,
+                   "free(%p): pointer was not allocated by globalalloc (or is not a block start)",
+                   p);
+}
+
+static void *fail_alloc(int err)
+{
+    ga__set_error(err);
+    errno = ENOMEM;
+    return NULL;
+}
+
+GA_INLINE void *alloc_fast(size_t size, bool zero)
+{
+    ga_theap_t *heap = ga__tl_heap;
+    if (GA_LIKELY(size <= GA_DIRECT_MAX)) {
+        ga_page_t *page = heap->direct[(size + 15) >> 4];
+        ga_block_t *b = page->free;
+        if (GA_LIKELY(b != NULL)) {
+            ga_block_t *next = ga__decode(page, b->next);
+            /* GA_CHECK: a link must stay in the segment, or a write after free broke it. */
+            if (GA_LIKELY(((uintptr_t)next ^ (uintptr_t)b) >> GA_SEGMENT_SHIFT == 0 ||
+                          next == NULL)) {
+                page->free = next;
+                b->next = 0;
+                GA_UNPOISON(b, page->block_size);
+                ga__page_set_used(page, ga__page_used(page) + 1);
+                if (zero)
+                    memset(b, 0, page->block_size);
+                return b;
+            }
+        }
+    }
+    return ga__alloc_slow(heap, size, zero);
+}
+
+GA_INLINE void free_fast(void *p)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    if (GA_UNLIKELY(!ga__segmap_has(seg))) {
+        if (p != NULL)
+            ga__free_invalid(p, GA_ENOTOWNED, true);
+        return;
+    }
+    ga_page_t *page = ga__page_of(seg, p);
+    ga_theap_t *heap = ga__tl_heap;
+    ga_block_t *b = p;
+    size_t off = (size_t)((uint8_t *)p - page->start);
+    size_t idx = ga__page_block_index(page, off);
+    /* Only an owned, unflagged page and an exact block start take the fast path. */
+    if (GA_LIKELY(atomic_load_explicit(&seg->owner, memory_order_relaxed) == heap &&
+                  atomic_load_explicit(&page->flags, memory_order_relaxed) == 0 &&
+                  idx * page->block_size == off && idx < page->capacity)) {
+        uintptr_t d = b->next ^ page->key;
+        /* A first word that decodes to a link of this page suggests a double free: the slow
+         * path confirms (a tail call keeps this path free of saved registers). */
+        if (GA_UNLIKELY(d == 0 || d - (uintptr_t)page->start < ga__page_area(page))) {
+            ga__free_slow(seg, page, b, p);
+            return;
+        }
+        b->next = ga__encode(page, page->free);
+        page->free = b;
+        GA_POISON_FREE(b, page->block_size);
+        uint32_t used = ga__page_used(page) - 1;
+        ga__page_set_used(page, used);
+        if (GA_UNLIKELY(used == 0))
+            ga__page_after_local_free(heap, page);
+        return;
+    }
+    ga__free_slow(seg, page, b, p);
+}
+
+/* Usable bytes from p to the end of its block. pre: p is in a live page of seg. */
+static size_t usable_in(ga_segment_t *seg, ga_page_t *page, const void *p)
+{
+    if (seg->kind == GA_SEG_HUGE)
+        return seg->size - (size_t)((const uint8_t *)p - (const uint8_t *)seg);
+    const uint8_t *b = (const uint8_t *)ga__page_block_of(page, p);
+    return page->block_size - (size_t)((const uint8_t *)p - b);
+}
+
+/* ---- raw blocks for the other layers ------------------------------------------------------ */
+
+void *ga__alloc(size_t size) { return alloc_fast(size, false); }
+void *ga__zalloc(size_t size) { return alloc_fast(size, true); }
+void ga__free(void *p) { free_fast(p); }
+
+size_t ga__usable_size(const void *p)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    return usable_in(seg, ga__page_of(seg, p), p);
+}
+
+bool ga__is_heap_memory(const void *p)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    return ga__segmap_has(seg) && (size_t)((const uint8_t *)p - (uint8_t *)seg) < seg->size;
+}
+
+bool ga__is_block_start(const void *p)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    if (p == NULL || ((uintptr_t)p & (GA_MIN_ALIGN - 1)) || !ga__segmap_has(seg))
+        return false;
+    ga_page_t *page = ga__page_of(seg, p);
+    if (!page->in_use)
+        return false;
+    if (seg->kind == GA_SEG_HUGE)
+        return p == page->start;
+    if ((const uint8_t *)p < page->start)
+        return false;
+    size_t off = (size_t)((const uint8_t *)p - page->start);
+    return off % page->block_size == 0 && off / page->block_size < page->capacity;
+}
+
+/* ---- the public malloc-style API ------------------------------------------------------------ */
+
+void *ga_malloc(size_t size)
+{
+    void *p = alloc_fast(size, false);
+    return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
+}
+
+void *ga_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (GA_UNLIKELY(__builtin_mul_overflow(n, size, &total)))
+        return fail_alloc(GA_EOVERFLOW);
+    void *p = alloc_fast(total, true);
+    return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
+}
+
+void ga_free(void *p) { free_fast(p); }
+
+/* Validates p for realloc/usable_size; NULL (after a report when `report`) if not ours. */
+static ga_page_t *live_page_of(const void *p, ga_segment_t **segp, bool report)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    if (!ga__segmap_has(seg)) {
+        if (report)
+            ga__free_invalid(p, GA_ENOTOWNED, true);
+        return NULL;
+    }
+    ga_page_t *page = ga__page_of(seg, p);
+    if (!page->in_use || (const uint8_t *)p < page->start) {
+        if (report)
+            ga__free_invalid(p, page->in_use ? GA_ENOTOWNED : GA_EDOUBLEFREE, true);
+        return NULL;
+    }
+    *segp = seg;
+    return page;
+}
+
+void *ga_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return ga_malloc(size);
+    ga_segment_t *seg;
+    ga_page_t *page = live_page_of(p, &seg, true);
+    if (page == NULL)
+        return fail_alloc(GA_ENOTOWNED);
+    size_t usable = usable_in(seg, page, p);
+    if (size <= usable && (size >= usable / 2 || usable <= 64))
+        return p; /* fits without wasting more than half */
+    if (seg->kind == GA_SEG_HUGE && size > GA_LARGE_MAX && p == page->start &&
+        ga__huge_try_resize(seg, size))
+        return p;
+    void *q = alloc_fast(size, false);
+    if (q == NULL)
+        return fail_alloc(GA_ENOMEM);
+    memcpy(q, p, size < usable ? size : usable);
+    free_fast(p);
+    return q;
+}
+
+void *ga_aligned_alloc(size_t alignment, size_t size)
+{
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        ga__set_error(GA_EINVAL);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= GA_MIN_ALIGN)
+        return ga_malloc(size);
+    if (alignment > GA_MAX_ALIGN) { /* a block must start in the segment of its header */
+        ga__set_error(GA_EINVAL);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size > SIZE_MAX - alignment)
+        return fail_alloc(GA_ENOMEM);
+    size_t padded = size + alignment - GA_MIN_ALIGN;
+    void *p;
+    if (padded <= GA_LARGE_MAX && alignment <= GA_LARGE_MAX / 2) {
+        uint8_t *b = alloc_fast(padded, false);
+        if (b == NULL)
+            return fail_alloc(GA_ENOMEM);
+        p = (void *)(((uintptr_t)b + alignment - 1) & ~(uintptr_t)(alignment - 1));
+        if (p != b) {
+            ga_page_t *page = ga__page_of(ga__segment_of(b), b);
+            atomic_store_explicit(&page->flags,
+                                  atomic_load_explicit(&page->flags, memory_order_relaxed) |
+                                      GA_PAGE_ALIGNED,
+                                  memory_order_relaxed);
+        }
+    } else {
+        if (ga__tl_heap == &ga__empty_heap)
+            ga__engine_init();
+        p = ga__huge_alloc(size, alignment, false);
+        if (p == NULL)
+            return fail_alloc(GA_ENOMEM);
+    }
+    return p;
+}
+
+size_t ga_usable_size(const void *p)
+{
+    if (p == NULL)
+        return 0;
+    ga_segment_t *seg;
+    ga_page_t *page = live_page_of(p, &seg, false);
+    return page ? usable_in(seg, page, p) : 0;
+}
+
+int ga_owns(const void *p)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    if (!ga__is_block_start(p))
+        return 0;
+    ga_page_t *page = ga__page_of(seg, p);
+    if (seg->kind != GA_SEG_HUGE && atomic_load(&seg->owner) == ga__tl_heap) {
+        const ga_block_t *b = p;
+        uintptr_t d = b->next ^ page->key;
+        if ((d == 0 || d - (uintptr_t)page->start < ga__page_area(page)) &&
+            ga__block_is_free(ga__tl_heap, page, (ga_block_t *)b))
+            return 0;
+    }
+    return 1;
+}
+
+ga_heap_t *ga_heap_default(void)
+{
+    static int process_heap; /* the process heap has no state of its own: a unique address */
+    return (ga_heap_t *)&process_heap;
+}
+
+size_t ga_heap_collect(ga_heap_t *heap, int force)
+{
+    (void)heap;
+    return ga__heap_collect(ga__tl_heap, force != 0);
+}
