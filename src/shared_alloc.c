@@ -298,7 +298,10 @@ int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk)
 /* ---- thread caches ---------------------------------------------------------------------- */
 
 static GA_TLS shm_tcache_t *tl_tc[ATT_MAX];
-static shm_tcache_t *tc_all; /* under the process lock */
+/* Every thread cache of the process. tc_list_lock is the innermost lock: it is taken inside
+ * shared-heap locks (a cache is made on first use), so its holder takes no other lock. */
+static shm_tcache_t *tc_all;
+static pthread_mutex_t tc_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
@@ -307,7 +310,7 @@ static void flush_class(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint32_t kee
 static void tc_thread_exit(void *arg)
 {
     (void)arg;
-    ga__shm_proc_lock();
+    ga__shm_proc_lock(); /* keeps attachments from closing while we flush */
     for (unsigned i = 0; i < ATT_MAX; i++) {
         shm_tcache_t *tc = tl_tc[i];
         if (!tc)
@@ -315,12 +318,14 @@ static void tc_thread_exit(void *arg)
         if (tc->att && tc->att->state == ATT_OPEN && tc->att->serial == tc->serial)
             for (unsigned c = 0; c < SHM_NCLASS; c++)
                 flush_class(tc->att, tc, c, 0);
+        pthread_mutex_lock(&tc_list_lock);
         for (shm_tcache_t **pp = &tc_all; *pp; pp = &(*pp)->next) {
             if (*pp == tc) {
                 *pp = tc->next;
                 break;
             }
         }
+        pthread_mutex_unlock(&tc_list_lock);
         tl_tc[i] = NULL;
         munmap(tc, sizeof *tc);
     }
@@ -337,10 +342,10 @@ static GA_NOINLINE shm_tcache_t *tc_slow(shm_att_t *a)
         tc = mmap(NULL, sizeof *tc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (tc == MAP_FAILED)
             return NULL;
-        ga__shm_proc_lock();
+        pthread_mutex_lock(&tc_list_lock);
         tc->next = tc_all;
         tc_all = tc;
-        ga__shm_proc_unlock();
+        pthread_mutex_unlock(&tc_list_lock);
         pthread_setspecific(tc_key, (void *)1);
         tl_tc[a->index] = tc;
     }
@@ -361,6 +366,7 @@ static inline shm_tcache_t *tc_get(shm_att_t *a)
 
 void ga__shm_tcache_forget(void)
 {
+    pthread_mutex_init(&tc_list_lock, NULL);
     tc_all = NULL; /* the parent's caches: the child must not flush them */
     for (unsigned i = 0; i < ATT_MAX; i++)
         tl_tc[i] = NULL;
@@ -368,10 +374,17 @@ void ga__shm_tcache_forget(void)
 
 void ga__shm_flush_all(shm_att_t *a)
 {
-    /* caller holds the process lock */
-    for (shm_tcache_t *tc = tc_all; tc; tc = tc->next) {
-        if (tc->att != a || tc->serial != a->serial)
-            continue;
+    /* The caller holds the process lock, so no cache goes away meanwhile (a thread that exits
+     * waits for it); the list lock is only held to walk, never across a flush. */
+    for (;;) {
+        shm_tcache_t *tc;
+        pthread_mutex_lock(&tc_list_lock);
+        for (tc = tc_all; tc; tc = tc->next)
+            if (tc->att == a && tc->serial == a->serial)
+                break;
+        pthread_mutex_unlock(&tc_list_lock);
+        if (!tc)
+            return;
         for (unsigned c = 0; c < SHM_NCLASS; c++)
             flush_class(a, tc, c, 0);
         tc->att = NULL;

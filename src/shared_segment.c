@@ -67,7 +67,7 @@
 
 static struct {
     pthread_mutex_t lock;
-    shm_att_t *att[ATT_MAX];
+    _Atomic(shm_att_t *) att[ATT_MAX]; /* read without the lock by ga__shm_att */
     _Atomic(shm_att_t *) by_id[2048];
     uint64_t serial;
     pthread_once_t once;
@@ -280,6 +280,15 @@ static int claim_slot(shm_att_t *a, unsigned *out)
     }
     ga__shm_unlock(&h->slots_lock);
     return rc;
+}
+
+static void release_slot(shm_att_t *a)
+{
+    shm_header_t *h = a->hdr;
+    if (ga__shm_lock(a, &h->slots_lock, NULL, NULL) == 0) {
+        atomic_store(&h->slots[a->slot].pid, 0);
+        ga__shm_unlock(&h->slots_lock);
+    }
 }
 
 /* ---- attachment table ------------------------------------------------------------------- */
@@ -634,6 +643,8 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
         return NULL;
     }
     pthread_once(&procs.once, init_once);
+    /* The process lock is not held while opening: opening may wait (a busy creator) and takes
+     * shared-heap locks, and a thread holding one of those may need the process lock. */
     pthread_mutex_lock(&procs.lock);
     shm_att_t *a = find_open(name, path);
     if (a && (flags & GA_SHARED_CREATE) && (flags & GA_SHARED_EXCL)) {
@@ -641,38 +652,43 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
         ga__set_error(GA_EEXIST);
         return NULL;
     }
-    if (a) {
+    if (a)
         a->refs++;
-        pthread_mutex_unlock(&procs.lock);
+    pthread_mutex_unlock(&procs.lock);
+    if (a)
         return (ga_heap_t *)a;
-    }
     a = att_new(name, -1);
     if (!a) {
-        pthread_mutex_unlock(&procs.lock);
         ga__set_error(GA_ENOMEM);
         return NULL;
     }
     rc = open_segment(a, path, max_size, flags, created);
+    bool slot = false;
     if (rc == 0)
-        rc = register_att(a);
+        slot = (rc = claim_slot(a, &a->slot)) == 0;
+    shm_att_t *other = NULL;
     if (rc == 0) {
-        rc = claim_slot(a, &a->slot);
-        if (rc) {
-            procs.att[a->index] = NULL;
-            atomic_store(&procs.by_id[a->heap_id], NULL);
-        }
-    }
-    if (rc) {
+        pthread_mutex_lock(&procs.lock);
+        other = find_open(name, path); /* another thread of ours won the race */
+        if (other)
+            other->refs++;
+        else
+            rc = register_att(a);
         pthread_mutex_unlock(&procs.lock);
-        if (*created)
+    }
+    if (rc || other) {
+        if (slot)
+            release_slot(a);
+        if (rc && *created)
             shm_unlink(path);
-        *created = 0;
+        if (rc)
+            *created = 0;
         att_free(a);
-        ga__set_error(rc);
-        return NULL;
+        if (rc)
+            ga__set_error(rc);
+        return rc ? NULL : (ga_heap_t *)other;
     }
     atomic_fetch_add(&a->hdr->attach_count, 1);
-    pthread_mutex_unlock(&procs.lock);
     ga__shm_recover(a, false); /* give back what dead peers held in their caches */
     return (ga_heap_t *)a;
 }
@@ -717,12 +733,8 @@ int ga_shared_close(ga_heap_t *heap)
     if (a->state == ATT_OPEN) {
         ga__shm_flush_all(a);
         orphan_blocks(a);
-        shm_header_t *h = a->hdr;
-        if (ga__shm_lock(a, &h->slots_lock, NULL, NULL) == 0) {
-            atomic_store(&h->slots[a->slot].pid, 0);
-            ga__shm_unlock(&h->slots_lock);
-        }
-        atomic_fetch_sub(&h->attach_count, 1);
+        release_slot(a);
+        atomic_fetch_sub(&a->hdr->attach_count, 1);
         atomic_store(&procs.by_id[a->heap_id], NULL);
     }
     procs.att[a->index] = NULL;
