@@ -295,6 +295,54 @@ int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk)
     return rc;
 }
 
+/* ---- giving pages back ------------------------------------------------------------------ */
+
+/* Returns the wholly free pages of class c to the page pool (class lock held). A page whose
+ * state bytes are all FREE cannot change under the class lock: no cache holds a block of it
+ * and no block of it is allocated. Unlinking it from the partial list is a hint change; the
+ * descriptor store (under the pages lock) is the single step that gives it back. */
+static uint64_t trim_class(shm_att_t *a, unsigned c)
+{
+    shm_class_t *cl = &a->hdr->classes[c];
+    uint64_t top = top_pages(a), freed = 0, steps = 0;
+    uint32_t *link = &cl->partial_head;
+    while (*link && steps++ <= top) {
+        uint64_t pg = *link - 1;
+        uint64_t d = pg < top ? atomic_load(&a->pages[pg].desc) : 0;
+        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c)
+            break; /* a bad list: left for the repair */
+        shm_page_t *r = &a->pages[pg];
+        if (count_free(a, pg, c) != geo.count[c] || ga__shm_lock_pages(a) != 0) {
+            link = &r->next_partial;
+            continue;
+        }
+        *link = r->next_partial;
+        r->in_partial = 0;
+        r->next_partial = 0;
+        r->free_count = 0;
+        atomic_store(&r->desc, PD_MAKE(PG_FREE, 0, 0, 0));
+        if (pg < a->hdr->pages_hint)
+            a->hdr->pages_hint = (uint32_t)pg;
+        ga__shm_unlock(&a->hdr->pages_lock);
+        if (cl->npages)
+            cl->npages--;
+        freed++;
+    }
+    return freed;
+}
+
+uint64_t ga__shm_trim(shm_att_t *a)
+{
+    uint64_t n = 0;
+    for (unsigned c = 0; c < SHM_NCLASS; c++) {
+        if (ga__shm_lock_class(a, c) == 0) {
+            n += trim_class(a, c);
+            ga__shm_unlock(&a->hdr->classes[c].lock);
+        }
+    }
+    return n;
+}
+
 /* ---- thread caches ---------------------------------------------------------------------- */
 
 static GA_TLS shm_tcache_t *tl_tc[ATT_MAX];
@@ -551,8 +599,14 @@ uint64_t ga__shm_alloc_off(shm_att_t *a, size_t size, bool zero)
         }
         if (off || err != GA_EFULL || attempt)
             break;
-        if (ga__shm_recover(a, false) <= 0) /* dead peers' caches, then retry once */
+        /* Full: flush our caches, take back dead peers' caches and give wholly free pages of
+         * every class back to the page pool, then try once more. */
+        shm_tcache_t *tc = tc_get(a);
+        for (unsigned c = 0; tc && c < SHM_NCLASS; c++)
+            flush_class(a, tc, c, 0);
+        if (ga__shm_recover(a, false) < 0)
             break;
+        ga__shm_trim(a);
     }
     if (!off)
         ga__set_error(err ? err : GA_EFULL);

@@ -283,6 +283,8 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off);
 size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state);
 /* CAS the state of block off from `from` to `to`. true on success. */
 bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
+/* Gives wholly free small pages back to the page pool; returns how many. */
+uint64_t ga__shm_trim(shm_att_t *a);
 /* Flushes every cache of attachment a in this process (detach). */
 void ga__shm_flush_all(shm_att_t *a);
 /* Forgets every thread cache (fork child). */

@@ -285,6 +285,17 @@ TEST(heap_full)
     void *q = ga_shared_alloc(h, 1000);
     CHECK(q != NULL);
     ga_shared_free(h, q);
+    /* the pages of the 1024-byte class go back to the pool when a large block needs them */
+    q = ga_shared_alloc(h, MIB);
+    CHECK(q != NULL);
+    ga_shared_free(h, q);
+    ASSERT_EQ(ga_shared_check(h, 0), 0);
+    n = 0;
+    while (n < 100000 && (p[n] = ga_shared_alloc(h, 100)) != NULL)
+        n++;
+    CHECK(n > 10000); /* and then to another class */
+    for (int i = 0; i < n; i++)
+        ga_shared_free(h, p[i]);
     ASSERT_EQ(ga_shared_check(h, 0), 0);
     ga_shared_close(h);
     ga_shared_unlink(name, 0);
