@@ -71,7 +71,7 @@ static struct {
     _Atomic(shm_att_t *) by_id[2048];
     uint64_t serial;
     pthread_once_t once;
-} procs = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}, 0, PTHREAD_ONCE_INIT};
+} procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 void ga__shm_proc_lock(void) { pthread_mutex_lock(&procs.lock); }
 void ga__shm_proc_unlock(void) { pthread_mutex_unlock(&procs.lock); }
