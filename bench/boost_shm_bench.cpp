@@ -82,13 +82,11 @@ int main(int argc, char **argv)
             double t = now_s();
             long pairs = churn(seg, steps);
             t = now_s() - t;
-            if (t * 1e9 / (double)pairs < ns1)
-                ns1 = t * 1e9 / (double)pairs;
+            if (t * 1e9 / (double)pairs < ns1) ns1 = t * 1e9 / (double)pairs;
         }
         // two processes, each timing its own churn
         int go[2], res[2];
-        if (pipe(go) || pipe(res))
-            return 1;
+        if (pipe(go) || pipe(res)) return 1;
         pid_t kids[2];
         for (int i = 0; i < 2; i++) {
             kids[i] = fork();
@@ -97,13 +95,11 @@ int main(int argc, char **argv)
                 bip::managed_shared_memory s2(bip::open_only, name);
                 churn(s2, steps / 4);
                 char c;
-                if (read(go[0], &c, 1) != 0)
-                    _exit(1);
+                if (read(go[0], &c, 1) != 0) _exit(1);
                 double r[2] = {now_s(), 0};
                 r[1] = (double)churn(s2, steps);
                 r[0] = now_s() - r[0];
-                if (write(res[1], r, sizeof r) != (ssize_t)sizeof r)
-                    _exit(1);
+                if (write(res[1], r, sizeof r) != (ssize_t)sizeof r) _exit(1);
                 _exit(0);
             }
         }
@@ -113,8 +109,7 @@ int main(int argc, char **argv)
         close(go[1]);
         double pairs = 0, longest = 0, r[2];
         for (int i = 0; i < 2; i++) {
-            if (read(res[0], r, sizeof r) != (ssize_t)sizeof r)
-                return 1;
+            if (read(res[0], r, sizeof r) != (ssize_t)sizeof r) return 1;
             pairs += r[1];
             longest = r[0] > longest ? r[0] : longest;
         }
@@ -132,8 +127,7 @@ int main(int argc, char **argv)
         t = now_s();
         for (long i = 0; i < lookups; i++) {
             std::snprintf(obj, sizeof obj, "object-%d", (int)(seq_slot[i & (SEQ - 1)] % 500u));
-            if (!seg.find<char>(obj).first)
-                return 1;
+            if (!seg.find<char>(obj).first) return 1;
         }
         ns_lookup = (now_s() - t) * 1e9 / (double)lookups;
     }
@@ -146,8 +140,7 @@ int main(int argc, char **argv)
     else {
         std::printf("boost managed_shared_memory, 1 process  %8.1f ns per alloc+free (%.2f M/s)\n",
                     ns1, pps1 / 1e6);
-        std::printf("boost managed_shared_memory, 2 processes %7.2f M pairs/s total\n",
-                    pps2 / 1e6);
+        std::printf("boost managed_shared_memory, 2 processes %7.2f M pairs/s total\n", pps2 / 1e6);
         std::printf("boost named object lookup (500 objects)  %8.1f ns\n", ns_lookup);
     }
     return 0;

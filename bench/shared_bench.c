@@ -77,10 +77,24 @@ static long churn(const alloc_if_t *a, long steps)
     return allocs;
 }
 
-static void *p_alloc(void *c, size_t n) { (void)c; return ga_malloc(n); }
-static void p_free(void *c, void *p) { (void)c; ga_free(p); }
-static void *s_alloc(void *c, size_t n) { return ga_shared_alloc(c, n); }
-static void s_free(void *c, void *p) { ga_shared_free(c, p); }
+static void *p_alloc(void *c, size_t n)
+{
+    (void)c;
+    return ga_malloc(n);
+}
+static void p_free(void *c, void *p)
+{
+    (void)c;
+    ga_free(p);
+}
+static void *s_alloc(void *c, size_t n)
+{
+    return ga_shared_alloc(c, n);
+}
+static void s_free(void *c, void *p)
+{
+    ga_shared_free(c, p);
+}
 
 /* ns per pair in one process (best of 3). */
 static double one_process(const alloc_if_t *a, long steps)
@@ -91,8 +105,7 @@ static double one_process(const alloc_if_t *a, long steps)
         double t = now_s();
         long pairs = churn(a, steps);
         t = now_s() - t;
-        if (t * 1e9 / (double)pairs < best)
-            best = t * 1e9 / (double)pairs;
+        if (t * 1e9 / (double)pairs < best) best = t * 1e9 / (double)pairs;
     }
     return best;
 }
@@ -103,8 +116,7 @@ static double one_process(const alloc_if_t *a, long steps)
 static double many_processes(const char *name, int nproc, long steps)
 {
     int go[2], res[2];
-    if (pipe(go) || pipe(res))
-        exit(1);
+    if (pipe(go) || pipe(res)) exit(1);
     pid_t kids[8];
     for (int i = 0; i < nproc; i++) {
         kids[i] = fork();
@@ -114,13 +126,11 @@ static double many_processes(const char *name, int nproc, long steps)
             alloc_if_t a = {s_alloc, s_free, h};
             char c;
             churn(&a, steps / 4);
-            if (!h || read(go[0], &c, 1) != 0)
-                _exit(1);
+            if (!h || read(go[0], &c, 1) != 0) _exit(1);
             double r[2] = {now_s(), 0};
             r[1] = (double)churn(&a, steps);
             r[0] = now_s() - r[0];
-            if (write(res[1], r, sizeof r) != (ssize_t)sizeof r)
-                _exit(1);
+            if (write(res[1], r, sizeof r) != (ssize_t)sizeof r) _exit(1);
             ga_shared_close(h);
             _exit(0);
         }
@@ -150,14 +160,12 @@ static double lookup_ns(ga_heap_t *h, int nobj, long lookups)
     char name[32];
     for (int i = 0; i < nobj; i++) {
         snprintf(name, sizeof name, "object-%d", i);
-        if (!ga_shared_object(h, name, 64, 0, NULL))
-            exit(1);
+        if (!ga_shared_object(h, name, 64, 0, NULL)) exit(1);
     }
     double t = now_s();
     for (long i = 0; i < lookups; i++) {
         snprintf(name, sizeof name, "object-%d", (int)(seq_slot[i & (SEQ - 1)] % (unsigned)nobj));
-        if (!ga_shared_object_find(h, name, NULL))
-            exit(1);
+        if (!ga_shared_object_find(h, name, NULL)) exit(1);
     }
     return (now_s() - t) * 1e9 / (double)lookups;
 }

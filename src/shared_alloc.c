@@ -24,8 +24,8 @@
 #include <sys/mman.h>
 
 const uint32_t ga__shm_class_size[SHM_NCLASS] = {
-    16,   32,   48,   64,   80,   96,   112,  128,   160,   192,   224,   256,
-    320,  384,  448,  512,  640,  768,  896,  1024,  1280,  1536,  1792,  2048,
+    16,   32,   48,   64,   80,   96,   112,  128,  160,   192,   224,   256,
+    320,  384,  448,  512,  640,  768,  896,  1024, 1280,  1536,  1792,  2048,
     2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
 
 static struct {
@@ -39,29 +39,33 @@ __attribute__((constructor)) static void geo_init(void)
         uint32_t bs = ga__shm_class_size[c], nb = (uint32_t)(SHM_PAGE / (bs + 1)), hdr;
         for (;; nb--) {
             hdr = (nb + 15) & ~15u;
-            if (hdr + (uint64_t)nb * bs <= SHM_PAGE)
-                break;
+            if (hdr + (uint64_t)nb * bs <= SHM_PAGE) break;
         }
         geo.hdr[c] = hdr;
         geo.count[c] = nb;
     }
 }
 
-uint32_t ga__shm_class_hdr(unsigned c) { return geo.hdr[c]; }
-uint32_t ga__shm_class_count(unsigned c) { return geo.count[c]; }
+uint32_t ga__shm_class_hdr(unsigned c)
+{
+    return geo.hdr[c];
+}
+uint32_t ga__shm_class_count(unsigned c)
+{
+    return geo.count[c];
+}
 
 static inline unsigned size_class(size_t s)
 {
-    if (s <= 128)
-        return s ? (unsigned)((s - 1) >> 4) : 0;
+    if (s <= 128) return s ? (unsigned)((s - 1) >> 4) : 0;
     unsigned lg = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1));
     unsigned k = (unsigned)((s - 1) >> (lg - 2)); /* 4..7 */
     return 8 + (lg - 7) * 4 + (k - 4);
 }
 
 /* Thread-cache entries pack the block offset (< 2^40) with its index in the page. */
-#define TC_OFF(e) ((e) & (((uint64_t)1 << 40) - 1))
-#define TC_IDX(e) ((uint32_t)((e) >> 48))
+#define TC_OFF(e)         ((e) & (((uint64_t)1 << 40) - 1))
+#define TC_IDX(e)         ((uint32_t)((e) >> 48))
 #define TC_PACK(off, idx) ((off) | ((uint64_t)(idx) << 48))
 
 static inline uint64_t top_pages(shm_att_t *a)
@@ -84,8 +88,7 @@ static inline _Atomic uint8_t *state_bytes(shm_att_t *a, uint64_t page)
 
 int ga__shm_lock_class(shm_att_t *a, unsigned c)
 {
-    return ga__shm_lock(a, &a->hdr->classes[c].lock, ga__shm_repair_class,
-                        (void *)(uintptr_t)c);
+    return ga__shm_lock(a, &a->hdr->classes[c].lock, ga__shm_repair_class, (void *)(uintptr_t)c);
 }
 
 int ga__shm_lock_pages(shm_att_t *a)
@@ -96,8 +99,7 @@ int ga__shm_lock_pages(shm_att_t *a)
 static void partial_push(shm_att_t *a, unsigned c, uint64_t pg)
 {
     shm_page_t *r = &a->pages[pg];
-    if (r->in_partial)
-        return;
+    if (r->in_partial) return;
     r->in_partial = 1;
     r->next_partial = a->hdr->classes[c].partial_head;
     a->hdr->classes[c].partial_head = (uint32_t)(pg + 1);
@@ -121,15 +123,13 @@ void ga__shm_repair_class(shm_att_t *a, void *arg)
     uint64_t top = top_pages(a);
     for (uint64_t p = 0; p < top; p++) {
         uint64_t d = atomic_load(&a->pages[p].desc);
-        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c)
-            continue;
+        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
         shm_page_t *r = &a->pages[p];
         r->free_count = count_free(a, p, c);
         r->scan = 0;
         r->in_partial = 0;
         cl->npages++;
-        if (r->free_count)
-            partial_push(a, c, p);
+        if (r->free_count) partial_push(a, c, p);
     }
 }
 
@@ -141,8 +141,7 @@ void ga__shm_repair_pages(shm_att_t *a, void *arg)
     /* Orphan TAILs (a run whose head was never written, or was freed first) become FREE. */
     for (uint64_t p = 0; p < top; p++) {
         uint64_t d = atomic_load(&a->pages[p].desc);
-        if (PD_KIND(d) != PG_TAIL)
-            continue;
+        if (PD_KIND(d) != PG_TAIL) continue;
         uint64_t head = PD_N(d);
         uint64_t hd = head < p ? atomic_load(&a->pages[head].desc) : 0;
         if (PD_KIND(hd) != PG_LARGE || head + PD_N(hd) <= p)
@@ -175,11 +174,9 @@ static uint64_t find_run(shm_att_t *a, uint64_t n, int *err)
             h->pages_hint = (uint32_t)p;
             all_busy_below = false;
         }
-        if (++run == n)
-            return p + 1 - n;
+        if (++run == n) return p + 1 - n;
     }
-    if (all_busy_below)
-        h->pages_hint = (uint32_t)top;
+    if (all_busy_below) h->pages_hint = (uint32_t)top;
     uint64_t first = top - run;
     if (n > a->max_pages || first + n > a->max_pages) {
         *err = GA_EFULL;
@@ -194,8 +191,7 @@ static uint64_t find_run(shm_att_t *a, uint64_t n, int *err)
 static uint64_t large_alloc(shm_att_t *a, uint64_t n, unsigned owner, int *err)
 {
     shm_header_t *h = a->hdr;
-    if ((*err = ga__shm_lock_pages(a)) != 0)
-        return UINT64_MAX;
+    if ((*err = ga__shm_lock_pages(a)) != 0) return UINT64_MAX;
     uint64_t pg = find_run(a, n, err);
     if (pg != UINT64_MAX) {
         h->pages_intent.idx = (uint32_t)pg;
@@ -216,8 +212,7 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
 {
     shm_header_t *h = a->hdr;
     int rc = ga__shm_lock_pages(a);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint64_t d = pg < top_pages(a) ? atomic_load(&a->pages[pg].desc) : 0;
     uint64_t n = PD_N(d);
     if (PD_KIND(d) != PG_LARGE || PD_OWNER(d) != expect || n == 0 || pg + n > top_pages(a)) {
@@ -231,8 +226,7 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
     if (atomic_compare_exchange_strong(&a->pages[pg].desc, &d, PD_MAKE(PG_FREE, 0, 0, 0))) {
         for (uint64_t i = 1; i < n; i++)
             atomic_store(&a->pages[pg + i].desc, PD_MAKE(PG_FREE, 0, 0, 0));
-        if (pg < h->pages_hint)
-            h->pages_hint = (uint32_t)pg;
+        if (pg < h->pages_hint) h->pages_hint = (uint32_t)pg;
     } else {
         rc = GA_ECORRUPT;
     }
@@ -246,8 +240,7 @@ static int small_page_new(shm_att_t *a, unsigned c)
 {
     shm_header_t *h = a->hdr;
     int rc = ga__shm_lock_pages(a);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint64_t pg = find_run(a, 1, &rc);
     if (pg != UINT64_MAX) {
         h->pages_intent.idx = (uint32_t)pg;
@@ -264,8 +257,7 @@ static int small_page_new(shm_att_t *a, unsigned c)
         atomic_store(&h->pages_intent.op, INTENT_NONE);
     }
     ga__shm_unlock(&h->pages_lock);
-    if (pg == UINT64_MAX)
-        return rc;
+    if (pg == UINT64_MAX) return rc;
     partial_push(a, c, pg);
     h->classes[c].npages++;
     return 0;
@@ -274,13 +266,10 @@ static int small_page_new(shm_att_t *a, unsigned c)
 int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk)
 {
     shm_header_t *h = a->hdr;
-    if (chunk >= SHM_HCHUNKS_MAX)
-        return GA_EFULL;
-    if (atomic_load_explicit(&h->hchunk[chunk], memory_order_acquire))
-        return 0;
+    if (chunk >= SHM_HCHUNKS_MAX) return GA_EFULL;
+    if (atomic_load_explicit(&h->hchunk[chunk], memory_order_acquire)) return 0;
     int rc = ga__shm_lock_pages(a);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (atomic_load(&h->hchunk[chunk]) == 0) {
         uint64_t pg = find_run(a, 1, &rc);
         if (pg != UINT64_MAX) {
@@ -309,8 +298,7 @@ static uint64_t trim_class(shm_att_t *a, unsigned c)
     while (*link && steps++ <= top) {
         uint64_t pg = *link - 1;
         uint64_t d = pg < top ? atomic_load(&a->pages[pg].desc) : 0;
-        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c)
-            break; /* a bad list: left for the repair */
+        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) break; /* a bad list: left for the repair */
         shm_page_t *r = &a->pages[pg];
         if (count_free(a, pg, c) != geo.count[c] || ga__shm_lock_pages(a) != 0) {
             link = &r->next_partial;
@@ -321,11 +309,9 @@ static uint64_t trim_class(shm_att_t *a, unsigned c)
         r->next_partial = 0;
         r->free_count = 0;
         atomic_store(&r->desc, PD_MAKE(PG_FREE, 0, 0, 0));
-        if (pg < a->hdr->pages_hint)
-            a->hdr->pages_hint = (uint32_t)pg;
+        if (pg < a->hdr->pages_hint) a->hdr->pages_hint = (uint32_t)pg;
         ga__shm_unlock(&a->hdr->pages_lock);
-        if (cl->npages)
-            cl->npages--;
+        if (cl->npages) cl->npages--;
         freed++;
     }
     return freed;
@@ -361,8 +347,7 @@ static void tc_thread_exit(void *arg)
     ga__shm_proc_lock(); /* keeps attachments from closing while we flush */
     for (unsigned i = 0; i < ATT_MAX; i++) {
         shm_tcache_t *tc = tl_tc[i];
-        if (!tc)
-            continue;
+        if (!tc) continue;
         if (tc->att && tc->att->state == ATT_OPEN && tc->att->serial == tc->serial)
             for (unsigned c = 0; c < SHM_NCLASS; c++)
                 flush_class(tc->att, tc, c, 0);
@@ -380,7 +365,10 @@ static void tc_thread_exit(void *arg)
     ga__shm_proc_unlock();
 }
 
-static void tc_init(void) { pthread_key_create(&tc_key, tc_thread_exit); }
+static void tc_init(void)
+{
+    pthread_key_create(&tc_key, tc_thread_exit);
+}
 
 static GA_NOINLINE shm_tcache_t *tc_slow(shm_att_t *a)
 {
@@ -388,8 +376,7 @@ static GA_NOINLINE shm_tcache_t *tc_slow(shm_att_t *a)
     if (!tc) {
         pthread_once(&tc_once, tc_init);
         tc = mmap(NULL, sizeof *tc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (tc == MAP_FAILED)
-            return NULL;
+        if (tc == MAP_FAILED) return NULL;
         pthread_mutex_lock(&tc_list_lock);
         tc->next = tc_all;
         tc_all = tc;
@@ -407,8 +394,7 @@ static GA_NOINLINE shm_tcache_t *tc_slow(shm_att_t *a)
 static inline shm_tcache_t *tc_get(shm_att_t *a)
 {
     shm_tcache_t *tc = tl_tc[a->index];
-    if (GA_LIKELY(tc && tc->att == a && tc->serial == a->serial))
-        return tc;
+    if (GA_LIKELY(tc && tc->att == a && tc->serial == a->serial)) return tc;
     return tc_slow(a);
 }
 
@@ -428,11 +414,9 @@ void ga__shm_flush_all(shm_att_t *a)
         shm_tcache_t *tc;
         pthread_mutex_lock(&tc_list_lock);
         for (tc = tc_all; tc; tc = tc->next)
-            if (tc->att == a && tc->serial == a->serial)
-                break;
+            if (tc->att == a && tc->serial == a->serial) break;
         pthread_mutex_unlock(&tc_list_lock);
-        if (!tc)
-            return;
+        if (!tc) return;
         for (unsigned c = 0; c < SHM_NCLASS; c++)
             flush_class(a, tc, c, 0);
         tc->att = NULL;
@@ -445,8 +429,7 @@ void ga__shm_flush_all(shm_att_t *a)
 static void flush_class(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint32_t keep)
 {
     uint32_t n = tc->n[c];
-    if (n <= keep || ga__shm_lock_class(a, c) != 0)
-        return;
+    if (n <= keep || ga__shm_lock_class(a, c) != 0) return;
     uint32_t out = n - keep;
     uint64_t top = top_pages(a);
     uint8_t mine = (uint8_t)ST_CACHED(a->slot);
@@ -454,16 +437,14 @@ static void flush_class(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint32_t kee
         uint64_t off = TC_OFF(tc->off[c][i]);
         uint32_t idx = TC_IDX(tc->off[c][i]);
         uint64_t pg = (off - a->data_off) >> SHM_PAGE_SHIFT;
-        if (off < a->data_off || pg >= top || idx >= geo.count[c])
-            continue;
+        if (off < a->data_off || pg >= top || idx >= geo.count[c]) continue;
         uint64_t d = atomic_load(&a->pages[pg].desc);
         uint8_t e = mine;
         if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c ||
             !atomic_compare_exchange_strong(&state_bytes(a, pg)[idx], &e, ST_FREE))
             continue; /* not ours any more: corruption, found by ga_shared_check */
         shm_page_t *r = &a->pages[pg];
-        if (r->free_count < geo.count[c])
-            r->free_count++;
+        if (r->free_count < geo.count[c]) r->free_count++;
         partial_push(a, c, pg);
     }
     ga__shm_unlock(&a->hdr->classes[c].lock);
@@ -477,8 +458,7 @@ void ga__shm_small_release_locked(shm_att_t *a, uint64_t pg, uint32_t idx)
     unsigned c = PD_CLASS(d);
     atomic_store(&state_bytes(a, pg)[idx], ST_FREE);
     shm_page_t *r = &a->pages[pg];
-    if (r->free_count < geo.count[c])
-        r->free_count++;
+    if (r->free_count < geo.count[c]) r->free_count++;
     partial_push(a, c, pg);
 }
 
@@ -493,16 +473,15 @@ static uint32_t take_from_page(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint6
     uint64_t pbase = a->data_off + pg * SHM_PAGE + geo.hdr[c];
     for (uint32_t seen = 0; seen < nb && got < want; seen++, i = i + 1 < nb ? i + 1 : 0) {
         if ((i & 7) == 0 && i + 8 <= nb && seen + 8 <= nb) {
-            uint64_t w = atomic_load_explicit((_Atomic uint64_t *)(void *)&st[i],
-                                              memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit((_Atomic uint64_t *)(void *)&st[i], memory_order_relaxed);
             if (((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull) == 0) {
                 seen += 7;
                 i += 7;
                 continue;
             }
         }
-        if (atomic_load_explicit(&st[i], memory_order_relaxed) != ST_FREE)
-            continue;
+        if (atomic_load_explicit(&st[i], memory_order_relaxed) != ST_FREE) continue;
         atomic_store_explicit(&st[i], mine, memory_order_relaxed);
         tc->off[c][tc->n[c]++] = TC_PACK(pbase + (uint64_t)i * ga__shm_class_size[c], i);
         got++;
@@ -516,17 +495,14 @@ static GA_NOINLINE int refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
 {
     shm_class_t *cl = &a->hdr->classes[c];
     int rc = ga__shm_lock_class(a, c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint32_t want = TC_CAP / 2;
     bool repaired = false;
     while (tc->n[c] == 0 || want > 0) {
         uint32_t head = cl->partial_head;
         if (head == 0) {
-            if (tc->n[c] > 0)
-                break;
-            if ((rc = small_page_new(a, c)) != 0)
-                break;
+            if (tc->n[c] > 0) break;
+            if ((rc = small_page_new(a, c)) != 0) break;
             continue;
         }
         uint64_t pg = head - 1;
@@ -547,8 +523,7 @@ static GA_NOINLINE int refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
             shm_page_t *r = &a->pages[pg];
             cl->partial_head = r->next_partial;
             r->in_partial = 0;
-            if (got == 0)
-                r->free_count = 0;
+            if (got == 0) r->free_count = 0;
         }
     }
     ga__shm_unlock(&cl->lock);
@@ -562,8 +537,7 @@ static uint64_t alloc_small(shm_att_t *a, unsigned c, int *err)
         *err = GA_ENOMEM;
         return 0;
     }
-    if (GA_UNLIKELY(tc->n[c] == 0) && (*err = refill(a, tc, c)) != 0)
-        return 0;
+    if (GA_UNLIKELY(tc->n[c] == 0) && (*err = refill(a, tc, c)) != 0) return 0;
     uint64_t e = tc->off[c][--tc->n[c]];
     uint64_t off = TC_OFF(e);
     _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + (off & ~(SHM_PAGE - 1))) + TC_IDX(e);
@@ -583,33 +557,27 @@ uint64_t ga__shm_alloc_off(shm_att_t *a, size_t size, bool zero)
         if (size <= SHM_SMALL_MAX) {
             unsigned c = size_class(size);
             off = alloc_small(a, c, &err);
-            if (off && zero)
-                memset(a->base + off, 0, ga__shm_class_size[c]);
+            if (off && zero) memset(a->base + off, 0, ga__shm_class_size[c]);
         } else {
             uint64_t n = (size + SHM_PAGE - 1) >> SHM_PAGE_SHIFT;
-            uint64_t pg = size > SHM_MAX_SIZE ? UINT64_MAX
-                                              : large_alloc(a, n, ST_ALLOC(a->slot), &err);
-            if (size > SHM_MAX_SIZE)
-                err = GA_EFULL;
+            uint64_t pg =
+                size > SHM_MAX_SIZE ? UINT64_MAX : large_alloc(a, n, ST_ALLOC(a->slot), &err);
+            if (size > SHM_MAX_SIZE) err = GA_EFULL;
             if (pg != UINT64_MAX) {
                 off = a->data_off + pg * SHM_PAGE;
-                if (zero)
-                    memset(a->base + off, 0, n * SHM_PAGE);
+                if (zero) memset(a->base + off, 0, n * SHM_PAGE);
             }
         }
-        if (off || err != GA_EFULL || attempt)
-            break;
+        if (off || err != GA_EFULL || attempt) break;
         /* Full: flush our caches, take back dead peers' caches and give wholly free pages of
          * every class back to the page pool, then try once more. */
         shm_tcache_t *tc = tc_get(a);
         for (unsigned c = 0; tc && c < SHM_NCLASS; c++)
             flush_class(a, tc, c, 0);
-        if (ga__shm_recover(a, false) < 0)
-            break;
+        if (ga__shm_recover(a, false) < 0) break;
         ga__shm_trim(a);
     }
-    if (!off)
-        ga__set_error(err ? err : GA_EFULL);
+    if (!off) ga__set_error(err ? err : GA_EFULL);
     return off;
 }
 
@@ -626,18 +594,15 @@ typedef struct {
 static int resolve(shm_att_t *a, uint64_t off, blockref_t *b)
 {
     uint64_t top = top_pages(a);
-    if (off < a->data_off || off >= a->data_off + top * SHM_PAGE || (off & 15))
-        return GA_ENOTOWNED;
+    if (off < a->data_off || off >= a->data_off + top * SHM_PAGE || (off & 15)) return GA_ENOTOWNED;
     b->pg = (off - a->data_off) >> SHM_PAGE_SHIFT;
     uint64_t d = atomic_load_explicit(&a->pages[b->pg].desc, memory_order_acquire);
     uint32_t in = (uint32_t)(off & (SHM_PAGE - 1));
     if (PD_KIND(d) == PG_SMALL) {
         unsigned c = PD_CLASS(d);
-        if (c >= SHM_NCLASS || in < geo.hdr[c])
-            return GA_ENOTOWNED;
+        if (c >= SHM_NCLASS || in < geo.hdr[c]) return GA_ENOTOWNED;
         uint32_t bs = ga__shm_class_size[c], rel = in - geo.hdr[c];
-        if (rel % bs || rel / bs >= geo.count[c])
-            return GA_ENOTOWNED;
+        if (rel % bs || rel / bs >= geo.count[c]) return GA_ENOTOWNED;
         b->idx = rel / bs;
         b->cls = c;
         b->usable = bs;
@@ -654,18 +619,15 @@ static int resolve(shm_att_t *a, uint64_t off, blockref_t *b)
 
 static unsigned block_state(shm_att_t *a, const blockref_t *b)
 {
-    if (b->cls < SHM_NCLASS)
-        return atomic_load(&state_bytes(a, b->pg)[b->idx]);
+    if (b->cls < SHM_NCLASS) return atomic_load(&state_bytes(a, b->pg)[b->idx]);
     return PD_OWNER(atomic_load(&a->pages[b->pg].desc));
 }
 
 size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state)
 {
     blockref_t b;
-    if (resolve(a, off, &b))
-        return 0;
-    if (state)
-        *state = block_state(a, &b);
+    if (resolve(a, off, &b)) return 0;
+    if (state) *state = block_state(a, &b);
     return b.usable;
 }
 
@@ -677,8 +639,7 @@ static bool cas_ref(shm_att_t *a, const blockref_t *b, unsigned from, unsigned t
     }
     _Atomic uint64_t *dp = &a->pages[b->pg].desc;
     uint64_t d = atomic_load(dp);
-    if (PD_KIND(d) != PG_LARGE || PD_OWNER(d) != from)
-        return false;
+    if (PD_KIND(d) != PG_LARGE || PD_OWNER(d) != from) return false;
     return atomic_compare_exchange_strong(dp, &d, (d & ~(uint64_t)0xFF00) | ((uint64_t)to << 8));
 }
 
@@ -692,27 +653,20 @@ int ga__shm_free_off(shm_att_t *a, uint64_t off, unsigned expect, bool in_window
 {
     blockref_t b;
     int rc = resolve(a, off, &b);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     unsigned mine = ST_CACHED(a->slot), cur;
     for (;;) {
         cur = block_state(a, &b);
         if (ST_KIND(cur) != ST_KALLOC)
             return (cur == ST_FREE || ST_KIND(cur) == ST_KCACHED) ? GA_EDOUBLEFREE : GA_ECORRUPT;
-        if (expect && cur != expect)
-            return GA_ENOTOWNED;
-        if (cas_ref(a, &b, cur, mine))
-            break;
+        if (expect && cur != expect) return GA_ENOTOWNED;
+        if (cas_ref(a, &b, cur, mine)) break;
     }
-    if (b.cls == SHM_NCLASS)
-        return in_window ? 0 : ga__shm_large_release(a, b.pg, mine);
+    if (b.cls == SHM_NCLASS) return in_window ? 0 : ga__shm_large_release(a, b.pg, mine);
     shm_tcache_t *tc = tc_get(a);
-    if (!tc)
-        return GA_ENOMEM; /* the block stays CACHED(me): recovered when we go */
-    if (tc->n[b.cls] >= TC_CAP)
-        flush_class(a, tc, b.cls, TC_CAP / 2);
-    if (tc->n[b.cls] < TC_SLOTS)
-        tc->off[b.cls][tc->n[b.cls]++] = TC_PACK(off, b.idx);
+    if (!tc) return GA_ENOMEM; /* the block stays CACHED(me): recovered when we go */
+    if (tc->n[b.cls] >= TC_CAP) flush_class(a, tc, b.cls, TC_CAP / 2);
+    if (tc->n[b.cls] < TC_SLOTS) tc->off[b.cls][tc->n[b.cls]++] = TC_PACK(off, b.idx);
     return 0;
 }
 
@@ -729,8 +683,7 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off)
 void *ga_shared_alloc(ga_heap_t *heap, size_t size)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     uint64_t off = ga__shm_alloc_off(a, size, false);
     return off ? a->base + off : NULL;
 }
@@ -738,8 +691,7 @@ void *ga_shared_alloc(ga_heap_t *heap, size_t size)
 void *ga_shared_calloc(ga_heap_t *heap, size_t n, size_t size)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     if (size && n > SIZE_MAX / size) {
         ga__set_error(GA_EOVERFLOW);
         return NULL;
@@ -757,10 +709,8 @@ static uint64_t ptr_off(shm_att_t *a, const void *p)
 int ga_shared_free(ga_heap_t *heap, void *p)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return GA_EINVAL;
-    if (!p)
-        return 0;
+    if (!a) return GA_EINVAL;
+    if (!p) return 0;
     uint64_t off = ptr_off(a, p);
     int rc = off ? ga__shm_free_off(a, off, 0, false) : GA_ENOTOWNED;
     if (rc) {
@@ -785,25 +735,20 @@ size_t ga_shared_usable_size(ga_heap_t *heap, const void *p)
 void *ga_shared_realloc(ga_heap_t *heap, void *p, size_t size)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return NULL;
-    if (!p)
-        return ga_shared_alloc(heap, size);
+    if (!a) return NULL;
+    if (!p) return ga_shared_alloc(heap, size);
     unsigned st = 0;
     uint64_t off = ptr_off(a, p);
     size_t old = off ? ga__shm_block_info(a, off, &st) : 0;
     if (!old || ST_KIND(st) != ST_KALLOC) {
         int rc = old ? GA_EDOUBLEFREE : GA_ENOTOWNED;
-        ga__report(rc, (uintptr_t)p, false, "ga_shared_realloc(%s): %s", a->name,
-                   ga_strerror(rc));
+        ga__report(rc, (uintptr_t)p, false, "ga_shared_realloc(%s): %s", a->name, ga_strerror(rc));
         ga__set_error(rc);
         return NULL;
     }
-    if (size <= old && (size > old / 2 || old <= 16))
-        return p;
+    if (size <= old && (size > old / 2 || old <= 16)) return p;
     uint64_t noff = ga__shm_alloc_off(a, size, false);
-    if (!noff)
-        return NULL;
+    if (!noff) return NULL;
     memcpy(a->base + noff, p, old < size ? old : size);
     ga__shm_free_off(a, off, 0, false);
     return a->base + noff;
@@ -823,8 +768,7 @@ uint64_t ga_shared_offset(ga_heap_t *heap, const void *p)
 void *ga_shared_ptr(ga_heap_t *heap, uint64_t off)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     if (off < a->data_off || off >= a->data_off + top_pages(a) * SHM_PAGE) {
         ga__set_error(GA_EINVAL);
         return NULL;

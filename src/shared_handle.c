@@ -5,10 +5,10 @@
  * A handle is H_MAKE(entry index, generation, heap id): position-independent, so it means the
  * same block in every attached process, and each process turns it into its own pointer on
  * ga_handle_lock. The table is a list of 64 KiB chunks (PG_HTABLE pages, hdr->hchunk[] lists
- * them) of 32-byte entries; entry i belongs to stripe i % SHM_NSTRIPES (16), whose robust lock guards every
- * change of its entries (so different handles rarely contend). A live entry's block is owned by
- * the heap (state ALLOC(SHM_SLOT_HEAP)) and starts with a 16-byte prefix naming the entry, so
- * ga_handle_from_ptr finds the handle from its data.
+ * them) of 32-byte entries; entry i belongs to stripe i % SHM_NSTRIPES (16), whose robust lock
+ * guards every change of its entries (so different handles rarely contend). A live entry's block is
+ * owned by the heap (state ALLOC(SHM_SLOT_HEAP)) and starts with a 16-byte prefix naming the entry,
+ * so ga_handle_from_ptr finds the handle from its data.
  *
  * Every change that touches more than one word is logged in the stripe's intent record:
  *   alloc:   block allocated as ALLOC(me), intent HALLOC, entry filled, word LIVE (commit),
@@ -32,15 +32,12 @@ typedef struct {
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx)
 {
     uint32_t chunk = idx / SHM_HCHUNK_ENTRIES;
-    if (chunk >= SHM_HCHUNKS_MAX)
-        return NULL;
+    if (chunk >= SHM_HCHUNKS_MAX) return NULL;
     uint32_t pg1 = atomic_load_explicit(&a->hdr->hchunk[chunk], memory_order_acquire);
     shm_page_t *r = pg1 ? ga__shm_page(a, pg1 - 1) : NULL;
-    if (!r) 
-        return NULL;
+    if (!r) return NULL;
     uint64_t d = atomic_load(&r->desc);
-    if (PD_KIND(d) != PG_HTABLE || PD_N(d) != chunk)
-        return NULL;
+    if (PD_KIND(d) != PG_HTABLE || PD_N(d) != chunk) return NULL;
     shm_hentry_t *t = (shm_hentry_t *)(a->base + a->data_off + (uint64_t)(pg1 - 1) * SHM_PAGE);
     return &t[idx % SHM_HCHUNK_ENTRIES];
 }
@@ -63,8 +60,7 @@ static inline void unlock_stripe(shm_att_t *a, unsigned s)
 static void free_if(shm_att_t *a, uint64_t off, unsigned st)
 {
     unsigned cur;
-    if (off && ga__shm_block_info(a, off, &cur) && cur == st)
-        ga__shm_free_off(a, off, st, false);
+    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
 }
 
 static void repair_intent(shm_att_t *a, shm_intent_t *in)
@@ -105,8 +101,7 @@ static void repair_stripe(shm_att_t *a, void *arg)
     repair_intent(a, &st->intent);
     st->free_head = 0;
     uint32_t kmax = (uint32_t)(((uint64_t)1 << 24) / SHM_NSTRIPES);
-    if (st->next_k > kmax)
-        st->next_k = kmax;
+    if (st->next_k > kmax) st->next_k = kmax;
     for (uint32_t k = st->next_k; k-- > 0;) {
         uint32_t idx = s + k * SHM_NSTRIPES;
         shm_hentry_t *e = ga__shm_hentry(a, idx);
@@ -161,13 +156,10 @@ static bool entry_block_ok(shm_att_t *a, shm_hentry_t *e, uint32_t idx, size_t *
 {
     unsigned st = 0;
     size_t u = ga__shm_block_info(a, e->data_off, &st);
-    if (!u || st != ST_ALLOC(SHM_SLOT_HEAP) || e->size > u - HPREFIX)
-        return false;
+    if (!u || st != ST_ALLOC(SHM_SLOT_HEAP) || e->size > u - HPREFIX) return false;
     const hprefix_t *p = (const hprefix_t *)(a->base + e->data_off);
-    if (p->magic != HPREFIX_MAGIC || p->index != idx)
-        return false;
-    if (usable)
-        *usable = u;
+    if (p->magic != HPREFIX_MAGIC || p->index != idx) return false;
+    if (usable) *usable = u;
     return true;
 }
 
@@ -184,19 +176,15 @@ typedef struct {
 /* Resolves and locks h's stripe. 0 (stripe locked) or GA_EHANDLE / GA_ECORRUPT (not locked). */
 static int hopen(ga_handle_t h, hctx_t *c)
 {
-    if ((h & 15) != 8 || (h >> 63) || H_HEAPID(h) == 0)
-        return GA_EHANDLE;
+    if ((h & 15) != 8 || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
     c->a = ga__shm_att_by_id(H_HEAPID(h));
-    if (!c->a)
-        return GA_EHANDLE;
+    if (!c->a) return GA_EHANDLE;
     c->idx = H_INDEX(h);
     c->stripe = c->idx % SHM_NSTRIPES;
     c->e = ga__shm_hentry(c->a, c->idx);
-    if (!c->e)
-        return GA_EHANDLE;
+    if (!c->e) return GA_EHANDLE;
     int rc = ga__shm_lock_stripe(c->a, c->stripe);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     c->word = atomic_load(&c->e->word);
     if (!(c->word & HW_LIVE) || HW_GEN(c->word) != H_GEN(h)) {
         unlock_stripe(c->a, c->stripe);
@@ -210,21 +198,22 @@ static int hopen(ga_handle_t h, hctx_t *c)
     return 0;
 }
 
-static inline void hclose(hctx_t *c) { unlock_stripe(c->a, c->stripe); }
+static inline void hclose(hctx_t *c)
+{
+    unlock_stripe(c->a, c->stripe);
+}
 
 static unsigned pick_stripe(void)
 {
     static GA_TLS unsigned next;
-    if (next == 0)
-        next = (unsigned)((uintptr_t)&next >> 6) | 1u;
+    if (next == 0) next = (unsigned)((uintptr_t)&next >> 6) | 1u;
     return (next++) % SHM_NSTRIPES;
 }
 
 ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return 0;
+    if (!a) return 0;
     if (size > SIZE_MAX - HPREFIX) {
         ga__set_error(GA_EOVERFLOW);
         return 0;
@@ -273,8 +262,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     e->size = size;
     unsigned rec = (flags & (GA_HDISCARDABLE | GA_HSHARE)) | GA_HSHARE;
     atomic_store_explicit(&e->word, HW_MAKE(gen, 1, 0, rec), memory_order_release);
-    if (off)
-        ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
+    if (off) ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
     atomic_store(&in->op, INTENT_NONE);
     unlock_stripe(a, s);
     return H_MAKE(idx, gen, a->heap_id);
@@ -289,8 +277,7 @@ int ga__shared_handle_free(ga_handle_t h)
 {
     hctx_t c;
     int rc = hopen(h, &c);
-    if (rc)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
     shm_intent_t *in = &c.a->hdr->stripes[c.stripe].intent;
     uint64_t old = c.e->data_off;
     in->idx = c.idx;
@@ -299,8 +286,7 @@ int ga__shared_handle_free(ga_handle_t h)
     in->new_off = 0;
     atomic_store(&in->op, INTENT_HFREE);
     atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & 0xFFFFFF, 0, 0, 0)); /* commit */
-    if (old)
-        ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
+    if (old) ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
     c.e->data_off = 0;
     c.e->size = 0;
     entry_release(c.a, c.stripe, c.idx, c.e);
@@ -322,13 +308,11 @@ void *ga__shared_handle_lock(ga_handle_t h)
     if (c.e->data_off == 0) {
         rc = GA_EDISCARDED;
     } else {
-        if (HW_LOCKS(c.word) < 255)
-            atomic_store(&c.e->word, c.word + ((uint64_t)1 << 32));
+        if (HW_LOCKS(c.word) < 255) atomic_store(&c.e->word, c.word + ((uint64_t)1 << 32));
         p = c.a->base + c.e->data_off + HPREFIX;
     }
     hclose(&c);
-    if (rc)
-        ga__set_error(rc);
+    if (rc) ga__set_error(rc);
     return p;
 }
 
@@ -336,8 +320,7 @@ int ga__shared_handle_unlock(ga_handle_t h)
 {
     hctx_t c;
     int rc = hopen(h, &c);
-    if (rc)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
     unsigned n = HW_LOCKS(c.word);
     if (n == 0) {
         hclose(&c);
@@ -358,8 +341,7 @@ static int hmove(hctx_t *c, size_t size, bool zero)
     size_t osize = c->e->size;
     if (size) {
         noff = ga__shm_alloc_off(a, size + HPREFIX, false);
-        if (!noff)
-            return GA_ENOMEM;
+        if (!noff) return GA_ENOMEM;
     }
     in->idx = c->idx;
     in->slot = a->slot;
@@ -374,17 +356,13 @@ static int hmove(hctx_t *c, size_t size, bool zero)
         p->index = c->idx;
         p->pad = 0;
         size_t keep = old ? (osize < size ? osize : size) : 0;
-        if (keep)
-            memcpy(a->base + noff + HPREFIX, a->base + old + HPREFIX, keep);
-        if (zero && size > keep)
-            memset(a->base + noff + HPREFIX + keep, 0, size - keep);
+        if (keep) memcpy(a->base + noff + HPREFIX, a->base + old + HPREFIX, keep);
+        if (zero && size > keep) memset(a->base + noff + HPREFIX + keep, 0, size - keep);
     }
     atomic_store_explicit((_Atomic uint64_t *)&c->e->data_off, noff, memory_order_release);
     c->e->size = size;
-    if (noff)
-        ga__shm_block_cas(a, noff, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
-    if (old)
-        ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
+    if (noff) ga__shm_block_cas(a, noff, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
+    if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
     atomic_store(&in->op, INTENT_NONE);
     return 0;
 }
@@ -393,8 +371,7 @@ int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
     hctx_t c;
     int rc = hopen(h, &c);
-    if (rc)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
     uint64_t old = c.e->data_off;
     size_t usable = 0;
     if (size > SIZE_MAX - HPREFIX) {
@@ -413,25 +390,25 @@ int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
         rc = hmove(&c, size, (flags & GA_HZERO) != 0);
     }
     hclose(&c);
-    if (old && rc == 0)
-        ga__shm_after_window(c.a, old);
+    if (old && rc == 0) ga__shm_after_window(c.a, old);
     return rc ? ga__set_error(rc) : 0;
 }
 
-int ga__shared_handle_discard(ga_handle_t h) { return ga__shared_handle_realloc(h, 0, 0); }
+int ga__shared_handle_discard(ga_handle_t h)
+{
+    return ga__shared_handle_realloc(h, 0, 0);
+}
 
 int ga__shared_handle_info(ga_handle_t h, ga_handle_info_t *info)
 {
     hctx_t c;
-    if (!info)
-        return ga__set_error(GA_EINVAL);
+    if (!info) return ga__set_error(GA_EINVAL);
     int rc = hopen(h, &c);
-    if (rc)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
     info->size = c.e->size;
     info->lock_count = HW_LOCKS(c.word);
-    info->flags = (HW_FLAGS(c.word) & GA_HDISCARDABLE) | GA_HSHARE |
-                  (c.e->data_off ? 0 : GA_HDISCARDED);
+    info->flags =
+        (HW_FLAGS(c.word) & GA_HDISCARDABLE) | GA_HSHARE | (c.e->data_off ? 0 : GA_HDISCARDED);
     info->data = c.e->data_off ? c.a->base + c.e->data_off + HPREFIX : NULL;
     hclose(&c);
     return 0;
@@ -452,12 +429,10 @@ size_t ga__shared_handle_size(ga_handle_t h)
 
 int ga__shared_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 {
-    if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE))
-        return ga__set_error(GA_EINVAL);
+    if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE)) return ga__set_error(GA_EINVAL);
     hctx_t c;
     int rc = hopen(h, &c);
-    if (rc)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
     unsigned f = (HW_FLAGS(c.word) | set) & ~clear;
     atomic_store(&c.e->word, (c.word & ~((uint64_t)0xFF << 40)) | ((uint64_t)f << 40));
     hclose(&c);
@@ -467,8 +442,7 @@ int ga__shared_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 ga_handle_t ga__shared_handle_from_ptr(const void *p)
 {
     shm_att_t *a = ga__shm_att_by_ptr(p);
-    if (!a)
-        return 0;
+    if (!a) return 0;
     uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)a->base);
     unsigned st = 0;
     if (off < HPREFIX || !ga__shm_block_info(a, off - HPREFIX, &st) ||
@@ -482,33 +456,27 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p)
     ga_handle_t h = 0;
     if (e && ga__shm_lock_stripe(a, idx % SHM_NSTRIPES) == 0) {
         uint64_t w = atomic_load(&e->word);
-        if ((w & HW_LIVE) && e->data_off == off - HPREFIX)
-            h = H_MAKE(idx, HW_GEN(w), a->heap_id);
+        if ((w & HW_LIVE) && e->data_off == off - HPREFIX) h = H_MAKE(idx, HW_GEN(w), a->heap_id);
         unlock_stripe(a, idx % SHM_NSTRIPES);
     }
-    if (!h)
-        ga__set_error(GA_ENOTOWNED);
+    if (!h) ga__set_error(GA_ENOTOWNED);
     return h;
 }
 
 long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return GA_EINVAL;
+    if (!a) return GA_EINVAL;
     long n = 0;
     for (unsigned s = 0; s < SHM_NSTRIPES; s++) {
         uint32_t next_k = a->hdr->stripes[s].next_k;
         for (uint32_t k = 0; k < next_k; k++) {
             uint32_t idx = s + k * SHM_NSTRIPES;
             shm_hentry_t *e = ga__shm_hentry(a, idx);
-            if (!e)
-                break;
+            if (!e) break;
             uint64_t w = atomic_load(&e->word);
-            if (!(w & HW_LIVE))
-                continue;
-            if ((size_t)n < max && out)
-                out[n] = H_MAKE(idx, HW_GEN(w), a->heap_id);
+            if (!(w & HW_LIVE)) continue;
+            if ((size_t)n < max && out) out[n] = H_MAKE(idx, HW_GEN(w), a->heap_id);
             n++;
         }
     }
@@ -528,8 +496,7 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
         for (uint32_t k = 0; k < st->next_k; k++) {
             uint32_t idx = s + k * SHM_NSTRIPES;
             shm_hentry_t *e = ga__shm_hentry(a, idx);
-            if (!e)
-                return ga__shm_corrupt(a, quiet, idx, "handle entry in a missing chunk");
+            if (!e) return ga__shm_corrupt(a, quiet, idx, "handle entry in a missing chunk");
             uint64_t w = atomic_load(&e->word);
             if (!(w & HW_LIVE)) {
                 nfree++;

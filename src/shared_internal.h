@@ -18,15 +18,15 @@
 
 /* ---- constants ------------------------------------------------------------------------- */
 
-#define SHM_MAGIC      0x3150414548534147ull /* "GASHEAP1" little-endian */
-#define SHM_VERSION    1u
-#define SHM_PAGE_SHIFT 16
-#define SHM_PAGE       ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
-#define SHM_MIN_SIZE   ((uint64_t)1 << 20)             /* smallest max_size: 1 MiB */
-#define SHM_MAX_SIZE   ((uint64_t)1 << 36)             /* largest max_size: 64 GiB */
-#define SHM_PREFIX     "ga."                           /* /dev/shm/ga.NAME */
-#define SHM_NAME_MAX   200                             /* heap name length */
-#define SHM_OBJNAME_MAX 63                             /* named object name length */
+#define SHM_MAGIC       0x3150414548534147ull /* "GASHEAP1" little-endian */
+#define SHM_VERSION     1u
+#define SHM_PAGE_SHIFT  16
+#define SHM_PAGE        ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
+#define SHM_MIN_SIZE    ((uint64_t)1 << 20)             /* smallest max_size: 1 MiB */
+#define SHM_MAX_SIZE    ((uint64_t)1 << 36)             /* largest max_size: 64 GiB */
+#define SHM_PREFIX      "ga."                           /* /dev/shm/ga.NAME */
+#define SHM_NAME_MAX    200                             /* heap name length */
+#define SHM_OBJNAME_MAX 63                              /* named object name length */
 
 /* Owner slots: 0..61 are attached processes, 62 = left behind by a process that detached
  * cleanly, 63 = the heap itself (blocks referenced by a handle or a named object). */
@@ -61,7 +61,7 @@
  * LARGE: head of a run of n pages, owner = the block's state byte. TAIL: n = the head's index.
  * HTABLE: a chunk of the handle table (listed in hdr->hchunk[]). */
 enum { PG_FREE = 0, PG_SMALL = 1, PG_LARGE = 2, PG_TAIL = 3, PG_HTABLE = 4 };
-#define PD_MAKE(kind, owner, cls, n)                                                           \
+#define PD_MAKE(kind, owner, cls, n)                                                               \
     ((uint64_t)(kind) | ((uint64_t)(owner) << 8) | ((uint64_t)(cls) << 16) | ((uint64_t)(n) << 32))
 #define PD_KIND(d)  ((unsigned)((d)&0xFF))
 #define PD_OWNER(d) ((unsigned)(((d) >> 8) & 0xFF))
@@ -69,22 +69,22 @@ enum { PG_FREE = 0, PG_SMALL = 1, PG_LARGE = 2, PG_TAIL = 3, PG_HTABLE = 4 };
 #define PD_N(d)     ((uint32_t)((d) >> 32))
 
 /* Handles: h % 16 == 8; bits 4..27 entry index, 28..51 generation, 52..62 heap id. */
-#define H_INDEX(h)   ((uint32_t)(((h) >> 4) & 0xFFFFFF))
-#define H_GEN(h)     ((uint32_t)(((h) >> 28) & 0xFFFFFF))
-#define H_HEAPID(h)  ((unsigned)(((h) >> 52) & 0x7FF))
-#define H_MAKE(idx, gen, id)                                                                   \
-    ((ga_handle_t)8 | ((ga_handle_t)(idx) << 4) | ((ga_handle_t)(gen) << 28) |                  \
+#define H_INDEX(h)  ((uint32_t)(((h) >> 4) & 0xFFFFFF))
+#define H_GEN(h)    ((uint32_t)(((h) >> 28) & 0xFFFFFF))
+#define H_HEAPID(h) ((unsigned)(((h) >> 52) & 0x7FF))
+#define H_MAKE(idx, gen, id)                                                                       \
+    ((ga_handle_t)8 | ((ga_handle_t)(idx) << 4) | ((ga_handle_t)(gen) << 28) |                     \
      ((ga_handle_t)(id) << 52))
 #define SHM_HCHUNK_ENTRIES (SHM_PAGE / sizeof(shm_hentry_t))
 #define SHM_HCHUNKS_MAX    8192 /* 8192 * 2048 = 2^24 entries, the index field's range */
-#define SHM_NSTRIPES       16 /* with the 36 class locks, the checker holds < 64 locks (TSan) */
+#define SHM_NSTRIPES       16   /* with the 36 class locks, the checker holds < 64 locks (TSan) */
 /* Handle entry word: gen:24 | live:1 | pad:7 | locks:8 | flags:8 | pad:16 */
-#define HW_GEN(w)      ((uint32_t)((w)&0xFFFFFF))
-#define HW_LIVE        ((uint64_t)1 << 24)
-#define HW_LOCKS(w)    ((unsigned)(((w) >> 32) & 0xFF))
-#define HW_FLAGS(w)    ((unsigned)(((w) >> 40) & 0xFF))
-#define HW_MAKE(gen, live, locks, flags)                                                       \
-    ((uint64_t)(gen) | ((live) ? HW_LIVE : 0) | ((uint64_t)(locks) << 32) |                    \
+#define HW_GEN(w)   ((uint32_t)((w)&0xFFFFFF))
+#define HW_LIVE     ((uint64_t)1 << 24)
+#define HW_LOCKS(w) ((unsigned)(((w) >> 32) & 0xFF))
+#define HW_FLAGS(w) ((unsigned)(((w) >> 40) & 0xFF))
+#define HW_MAKE(gen, live, locks, flags)                                                           \
+    ((uint64_t)(gen) | ((live) ? HW_LIVE : 0) | ((uint64_t)(locks) << 32) |                        \
      ((uint64_t)(flags) << 40))
 /* Handle data blocks start with this prefix (so ga_handle_from_ptr can find the entry). */
 #define HPREFIX_MAGIC 0x48414e44u /* "HAND" */
@@ -218,7 +218,7 @@ typedef struct shm_header_s {
 /* One attachment: this process's view of a heap. Also what ga_heap_t * points to. */
 typedef struct shm_att_s {
     uint32_t magic;
-    int state; /* ATT_OPEN, ATT_INHERITED (fork child: belongs to the parent) */
+    int state;      /* ATT_OPEN, ATT_INHERITED (fork child: belongs to the parent) */
     unsigned index; /* in the process's attachment table */
     unsigned slot;
     unsigned heap_id;
@@ -253,8 +253,7 @@ shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 shm_att_t *ga__shm_att_by_ptr(const void *p);
 /* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
  * repair(att, arg) while holding the lock, then marks the lock consistent. */
-int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *),
-                 void *arg);
+int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *), void *arg);
 void ga__shm_unlock(pthread_mutex_t *m);
 /* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
 int ga__shm_slot_alive(shm_att_t *a, unsigned s);
@@ -314,8 +313,7 @@ shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx);
 /* Checks the handle table / named objects; counts referenced blocks. 0 or GA_ECORRUPT. */
 int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive,
                           bool quiet);
-int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive,
-                        bool quiet);
+int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet);
 
 /* ---- shared_recover.c ------------------------------------------------------------------ */
 

@@ -19,15 +19,12 @@
 
 static bool objname_ok(const char *name)
 {
-    if (!name)
-        return false;
+    if (!name) return false;
     size_t n = strnlen(name, SHM_OBJNAME_MAX + 1);
-    if (n == 0 || n > SHM_OBJNAME_MAX || strstr(name, ".."))
-        return false;
+    if (n == 0 || n > SHM_OBJNAME_MAX || strstr(name, "..")) return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\')
-            return false;
+        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\') return false;
     }
     return true;
 }
@@ -40,8 +37,7 @@ static uint32_t name_hash(const char *name)
 static void free_if(shm_att_t *a, uint64_t off, unsigned st)
 {
     unsigned cur;
-    if (off && ga__shm_block_info(a, off, &cur) && cur == st)
-        ga__shm_free_off(a, off, st, false);
+    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
 }
 
 static void repair_named(shm_att_t *a, void *arg)
@@ -58,12 +54,10 @@ static void repair_named(shm_att_t *a, void *arg)
             ga__shm_block_cas(a, in->new_off, dead, heap);
         } else {
             free_if(a, in->new_off, dead);
-            if (atomic_load(&e->state) != NAMED_LIVE)
-                atomic_store(&e->state, NAMED_TOMB);
+            if (atomic_load(&e->state) != NAMED_LIVE) atomic_store(&e->state, NAMED_TOMB);
         }
     } else if (e && op == INTENT_OREMOVE) {
-        if (atomic_load(&e->state) != NAMED_LIVE)
-            free_if(a, in->old_off, heap);
+        if (atomic_load(&e->state) != NAMED_LIVE) free_if(a, in->old_off, heap);
     }
     atomic_store(&in->op, INTENT_NONE);
     uint32_t n = 0;
@@ -91,13 +85,11 @@ static int probe(shm_header_t *h, const char *name, uint32_t hash, int *slot)
         unsigned k = (hash + i) & (SHM_NAMED_MAX - 1);
         unsigned st = atomic_load_explicit(&h->named[k].state, memory_order_acquire);
         if (st == NAMED_EMPTY) {
-            if (*slot < 0)
-                *slot = (int)k;
+            if (*slot < 0) *slot = (int)k;
             return -1;
         }
         if (st == NAMED_TOMB) {
-            if (*slot < 0)
-                *slot = (int)k;
+            if (*slot < 0) *slot = (int)k;
         } else if (entry_matches(&h->named[k], name, hash)) {
             return (int)k;
         }
@@ -110,21 +102,17 @@ static void *entry_data(shm_att_t *a, const shm_named_t *e)
 {
     unsigned st = 0;
     size_t u = ga__shm_block_info(a, e->data_off, &st);
-    if (!u || st != ST_ALLOC(SHM_SLOT_HEAP) || e->size > u)
-        return NULL;
+    if (!u || st != ST_ALLOC(SHM_SLOT_HEAP) || e->size > u) return NULL;
     return a->base + e->data_off;
 }
 
-void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags,
-                       int *created)
+void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags, int *created)
 {
     int dummy;
-    if (!created)
-        created = &dummy;
+    if (!created) created = &dummy;
     *created = 0;
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     if (!objname_ok(name) || flags != 0) {
         ga__set_error(objname_ok(name) ? GA_EINVAL : GA_ENAME);
         return NULL;
@@ -132,8 +120,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
     shm_header_t *h = a->hdr;
     uint32_t hash = name_hash(name);
     int rc = ga__shm_lock_named(a), slot;
-    if (rc)
-        return NULL;
+    if (rc) return NULL;
     void *p = NULL;
     int k = probe(h, name, hash, &slot);
     if (k >= 0) {
@@ -180,8 +167,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
 void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     if (!objname_ok(name)) {
         ga__set_error(GA_ENAME);
         return NULL;
@@ -189,30 +175,24 @@ void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size)
     shm_header_t *h = a->hdr;
     uint32_t hash = name_hash(name);
     int slot;
-    if (ga__shm_lock_named(a))
-        return NULL;
+    if (ga__shm_lock_named(a)) return NULL;
     int k = probe(h, name, hash, &slot);
     void *p = k >= 0 ? entry_data(a, &h->named[k]) : NULL;
-    if (p && size)
-        *size = h->named[k].size;
+    if (p && size) *size = h->named[k].size;
     ga__shm_unlock(&h->named_lock);
-    if (!p)
-        ga__set_error(k >= 0 ? GA_ECORRUPT : GA_ENOENT);
+    if (!p) ga__set_error(k >= 0 ? GA_ECORRUPT : GA_ENOENT);
     return p;
 }
 
 int ga_shared_object_remove(ga_heap_t *heap, const char *name)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return GA_EINVAL;
-    if (!objname_ok(name))
-        return ga__set_error(GA_ENAME);
+    if (!a) return GA_EINVAL;
+    if (!objname_ok(name)) return ga__set_error(GA_ENAME);
     shm_header_t *h = a->hdr;
     uint32_t hash = name_hash(name);
     int slot, rc = ga__shm_lock_named(a);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int k = probe(h, name, hash, &slot);
     uint64_t old = 0;
     if (k < 0) {
@@ -227,10 +207,8 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
         in->new_off = 0;
         atomic_store(&in->op, INTENT_OREMOVE);
         atomic_store_explicit(&e->state, NAMED_TOMB, memory_order_release); /* commit */
-        if (old)
-            ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
-        if (h->named_count)
-            h->named_count--;
+        if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
+        if (h->named_count) h->named_count--;
         atomic_store(&in->op, INTENT_NONE);
     }
     ga__shm_unlock(&h->named_lock);
@@ -241,16 +219,13 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
 long ga_shared_object_list(ga_heap_t *heap, ga_shared_object_info_t *out, size_t max)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return GA_EINVAL;
+    if (!a) return GA_EINVAL;
     shm_header_t *h = a->hdr;
-    if (ga__shm_lock_named(a))
-        return GA_ECORRUPT;
+    if (ga__shm_lock_named(a)) return GA_ECORRUPT;
     long n = 0;
     for (unsigned i = 0; i < SHM_NAMED_MAX; i++) {
         shm_named_t *e = &h->named[i];
-        if (atomic_load(&e->state) != NAMED_LIVE)
-            continue;
+        if (atomic_load(&e->state) != NAMED_LIVE) continue;
         if (out && (size_t)n < max) {
             memcpy(out[n].name, e->name, sizeof out[n].name);
             out[n].name[sizeof out[n].name - 1] = 0;
@@ -263,8 +238,7 @@ long ga_shared_object_list(ga_heap_t *heap, ga_shared_object_info_t *out, size_t
     return n;
 }
 
-int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive,
-                        bool quiet)
+int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet)
 {
     shm_header_t *h = a->hdr;
     if (atomic_load(&h->named_intent.op) != INTENT_NONE)
@@ -273,10 +247,8 @@ int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t 
     for (unsigned i = 0; i < SHM_NAMED_MAX; i++) {
         shm_named_t *e = &h->named[i];
         unsigned st = atomic_load(&e->state);
-        if (st == NAMED_EMPTY || st == NAMED_TOMB)
-            continue;
-        if (st != NAMED_LIVE)
-            return ga__shm_corrupt(a, quiet, i, "named object has a bad state");
+        if (st == NAMED_EMPTY || st == NAMED_TOMB) continue;
+        if (st != NAMED_LIVE) return ga__shm_corrupt(a, quiet, i, "named object has a bad state");
         if (memchr(e->name, 0, sizeof e->name) == NULL || !objname_ok(e->name) ||
             e->hash != name_hash(e->name))
             return ga__shm_corrupt(a, quiet, i, "named object has a bad name");

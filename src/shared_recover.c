@@ -20,15 +20,16 @@
 int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)
 {
     if (!quiet)
-        ga__report(GA_ECORRUPT, (uintptr_t)where, false, "shared heap %s: %s (at %llu)",
-                   a->name, what, (unsigned long long)where);
+        ga__report(GA_ECORRUPT, (uintptr_t)where, false, "shared heap %s: %s (at %llu)", a->name,
+                   what, (unsigned long long)where);
     return GA_ECORRUPT;
 }
 
 static uint64_t top_pages(shm_att_t *a)
 {
     uint64_t t = atomic_load(&a->hdr->npages_top);
-    return t <= atomic_load_explicit(&a->known_top, memory_order_relaxed) ? t : ga__shm_top_slow(a, t);
+    return t <= atomic_load_explicit(&a->known_top, memory_order_relaxed) ? t
+                                                                          : ga__shm_top_slow(a, t);
 }
 
 /* Takes every lock in order (running repairs), optionally keeping them. 0 or GA_E*. */
@@ -36,22 +37,17 @@ static int lock_all(shm_att_t *a, bool keep)
 {
     shm_header_t *h = a->hdr;
     int rc = ga__shm_lock_named(a);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     unsigned s, c = 0;
     bool pages = false;
     for (s = 0; s < SHM_NSTRIPES; s++)
-        if ((rc = ga__shm_lock_stripe(a, s)) != 0)
-            break;
+        if ((rc = ga__shm_lock_stripe(a, s)) != 0) break;
     if (rc == 0)
         for (c = 0; c < SHM_NCLASS; c++)
-            if ((rc = ga__shm_lock_class(a, c)) != 0)
-                break;
-    if (rc == 0)
-        pages = (rc = ga__shm_lock_pages(a)) == 0;
+            if ((rc = ga__shm_lock_class(a, c)) != 0) break;
+    if (rc == 0) pages = (rc = ga__shm_lock_pages(a)) == 0;
     if (!keep || rc) {
-        if (pages)
-            ga__shm_unlock(&h->pages_lock);
+        if (pages) ga__shm_unlock(&h->pages_lock);
         while (c-- > 0)
             ga__shm_unlock(&h->classes[c].lock);
         while (s-- > 0)
@@ -85,30 +81,25 @@ static uint64_t dead_slots(shm_att_t *a, bool all)
 static bool state_hit(unsigned st, uint64_t dead, bool blocks)
 {
     unsigned s = ST_SLOT(st);
-    if (s >= SHM_PROC_SLOTS || !(dead >> s & 1))
-        return false;
+    if (s >= SHM_PROC_SLOTS || !(dead >> s & 1)) return false;
     return ST_KIND(st) == ST_KCACHED || (blocks && ST_KIND(st) == ST_KALLOC);
 }
 
 long ga__shm_recover(shm_att_t *a, bool blocks)
 {
     shm_header_t *h = a->hdr;
-    if (!dead_slots(a, blocks))
-        return 0;
+    if (!dead_slots(a, blocks)) return 0;
     int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint64_t dead = dead_slots(a, blocks);
     long freed = 0;
     if (dead && (rc = lock_all(a, false)) == 0) {
         for (unsigned c = 0; c < SHM_NCLASS; c++) {
-            if (ga__shm_lock_class(a, c))
-                continue;
+            if (ga__shm_lock_class(a, c)) continue;
             uint64_t top = top_pages(a);
             for (uint64_t p = 0; p < top; p++) {
                 uint64_t d = atomic_load(&a->pages[p].desc);
-                if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c)
-                    continue;
+                if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
                 _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
                 for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
                     if (state_hit(atomic_load(&st[i]), dead, blocks)) {
@@ -127,11 +118,9 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
                 freed++;
         }
         for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
-            if (!(dead >> s & 1))
-                continue;
+            if (!(dead >> s & 1)) continue;
             atomic_store(&h->slots[s].recovered, 1);
-            if (blocks)
-                atomic_store(&h->slots[s].pid, 0);
+            if (blocks) atomic_store(&h->slots[s].pid, 0);
         }
     }
     ga__shm_unlock(&h->slots_lock);
@@ -141,8 +130,7 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
 long ga_shared_reclaim_dead(ga_heap_t *heap)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return GA_EINVAL;
+    if (!a) return GA_EINVAL;
     long n = ga__shm_recover(a, true);
     return n < 0 ? ga__set_error((int)n) : n;
 }
@@ -152,13 +140,10 @@ long ga_shared_reclaim_dead(ga_heap_t *heap)
 /* A state byte is valid when it is FREE, or names a taken slot, the orphan or the heap. */
 static bool state_ok(shm_att_t *a, unsigned st, bool large)
 {
-    if (st == ST_FREE)
-        return !large;
+    if (st == ST_FREE) return !large;
     unsigned k = ST_KIND(st), s = ST_SLOT(st);
-    if (k == ST_KALLOC)
-        return s >= SHM_PROC_SLOTS || atomic_load(&a->hdr->slots[s].pid) != 0;
-    if (k == ST_KCACHED)
-        return s < SHM_PROC_SLOTS && atomic_load(&a->hdr->slots[s].pid) != 0;
+    if (k == ST_KALLOC) return s >= SHM_PROC_SLOTS || atomic_load(&a->hdr->slots[s].pid) != 0;
+    if (k == ST_KCACHED) return s < SHM_PROC_SLOTS && atomic_load(&a->hdr->slots[s].pid) != 0;
     return false;
 }
 
@@ -169,13 +154,11 @@ static int check_small_page(shm_att_t *a, uint64_t p, unsigned c, bool quiet, ui
     uint32_t nfree = 0;
     for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
         unsigned b = atomic_load(&st[i]);
-        if (!state_ok(a, b, false))
-            return ga__shm_corrupt(a, quiet, p, "bad block state byte");
+        if (!state_ok(a, b, false)) return ga__shm_corrupt(a, quiet, p, "bad block state byte");
         nfree += b == ST_FREE;
         *heap += b == ST_ALLOC(SHM_SLOT_HEAP);
     }
-    if (nfree != r->free_count)
-        return ga__shm_corrupt(a, quiet, p, "page free count is wrong");
+    if (nfree != r->free_count) return ga__shm_corrupt(a, quiet, p, "page free count is wrong");
     if (nfree && !r->in_partial)
         return ga__shm_corrupt(a, quiet, p, "page with free blocks missing from its class");
     return 0;
@@ -194,8 +177,8 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
         uint64_t d = atomic_load(&a->pages[p].desc);
         int rc = 0;
         /* Fields a kind does not use must be zero, so more corruption is seen. */
-        static const uint64_t unused[] = {~(uint64_t)0, 0xFFFFFFFFFF00FF00ull,
-                                          0xFF0000ull, 0xFFFF00ull, 0xFFFF00ull};
+        static const uint64_t unused[] = {~(uint64_t)0, 0xFFFFFFFFFF00FF00ull, 0xFF0000ull,
+                                          0xFFFF00ull, 0xFFFF00ull};
         if (PD_KIND(d) <= PG_HTABLE && ((d & unused[PD_KIND(d)]) || (d & 0xFF000000ull)))
             return ga__shm_corrupt(a, quiet, p, "page descriptor has stray bits");
         switch (PD_KIND(d)) {
@@ -227,8 +210,7 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
         default:
             return ga__shm_corrupt(a, quiet, p, "bad page descriptor");
         }
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     for (unsigned c = 0; c < SHM_NCLASS; c++) {
         uint32_t n = 0;
@@ -239,8 +221,7 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
                 return ga__shm_corrupt(a, quiet, c, "class page list is broken");
             f = a->pages[f - 1].next_partial;
         }
-        if (n != in_partial[c])
-            return ga__shm_corrupt(a, quiet, c, "class page list lost pages");
+        if (n != in_partial[c]) return ga__shm_corrupt(a, quiet, c, "class page list lost pages");
     }
     for (uint32_t k = 0; k < SHM_HCHUNKS_MAX; k++) {
         uint32_t pg1 = atomic_load(&h->hchunk[k]);
@@ -270,20 +251,15 @@ static int check_header(shm_att_t *a, bool quiet)
 int ga_shared_check(ga_heap_t *heap, unsigned flags)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a)
-        return GA_EINVAL;
+    if (!a) return GA_EINVAL;
     bool quiet = (flags & GA_CHECK_QUIET) != 0;
     int rc = check_header(a, quiet);
-    if (rc)
-        return ga__set_error(rc);
-    if ((rc = lock_all(a, true)) != 0)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
+    if ((rc = lock_all(a, true)) != 0) return ga__set_error(rc);
     uint64_t heap_blocks = 0, refs = 0, bytes = 0, nlive = 0;
     rc = check_pages(a, quiet, &heap_blocks);
-    if (rc == 0)
-        rc = ga__shm_check_handles(a, &refs, &bytes, &nlive, quiet);
-    if (rc == 0)
-        rc = ga__shm_check_named(a, &refs, &bytes, &nlive, quiet);
+    if (rc == 0) rc = ga__shm_check_handles(a, &refs, &bytes, &nlive, quiet);
+    if (rc == 0) rc = ga__shm_check_named(a, &refs, &bytes, &nlive, quiet);
     if (rc == 0 && refs != heap_blocks)
         rc = ga__shm_corrupt(a, quiet, heap_blocks,
                              "heap-owned blocks and handle/object references differ");
@@ -291,7 +267,10 @@ int ga_shared_check(ga_heap_t *heap, unsigned flags)
     return rc ? ga__set_error(rc) : 0;
 }
 
-int ga__shared_heap_check(ga_heap_t *heap, unsigned flags) { return ga_shared_check(heap, flags); }
+int ga__shared_heap_check(ga_heap_t *heap, unsigned flags)
+{
+    return ga_shared_check(heap, flags);
+}
 
 /* ---- statistics ------------------------------------------------------------------------- */
 
@@ -302,8 +281,7 @@ static void count_block(ga_shared_stats_t *o, shm_att_t *a, unsigned st, size_t 
         o->bytes_cached += bs;
         return;
     }
-    if (k != ST_KALLOC)
-        return;
+    if (k != ST_KALLOC) return;
     o->blocks_in_use++;
     o->bytes_in_use += bs;
     if (s == SHM_SLOT_HEAP) {
@@ -324,8 +302,7 @@ static void count_block(ga_shared_stats_t *o, shm_att_t *a, unsigned st, size_t 
 int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
 {
     shm_att_t *a = ga__shm_att(heap);
-    if (!a || !o)
-        return ga__set_error(GA_EINVAL);
+    if (!a || !o) return ga__set_error(GA_EINVAL);
     shm_header_t *h = a->hdr;
     memset(o, 0, sizeof *o);
     o->heap_id = a->heap_id;
@@ -375,8 +352,7 @@ int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out)
 {
     ga_shared_stats_t s;
     int rc = ga_shared_stats(heap, &s);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     memset(out, 0, sizeof *out);
     out->bytes_in_use = s.bytes_in_use;
     out->blocks_in_use = s.blocks_in_use;

@@ -73,8 +73,14 @@ static struct {
     pthread_once_t once;
 } procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
-void ga__shm_proc_lock(void) { pthread_mutex_lock(&procs.lock); }
-void ga__shm_proc_unlock(void) { pthread_mutex_unlock(&procs.lock); }
+void ga__shm_proc_lock(void)
+{
+    pthread_mutex_lock(&procs.lock);
+}
+void ga__shm_proc_unlock(void)
+{
+    pthread_mutex_unlock(&procs.lock);
+}
 
 uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h)
 {
@@ -86,41 +92,45 @@ uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h)
 
 /* ---- fork: a child's attachments belong to its parent --------------------------------- */
 
-static void fork_prepare(void) { pthread_mutex_lock(&procs.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&procs.lock); }
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&procs.lock);
+}
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&procs.lock);
+}
 static void fork_child(void)
 {
     pthread_mutex_init(&procs.lock, NULL);
     for (unsigned i = 0; i < ATT_MAX; i++)
-        if (procs.att[i] && procs.att[i]->state == ATT_OPEN)
-            procs.att[i]->state = ATT_INHERITED;
+        if (procs.att[i] && procs.att[i]->state == ATT_OPEN) procs.att[i]->state = ATT_INHERITED;
     for (unsigned i = 0; i < 2048; i++)
         atomic_store(&procs.by_id[i], NULL);
     ga__shm_tcache_forget();
 }
-static void init_once(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+static void init_once(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 /* ---- names ------------------------------------------------------------------------------ */
 
 static bool name_ok(const char *name, size_t max)
 {
-    if (!name)
-        return false;
+    if (!name) return false;
     size_t n = strnlen(name, max + 1);
-    if (n == 0 || n > max || strstr(name, ".."))
-        return false;
+    if (n == 0 || n > max || strstr(name, "..")) return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\')
-            return false;
+        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\') return false;
     }
     return true;
 }
 
 static int shm_path(const char *name, char *out, size_t cap)
 {
-    if (!name_ok(name, SHM_NAME_MAX))
-        return GA_ENAME;
+    if (!name_ok(name, SHM_NAME_MAX)) return GA_ENAME;
     snprintf(out, cap, "/%s%s", SHM_PREFIX, name);
     return 0;
 }
@@ -155,8 +165,7 @@ typedef struct {
 
 static int compute_layout(uint64_t max_size, layout_t *l)
 {
-    if (max_size < SHM_MIN_SIZE || max_size > SHM_MAX_SIZE)
-        return GA_EINVAL;
+    if (max_size < SHM_MIN_SIZE || max_size > SHM_MAX_SIZE) return GA_EINVAL;
     l->max_size = (max_size + SHM_PAGE - 1) & ~(SHM_PAGE - 1);
     l->pt_off = (sizeof(shm_header_t) + 4095) & ~(uint64_t)4095;
     uint64_t pages = (l->max_size - l->pt_off) / (SHM_PAGE + sizeof(shm_page_t));
@@ -192,21 +201,21 @@ static int init_mutex(pthread_mutex_t *m)
 int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *), void *arg)
 {
     int rc = pthread_mutex_lock(m);
-    if (GA_LIKELY(rc == 0))
-        return 0;
+    if (GA_LIKELY(rc == 0)) return 0;
     if (rc == EOWNERDEAD) {
         atomic_fetch_add(&a->hdr->repairs, 1);
-        if (repair)
-            repair(a, arg);
+        if (repair) repair(a, arg);
         pthread_mutex_consistent(m);
         return 0;
     }
-    ga__report(GA_ECORRUPT, (uintptr_t)m, false, "shared heap %s: lock unusable (%d)", a->name,
-               rc);
+    ga__report(GA_ECORRUPT, (uintptr_t)m, false, "shared heap %s: lock unusable (%d)", a->name, rc);
     return ga__set_error(GA_ECORRUPT);
 }
 
-void ga__shm_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
+void ga__shm_unlock(pthread_mutex_t *m)
+{
+    pthread_mutex_unlock(m);
+}
 
 /* ---- process slots ---------------------------------------------------------------------- */
 
@@ -216,22 +225,18 @@ static bool proc_stat(int pid, char *state, uint64_t *start)
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
+    if (fd < 0) return false;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0)
-        return false;
+    if (n <= 0) return false;
     buf[n] = 0;
     char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ')
-        return false;
+    if (!p || p[1] != ' ') return false;
     p += 2;
     *state = *p;
     for (int field = 3; field < 22; field++) { /* skip to field 22, starttime */
         p = strchr(p, ' ');
-        if (!p)
-            return false;
+        if (!p) return false;
         p++;
     }
     *start = strtoull(p, NULL, 10);
@@ -240,20 +245,15 @@ static bool proc_stat(int pid, char *state, uint64_t *start)
 
 int ga__shm_slot_alive(shm_att_t *a, unsigned s)
 {
-    if (s >= SHM_PROC_SLOTS)
-        return -1;
+    if (s >= SHM_PROC_SLOTS) return -1;
     shm_slot_t *sl = &a->hdr->slots[s];
     int pid = atomic_load(&sl->pid);
-    if (pid == 0)
-        return -1;
-    if (s == a->slot && a->state == ATT_OPEN && pid == getpid())
-        return 1;
+    if (pid == 0) return -1;
+    if (s == a->slot && a->state == ATT_OPEN && pid == getpid()) return 1;
     char st;
     uint64_t start;
-    if (pid < 0 || !proc_stat(pid, &st, &start))
-        return 0;
-    if (st == 'Z' || st == 'X' || start != sl->start_time)
-        return 0;
+    if (pid < 0 || !proc_stat(pid, &st, &start)) return 0;
+    if (st == 'Z' || st == 'X' || start != sl->start_time) return 0;
     return 1;
 }
 
@@ -261,12 +261,10 @@ static int claim_slot(shm_att_t *a, unsigned *out)
 {
     char st;
     uint64_t start = 0;
-    if (!proc_stat(getpid(), &st, &start))
-        start = 0;
+    if (!proc_stat(getpid(), &st, &start)) start = 0;
     shm_header_t *h = a->hdr;
     int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = GA_EFULL;
     for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
         if (atomic_load(&h->slots[s].pid) == 0) {
@@ -298,19 +296,16 @@ shm_att_t *ga__shm_att(ga_heap_t *heap)
     /* Compare before dereferencing: heap may be any pointer. */
     shm_att_t *a = (shm_att_t *)heap;
     for (unsigned i = 0; a && i < ATT_MAX; i++)
-        if (procs.att[i] == a)
-            return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
+        if (procs.att[i] == a) return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
     ga__set_error(GA_EINVAL);
     return NULL;
 }
 
 shm_att_t *ga__shm_att_by_id(unsigned heap_id)
 {
-    shm_att_t *a = heap_id < 2048 ? atomic_load_explicit(&procs.by_id[heap_id],
-                                                         memory_order_acquire)
-                                  : NULL;
-    if (!a || a->state != ATT_OPEN)
-        ga__set_error(GA_EHANDLE);
+    shm_att_t *a =
+        heap_id < 2048 ? atomic_load_explicit(&procs.by_id[heap_id], memory_order_acquire) : NULL;
+    if (!a || a->state != ATT_OPEN) ga__set_error(GA_EHANDLE);
     return a && a->state == ATT_OPEN ? a : NULL;
 }
 
@@ -329,15 +324,16 @@ shm_att_t *ga__shm_att_by_ptr(const void *p)
 bool ga__shared_is_heap(ga_heap_t *heap)
 {
     shm_att_t *a = (shm_att_t *)heap;
-    if (!a)
-        return false;
+    if (!a) return false;
     for (unsigned i = 0; i < ATT_MAX; i++)
-        if (procs.att[i] == a)
-            return a->state == ATT_OPEN;
+        if (procs.att[i] == a) return a->state == ATT_OPEN;
     return false;
 }
 
-int ga_shared_is_shared(ga_heap_t *heap) { return ga__shared_is_heap(heap) ? 1 : 0; }
+int ga_shared_is_shared(ga_heap_t *heap)
+{
+    return ga__shared_is_heap(heap) ? 1 : 0;
+}
 
 const char *ga_shared_name(ga_heap_t *heap)
 {
@@ -346,10 +342,8 @@ const char *ga_shared_name(ga_heap_t *heap)
 
 static void att_free(shm_att_t *a)
 {
-    if (a->base)
-        munmap(a->base, a->map_size);
-    if (a->fd >= 0)
-        close(a->fd);
+    if (a->base) munmap(a->base, a->map_size);
+    if (a->fd >= 0) close(a->fd);
     munmap(a, sizeof *a);
 }
 
@@ -357,8 +351,7 @@ static shm_att_t *att_new(const char *name, int fd)
 {
     shm_att_t *a =
         mmap(NULL, sizeof *a, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (a == MAP_FAILED)
-        return NULL;
+    if (a == MAP_FAILED) return NULL;
     memset(a, 0, sizeof *a);
     a->magic = ATT_MAGIC;
     a->fd = fd;
@@ -390,8 +383,7 @@ static unsigned random_heap_id(void)
 static int commit_file(int fd, uint64_t from, uint64_t len)
 {
     int rc = posix_fallocate(fd, (off_t)from, (off_t)len);
-    if (rc == EOPNOTSUPP || rc == EINVAL)
-        rc = ftruncate(fd, (off_t)(from + len)) ? errno : 0;
+    if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(fd, (off_t)(from + len)) ? errno : 0;
     return rc ? errno_to_ga(rc) : 0;
 }
 
@@ -400,13 +392,10 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
 {
     layout_t l;
     int rc = compute_layout(max_size, &l);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     mode_t mode = (flags & GA_SHARED_OTHERS) ? 0666 : (flags & GA_SHARED_GROUP) ? 0660 : 0600;
-    if (fchmod(a->fd, mode) || ftruncate(a->fd, 0))
-        return errno_to_ga(errno);
-    if ((rc = commit_file(a->fd, 0, l.data_off)) != 0)
-        return rc;
+    if (fchmod(a->fd, mode) || ftruncate(a->fd, 0)) return errno_to_ga(errno);
+    if ((rc = commit_file(a->fd, 0, l.data_off)) != 0) return rc;
     a->base = mmap(NULL, l.max_size, PROT_READ | PROT_WRITE, MAP_SHARED, a->fd, 0);
     if (a->base == MAP_FAILED) {
         a->base = NULL;
@@ -430,19 +419,16 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
     if (init_mutex(&h->slots_lock) || init_mutex(&h->pages_lock) || init_mutex(&h->named_lock))
         return GA_ENOMEM;
     for (unsigned c = 0; c < SHM_NCLASS; c++)
-        if (init_mutex(&h->classes[c].lock))
-            return GA_ENOMEM;
+        if (init_mutex(&h->classes[c].lock)) return GA_ENOMEM;
     for (unsigned s = 0; s < SHM_NSTRIPES; s++)
-        if (init_mutex(&h->stripes[s].lock))
-            return GA_ENOMEM;
+        if (init_mutex(&h->stripes[s].lock)) return GA_ENOMEM;
     atomic_store_explicit(&h->init_state, INIT_READY, memory_order_release);
     return 0;
 }
 
 /* ---- attaching an existing segment ------------------------------------------------------ */
 
-static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_size,
-                           layout_t *l)
+static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_size, layout_t *l)
 {
     if (h->magic != SHM_MAGIC || h->version != SHM_VERSION ||
         h->header_size != sizeof(shm_header_t))
@@ -451,11 +437,9 @@ static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_si
         l->max_pages != h->max_pages || l->pt_off != h->page_table_off ||
         l->data_off != h->data_off)
         return GA_EFORMAT;
-    if (h->layout_sum != layout_sum(h) || h->heap_id == 0 || h->heap_id > 0x7FF)
-        return GA_ECORRUPT;
+    if (h->layout_sum != layout_sum(h) || h->heap_id == 0 || h->heap_id > 0x7FF) return GA_ECORRUPT;
     uint64_t top = atomic_load(&((shm_header_t *)h)->npages_top);
-    if (top > l->max_pages || l->data_off + top * SHM_PAGE > file_size)
-        return GA_ECORRUPT;
+    if (top > l->max_pages || l->data_off + top * SHM_PAGE > file_size) return GA_ECORRUPT;
     (void)a;
     return 0;
 }
@@ -479,8 +463,7 @@ enum { ATTACH_OK = 0, ATTACH_RETRY = 1, ATTACH_DEAD_CREATOR = 2 };
 static int attach_existing(shm_att_t *a, double deadline, double grace_end)
 {
     if (flock(a->fd, LOCK_SH | LOCK_NB)) {
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return errno_to_ga(errno);
+        if (errno != EWOULDBLOCK && errno != EINTR) return errno_to_ga(errno);
         return now_s() < deadline ? ATTACH_RETRY : GA_ECORRUPT;
     }
     struct stat st;
@@ -536,10 +519,8 @@ static int open_segment(shm_att_t *a, const char *path, uint64_t max_size, unsig
                 *created = 1;
                 return 0;
             }
-            if (errno != EEXIST)
-                return errno_to_ga(errno);
-            if (flags & GA_SHARED_EXCL)
-                return GA_EEXIST;
+            if (errno != EEXIST) return errno_to_ga(errno);
+            if (flags & GA_SHARED_EXCL) return GA_EEXIST;
         }
         a->fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
         if (a->fd < 0) {
@@ -548,8 +529,7 @@ static int open_segment(shm_att_t *a, const char *path, uint64_t max_size, unsig
             return errno_to_ga(errno);
         }
         int rc = attach_existing(a, deadline, grace_end);
-        if (rc == ATTACH_OK)
-            return 0;
+        if (rc == ATTACH_OK) return 0;
         if (rc == ATTACH_DEAD_CREATOR && (flags & GA_SHARED_CREATE)) {
             /* Take over: whoever gets LOCK_EX and still sees no READY state re-initializes. */
             if (flock(a->fd, LOCK_EX | LOCK_NB) == 0) {
@@ -565,8 +545,7 @@ static int open_segment(shm_att_t *a, const char *path, uint64_t max_size, unsig
                 if (!ready) {
                     rc = create_segment(a, max_size, flags);
                     flock(a->fd, LOCK_UN);
-                    if (rc)
-                        return rc;
+                    if (rc) return rc;
                     *created = 1;
                     return 0;
                 }
@@ -578,10 +557,8 @@ static int open_segment(shm_att_t *a, const char *path, uint64_t max_size, unsig
         }
         close(a->fd);
         a->fd = -1;
-        if (rc != ATTACH_RETRY)
-            return rc;
-        if (now_s() >= deadline)
-            return GA_ECORRUPT;
+        if (rc != ATTACH_RETRY) return rc;
+        if (now_s() >= deadline) return GA_ECORRUPT;
         nap();
     }
 }
@@ -592,17 +569,14 @@ static shm_att_t *find_open(const char *name, const char *path)
 {
     for (unsigned i = 0; i < ATT_MAX; i++) {
         shm_att_t *a = procs.att[i];
-        if (!a || a->state != ATT_OPEN || strcmp(a->name, name) != 0)
-            continue;
+        if (!a || a->state != ATT_OPEN || strcmp(a->name, name) != 0) continue;
         /* Same name; is it still the same file (not unlinked and made again)? */
         int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
         struct stat s1, s2;
         bool same = fd >= 0 && fstat(fd, &s1) == 0 && fstat(a->fd, &s2) == 0 &&
                     s1.st_ino == s2.st_ino && s1.st_dev == s2.st_dev;
-        if (fd >= 0)
-            close(fd);
-        if (same)
-            return a;
+        if (fd >= 0) close(fd);
+        if (same) return a;
     }
     return NULL;
 }
@@ -631,8 +605,7 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
 {
     char path[SHM_NAME_MAX + 16];
     int dummy, rc = shm_path(name, path, sizeof path);
-    if (!created)
-        created = &dummy;
+    if (!created) created = &dummy;
     *created = 0;
     if (rc) {
         ga__set_error(rc);
@@ -652,11 +625,9 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
         ga__set_error(GA_EEXIST);
         return NULL;
     }
-    if (a)
-        a->refs++;
+    if (a) a->refs++;
     pthread_mutex_unlock(&procs.lock);
-    if (a)
-        return (ga_heap_t *)a;
+    if (a) return (ga_heap_t *)a;
     a = att_new(name, -1);
     if (!a) {
         ga__set_error(GA_ENOMEM);
@@ -664,8 +635,7 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
     }
     rc = open_segment(a, path, max_size, flags, created);
     bool slot = false;
-    if (rc == 0)
-        slot = (rc = claim_slot(a, &a->slot)) == 0;
+    if (rc == 0) slot = (rc = claim_slot(a, &a->slot)) == 0;
     shm_att_t *other = NULL;
     if (rc == 0) {
         pthread_mutex_lock(&procs.lock);
@@ -677,15 +647,11 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
         pthread_mutex_unlock(&procs.lock);
     }
     if (rc || other) {
-        if (slot)
-            release_slot(a);
-        if (rc && *created)
-            shm_unlink(path);
-        if (rc)
-            *created = 0;
+        if (slot) release_slot(a);
+        if (rc && *created) shm_unlink(path);
+        if (rc) *created = 0;
         att_free(a);
-        if (rc)
-            ga__set_error(rc);
+        if (rc) ga__set_error(rc);
         return rc ? NULL : (ga_heap_t *)other;
     }
     atomic_fetch_add(&a->hdr->attach_count, 1);
@@ -748,12 +714,10 @@ int ga_shared_unlink(const char *name, unsigned flags)
 {
     char path[SHM_NAME_MAX + 16];
     int rc = shm_path(name, path, sizeof path);
-    if (rc)
-        return ga__set_error(rc);
+    if (rc) return ga__set_error(rc);
     if (!(flags & GA_SHARED_FORCE)) {
         int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
-        if (fd < 0)
-            return ga__set_error(errno_to_ga(errno));
+        if (fd < 0) return ga__set_error(errno_to_ga(errno));
         struct stat st;
         shm_header_t *h = MAP_FAILED;
         if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(shm_header_t))
@@ -765,17 +729,14 @@ int ga_shared_unlink(const char *name, unsigned flags)
                 shm_att_t tmp = {.hdr = h, .slot = SHM_SLOTS};
                 for (unsigned s = 0; s < SHM_PROC_SLOTS && rc == 0; s++) {
                     int pid = atomic_load(&h->slots[s].pid);
-                    if (pid != getpid() && ga__shm_slot_alive(&tmp, s) == 1)
-                        rc = GA_EPERM;
+                    if (pid != getpid() && ga__shm_slot_alive(&tmp, s) == 1) rc = GA_EPERM;
                 }
             }
             munmap(h, sizeof *h);
         }
-        if (rc)
-            return ga__set_error(rc);
+        if (rc) return ga__set_error(rc);
     }
-    if (shm_unlink(path))
-        return ga__set_error(errno_to_ga(errno));
+    if (shm_unlink(path)) return ga__set_error(errno_to_ga(errno));
     return 0;
 }
 
@@ -789,10 +750,8 @@ uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t)
     uint64_t file_pages = 0;
     if (fstat(a->fd, &st) == 0 && (uint64_t)st.st_size > a->data_off)
         file_pages = ((uint64_t)st.st_size - a->data_off) / SHM_PAGE;
-    if (t > file_pages)
-        t = file_pages;
-    if (t > a->max_pages)
-        t = a->max_pages;
+    if (t > file_pages) t = file_pages;
+    if (t > a->max_pages) t = a->max_pages;
     uint64_t k = atomic_load_explicit(&a->known_top, memory_order_relaxed);
     while (t > k && !atomic_compare_exchange_weak(&a->known_top, &k, t))
         ;
@@ -802,16 +761,12 @@ uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t)
 int ga__shm_commit(shm_att_t *a, uint64_t pages)
 {
     uint64_t top = ga__shm_top_slow(a, atomic_load(&a->hdr->npages_top));
-    if (pages <= top)
-        return 0;
-    if (pages > a->max_pages)
-        return GA_EFULL;
+    if (pages <= top) return 0;
+    if (pages > a->max_pages) return GA_EFULL;
     uint64_t want = pages + (top / 8 > 16 ? top / 8 : 16); /* grow by >= 1 MiB, or 1/8 */
-    if (want > a->max_pages)
-        want = a->max_pages;
+    if (want > a->max_pages) want = a->max_pages;
     int rc = commit_file(a->fd, a->data_off + top * SHM_PAGE, (want - top) * SHM_PAGE);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     atomic_store_explicit(&a->hdr->npages_top, want, memory_order_release);
     return 0;
 }
@@ -822,18 +777,15 @@ int ga_shared_peek(const char *name, ga_shared_info_t *out)
 {
     char path[SHM_NAME_MAX + 16];
     int rc = shm_path(name, path, sizeof path);
-    if (rc || !out)
-        return ga__set_error(rc ? rc : GA_EINVAL);
+    if (rc || !out) return ga__set_error(rc ? rc : GA_EINVAL);
     int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return ga__set_error(errno_to_ga(errno));
+    if (fd < 0) return ga__set_error(errno_to_ga(errno));
     struct stat st;
     shm_header_t *h = MAP_FAILED;
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(shm_header_t))
         h = mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
-    if (h == MAP_FAILED)
-        return ga__set_error(GA_EFORMAT);
+    if (h == MAP_FAILED) return ga__set_error(GA_EFORMAT);
     layout_t l;
     rc = atomic_load(&h->init_state) == INIT_READY
              ? validate_header(NULL, h, (uint64_t)st.st_size, &l)

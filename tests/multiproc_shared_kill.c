@@ -21,14 +21,16 @@
 #define MIB        ((size_t)1 << 20)
 
 static char heap_name[64];
-static void cleanup(void) { ga_shared_unlink(heap_name, GA_SHARED_FORCE); }
+static void cleanup(void)
+{
+    ga_shared_unlink(heap_name, GA_SHARED_FORCE);
+}
 
 /* Unlink our heaps also when a check crashes (atexit does not run then). */
 static pid_t owner_pid;
 static void on_fatal(int sig)
 {
-    if (getpid() == owner_pid)
-        cleanup();
+    if (getpid() == owner_pid) cleanup();
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -73,19 +75,16 @@ static void one_op(ga_heap_t *h, void **p, size_t np, ga_handle_t *hs, size_t nh
     case 1:
         ga_shared_free(h, p[i]);
         p[i] = ga_shared_alloc(h, rnd_size());
-        if (p[i])
-            memset(p[i], 0x5A, 16);
+        if (p[i]) memset(p[i], 0x5A, 16);
         break;
     case 2:
         if (p[i]) {
             void *q = ga_shared_realloc(h, p[i], rnd_size());
-            if (q)
-                p[i] = q;
+            if (q) p[i] = q;
         }
         break;
     case 3:
-        if (hs[j])
-            ga__shared_handle_free(hs[j]);
+        if (hs[j]) ga__shared_handle_free(hs[j]);
         hs[j] = ga_shared_handle_alloc(h, rnd_size(), GA_HZERO);
         break;
     case 4: {
@@ -98,8 +97,7 @@ static void one_op(ga_heap_t *h, void **p, size_t np, ga_handle_t *hs, size_t nh
         break;
     }
     case 5:
-        if (hs[j])
-            ga__shared_handle_realloc(hs[j], rnd() % 4 ? rnd_size() : 0, 0);
+        if (hs[j]) ga__shared_handle_realloc(hs[j], rnd() % 4 ? rnd_size() : 0, 0);
         break;
     case 6:
         snprintf(name, sizeof name, "obj%d", (int)(rnd() % 24));
@@ -126,8 +124,7 @@ static void child(unsigned seed)
 {
     rng_state = seed | 1;
     ga_heap_t *h = ga_shared_open(heap_name, 0, 0, NULL);
-    if (!h)
-        _exit(3);
+    if (!h) _exit(3);
     static void *p[256];
     static ga_handle_t hs[32];
     for (;;)
@@ -170,8 +167,7 @@ TEST(kill_children_at_random)
     int created = 0;
     ga_heap_t *h = ga_shared_open(heap_name, 64 * MIB, GA_SHARED_CREATE, &created);
     CHECK(h != NULL);
-    if (!h)
-        return;
+    if (!h) return;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     printf("seed %u\n", seed);
     rng_state = seed | 1;
@@ -182,8 +178,7 @@ TEST(kill_children_at_random)
     for (int it = 0; it < ITERATIONS && now_s() - start < BUDGET_S; it++) {
         unsigned cseed = (unsigned)rnd();
         pid_t pid = fork();
-        if (pid == 0)
-            child(cseed);
+        if (pid == 0) child(cseed);
         /* work alongside the child for a random while, then kill it */
         double until = now_s() + 0.0005 + (double)(rnd() % 8000) * 1e-6;
         while (now_s() < until)
@@ -201,8 +196,7 @@ TEST(kill_children_at_random)
         dead_seen += s.dead == 1;
         size_t dead_blocks = 0;
         for (int k = 0; k < 64; k++)
-            if (s.procs[k].pid && !s.procs[k].alive)
-                dead_blocks += s.procs[k].blocks;
+            if (s.procs[k].pid && !s.procs[k].alive) dead_blocks += s.procs[k].blocks;
         ASSERT_EQ(s.dead_blocks, dead_blocks);
         /* the survivor goes on */
         void *q = ga_shared_alloc(h, 1000);

@@ -30,8 +30,7 @@ static void cleanup(void)
 static pid_t owner_pid;
 static void on_fatal(int sig)
 {
-    if (getpid() == owner_pid)
-        cleanup();
+    if (getpid() == owner_pid) cleanup();
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -46,8 +45,7 @@ static void install_cleanup(void)
 
 static const char *heap_name(const char *tag)
 {
-    if (nnames == 0)
-        install_cleanup();
+    if (nnames == 0) install_cleanup();
     snprintf(names[nnames], sizeof names[nnames], "test%d_%s", (int)getpid(), tag);
     return names[nnames++];
 }
@@ -73,8 +71,7 @@ static ga_heap_t *create(const char *name, size_t size)
 static int in_child(int (*fn)(const char *), const char *name)
 {
     pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(name));
+    if (pid == 0) _exit(fn(name));
     int st = 0;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -170,8 +167,7 @@ TEST(blocks)
         sz[i] = (size_t)(i * 37 % 3000) + (i % 100 == 0 ? 100000 : 0);
         p[i] = ga_shared_alloc(h, sz[i]);
         CHECK(p[i] != NULL);
-        if (!p[i])
-            continue;
+        if (!p[i]) continue;
         ASSERT_EQ((uintptr_t)p[i] % 16, 0);
         CHECK(ga_shared_usable_size(h, p[i]) >= sz[i]);
         total += ga_shared_usable_size(h, p[i]);
@@ -404,13 +400,10 @@ static ga_handle_t xhandle;
 static int child_uses_handle(const char *name)
 {
     ga_heap_t *h = ga_shared_open(name, 0, 0, NULL);
-    if (!h)
-        return 10;
+    if (!h) return 10;
     char *p = ga__shared_handle_lock(xhandle);
-    if (!p || strcmp(p, "from parent") != 0)
-        return 11;
-    if (ga__shared_handle_realloc(xhandle, 200000, GA_HMOVE) != 0)
-        return 12;
+    if (!p || strcmp(p, "from parent") != 0) return 11;
+    if (ga__shared_handle_realloc(xhandle, 200000, GA_HMOVE) != 0) return 12;
     p = ga__shared_handle_lock(xhandle);
     strcpy(p + 100000, "from child");
     ga__shared_handle_unlock(xhandle);
@@ -511,8 +504,7 @@ static int child_races(const char *name)
         return 100;
     int created = 0;
     void *p = ga_shared_object(h, "race", 256, 0, &created);
-    if (!p)
-        return 100;
+    if (!p) return 100;
     uint64_t off = ga_shared_offset(h, p);
     ga_shared_close(h);
     return (int)(off >> 4 & 0x3F) | (created ? 0x40 : 0);
@@ -544,8 +536,7 @@ TEST(named_object_race)
             int v = WIFEXITED(st) ? WEXITSTATUS(st) : 100;
             CHECK(v != 100);
             creators += (v & 0x40) != 0;
-            if (first < 0)
-                first = v & 0x3F;
+            if (first < 0) first = v & 0x3F;
             same &= (v & 0x3F) == first;
         }
         ASSERT_EQ(creators, 1);
@@ -562,8 +553,7 @@ static int make_raw(const char *name, size_t size)
     char path[200];
     snprintf(path, sizeof path, "/ga.%s", name);
     int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)size))
-        return -1;
+    if (fd < 0 || ftruncate(fd, (off_t)size)) return -1;
     close(fd);
     return 0;
 }
@@ -601,8 +591,7 @@ static int rewrite(const char *name, size_t at, const void *bytes, size_t n)
     snprintf(path, sizeof path, "/ga.%s", name);
     int fd = shm_open(path, O_RDWR, 0);
     int rc = fd >= 0 && pwrite(fd, bytes, n, (off_t)at) == (ssize_t)n ? 0 : -1;
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     return rc;
 }
 
@@ -659,10 +648,8 @@ TEST(unlink_respects_attached)
         ga_heap_t *t = ga_shared_open(name, 0, 0, NULL);
         ga_shared_stats_t s;
         int n = t && ga_shared_stats(t, &s) == 0 ? (int)s.attached : 0;
-        if (t)
-            ga_shared_close(t);
-        if (n == 2)
-            break;
+        if (t) ga_shared_close(t);
+        if (n == 2) break;
         usleep(2000);
     }
     ASSERT_EQ(ga_shared_unlink(name, 0), GA_EPERM);
@@ -676,8 +663,7 @@ TEST(unlink_respects_attached)
 static int child_allocs_and_dies(const char *name)
 {
     ga_heap_t *h = ga_shared_open(name, 0, 0, NULL);
-    if (!h)
-        return 1;
+    if (!h) return 1;
     for (int i = 0; i < 10; i++)
         ga_shared_alloc(h, 100);
     void *keep = ga_shared_alloc(h, 300000);
@@ -691,8 +677,7 @@ static int child_allocs_and_dies(const char *name)
 static int child_allocs_and_detaches(const char *name)
 {
     ga_heap_t *h = ga_shared_open(name, 0, 0, NULL);
-    if (!h)
-        return 1;
+    if (!h) return 1;
     uint64_t *offs = ga_shared_object(h, "offsets", 5 * sizeof(uint64_t), 0, NULL);
     for (int i = 0; i < 5; i++)
         offs[i] = ga_shared_offset(h, ga_shared_alloc(h, 64));
@@ -746,14 +731,11 @@ static void *thread_churn(void *arg)
         for (int i = 0; i < 512; i++) {
             /* free what the neighbour thread allocated (cross-thread frees) */
             void *old = __atomic_exchange_n(&thr_ptrs[(t + round) % 4][i], NULL, __ATOMIC_ACQ_REL);
-            if (old)
-                ga_shared_free(thr_heap, old);
+            if (old) ga_shared_free(thr_heap, old);
             void *p = ga_shared_alloc(thr_heap, (size_t)(i * 7 + round) % 700);
-            if (p)
-                memset(p, t, 8);
+            if (p) memset(p, t, 8);
             old = __atomic_exchange_n(&thr_ptrs[t][i], p, __ATOMIC_ACQ_REL);
-            if (old)
-                ga_shared_free(thr_heap, old);
+            if (old) ga_shared_free(thr_heap, old);
         }
     }
     return NULL;
@@ -771,8 +753,7 @@ TEST(threads)
     ASSERT_EQ(ga_shared_check(thr_heap, 0), 0);
     for (int t = 0; t < 4; t++)
         for (int i = 0; i < 512; i++)
-            if (thr_ptrs[t][i])
-                ASSERT_EQ(ga_shared_free(thr_heap, thr_ptrs[t][i]), 0);
+            if (thr_ptrs[t][i]) ASSERT_EQ(ga_shared_free(thr_heap, thr_ptrs[t][i]), 0);
     ga_shared_stats_t s;
     ga_shared_stats(thr_heap, &s);
     ASSERT_EQ(s.blocks_in_use, 0);

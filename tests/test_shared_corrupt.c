@@ -21,7 +21,10 @@
 #define MIB ((size_t)1 << 20)
 
 static char name[64];
-static void cleanup(void) { ga_shared_unlink(name, GA_SHARED_FORCE); }
+static void cleanup(void)
+{
+    ga_shared_unlink(name, GA_SHARED_FORCE);
+}
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t rnd(void)
@@ -49,8 +52,7 @@ static void build(void)
     ga_shared_unlink(name, GA_SHARED_FORCE);
     ga_heap_t *h = ga_shared_open(name, 8 * MIB, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
     CHECK(h != NULL);
-    if (!h)
-        exit(1);
+    if (!h) exit(1);
     static const size_t sizes[8] = {16, 100, 1000, 5000, 16000, 24, 48, 64};
     for (int i = 0; i < 8; i++)
         built.small_off[i] = ga_shared_offset(h, ga_shared_alloc(h, sizes[i]));
@@ -78,19 +80,20 @@ static raw_t raw_open(void)
     snprintf(path, sizeof path, "/ga.%s", name);
     int fd = shm_open(path, O_RDWR, 0);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st))
-        abort();
+    if (fd < 0 || fstat(fd, &st)) abort();
     r.len = (size_t)st.st_size;
     r.raw = mmap(NULL, r.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
-    if (r.raw == MAP_FAILED)
-        abort();
+    if (r.raw == MAP_FAILED) abort();
     r.hdr = (shm_header_t *)r.raw;
     r.pages = (shm_page_t *)(r.raw + r.hdr->page_table_off);
     return r;
 }
 
-static uint64_t page_of(raw_t *r, uint64_t off) { return (off - r->hdr->data_off) / SHM_PAGE; }
+static uint64_t page_of(raw_t *r, uint64_t off)
+{
+    return (off - r->hdr->data_off) / SHM_PAGE;
+}
 
 static shm_hentry_t *hentry(raw_t *r, ga_handle_t h)
 {
@@ -123,8 +126,7 @@ static int battery(ga_heap_t *h)
 {
     ga_handle_info_t info;
     void *d = ga__shared_handle_lock(built.h_live);
-    if (d)
-        ga__shared_handle_unlock(built.h_live);
+    if (d) ga__shared_handle_unlock(built.h_live);
     ga__shared_handle_info(built.h_live, &info);
     ga__shared_handle_size(built.h_disc);
     ga__shared_handle_realloc(built.h_live, 3000, GA_HMOVE | GA_HZERO);
@@ -144,8 +146,7 @@ static int battery(ga_heap_t *h)
         ga_shared_free(h, p);
     }
     void *big = ga_shared_ptr(h, built.large_off);
-    if (big && ga_shared_usable_size(h, big))
-        big = ga_shared_realloc(h, big, 400000);
+    if (big && ga_shared_usable_size(h, big)) big = ga_shared_realloc(h, big, 400000);
     ga_shared_free(h, big);
     static void *p[256];
     static ga_handle_t hs[16];
@@ -154,8 +155,7 @@ static int battery(ga_heap_t *h)
         ga_shared_free(h, p[k]);
         size_t sz = rnd() % 10 ? rnd() % 2000 : rnd() % 300000;
         p[k] = ga_shared_alloc(h, sz);
-        if (p[k])
-            memset(p[k], 0xEE, sz);
+        if (p[k]) memset(p[k], 0xEE, sz);
         if (i % 8 == 0) {
             ga__shared_handle_free(hs[j]);
             hs[j] = ga_shared_handle_alloc(h, rnd() % 5000, 0);
@@ -184,38 +184,31 @@ static int child(int expect, int open_err, int lock_err)
     alarm(20);
     ga_set_error_handler(quiet, NULL);
     ga_heap_t *h = ga_shared_open(name, 0, 0, NULL);
-    if (expect == EXPECT_OPEN_FAILS)
-        return !h && ga_last_error() == open_err ? 0 : 1;
+    if (expect == EXPECT_OPEN_FAILS) return !h && ga_last_error() == open_err ? 0 : 1;
     if (!h)
         return expect == EXPECT_ANY &&
                        (ga_last_error() == GA_ECORRUPT || ga_last_error() == GA_EFORMAT)
                    ? 10
                    : 1;
     int rc = ga_shared_check(h, GA_CHECK_QUIET);
-    if (expect == EXPECT_CORRUPT && rc != GA_ECORRUPT)
-        return 2;
-    if (rc != 0 && rc != GA_ECORRUPT)
-        return 4;
+    if (expect == EXPECT_CORRUPT && rc != GA_ECORRUPT) return 2;
+    if (rc != 0 && rc != GA_ECORRUPT) return 4;
     if (lock_err) {
         void *d = ga__shared_handle_lock(built.h_live);
-        if (d || ga_last_error() != lock_err)
-            return 3;
+        if (d || ga_last_error() != lock_err) return 3;
     }
     int rc2 = battery(h);
-    if (rc2 != 0 && rc2 != GA_ECORRUPT)
-        return 4;
+    if (rc2 != 0 && rc2 != GA_ECORRUPT) return 4;
     return expect == EXPECT_ANY && (rc || rc2) ? 10 : 0;
 }
 
 static int run_child(int expect, int open_err, int lock_err)
 {
     pid_t pid = fork();
-    if (pid == 0)
-        _exit(child(expect, open_err, lock_err));
+    if (pid == 0) _exit(child(expect, open_err, lock_err));
     int st = 0;
     waitpid(pid, &st, 0);
-    if (WIFSIGNALED(st))
-        return 100 + WTERMSIG(st);
+    if (WIFSIGNALED(st)) return 100 + WTERMSIG(st);
     return WEXITSTATUS(st);
 }
 
@@ -227,18 +220,39 @@ typedef struct {
     void (*damage)(raw_t *r);
 } scenario_t;
 
-static void d_magic(raw_t *r) { r->hdr->magic ^= 1; }
-static void d_version(raw_t *r) { r->hdr->version = 7; }
-static void d_heap_id(raw_t *r) { r->hdr->heap_id ^= 3; }
-static void d_max_pages(raw_t *r) { r->hdr->max_pages += 1; }
-static void d_top(raw_t *r) { r->hdr->npages_top = r->hdr->max_pages; }
+static void d_magic(raw_t *r)
+{
+    r->hdr->magic ^= 1;
+}
+static void d_version(raw_t *r)
+{
+    r->hdr->version = 7;
+}
+static void d_heap_id(raw_t *r)
+{
+    r->hdr->heap_id ^= 3;
+}
+static void d_max_pages(raw_t *r)
+{
+    r->hdr->max_pages += 1;
+}
+static void d_top(raw_t *r)
+{
+    r->hdr->npages_top = r->hdr->max_pages;
+}
 static void d_small_class(raw_t *r)
 {
     uint64_t pg = page_of(r, built.small_off[1]);
     r->pages[pg].desc = PD_MAKE(PG_SMALL, 0, 200, 0);
 }
-static void d_kind(raw_t *r) { r->pages[page_of(r, built.small_off[2])].desc = 9; }
-static void d_stray_bits(raw_t *r) { r->pages[page_of(r, built.small_off[2])].desc |= 1u << 28; }
+static void d_kind(raw_t *r)
+{
+    r->pages[page_of(r, built.small_off[2])].desc = 9;
+}
+static void d_stray_bits(raw_t *r)
+{
+    r->pages[page_of(r, built.small_off[2])].desc |= 1u << 28;
+}
 static void d_large_n(raw_t *r)
 {
     uint64_t pg = page_of(r, built.large_off);
@@ -254,10 +268,22 @@ static void d_large_owner(raw_t *r)
     uint64_t pg = page_of(r, built.large_off);
     r->pages[pg].desc = (r->pages[pg].desc & ~(uint64_t)0xFF00) | ((uint64_t)ST_CACHED(40) << 8);
 }
-static void d_state_invalid(raw_t *r) { *state_byte(r, 0) = 0x3F; }
-static void d_state_freed(raw_t *r) { *state_byte(r, 3) = ST_FREE; }
-static void d_state_heap(raw_t *r) { *state_byte(r, 4) = ST_ALLOC(SHM_SLOT_HEAP); }
-static void d_partial(raw_t *r) { r->hdr->classes[0].partial_head = 0xFFFFFF; }
+static void d_state_invalid(raw_t *r)
+{
+    *state_byte(r, 0) = 0x3F;
+}
+static void d_state_freed(raw_t *r)
+{
+    *state_byte(r, 3) = ST_FREE;
+}
+static void d_state_heap(raw_t *r)
+{
+    *state_byte(r, 4) = ST_ALLOC(SHM_SLOT_HEAP);
+}
+static void d_partial(raw_t *r)
+{
+    r->hdr->classes[0].partial_head = 0xFFFFFF;
+}
 static void d_partial_cycle(raw_t *r)
 {
     uint64_t pg = page_of(r, built.small_off[1]);
@@ -266,28 +292,67 @@ static void d_partial_cycle(raw_t *r)
     r->pages[pg].in_partial = 1;
     r->pages[pg].next_partial = (uint32_t)pg + 1;
 }
-static void d_free_count(raw_t *r) { r->pages[page_of(r, built.small_off[5])].free_count += 5; }
-static void d_h_off(raw_t *r) { hentry(r, built.h_live)->data_off = 0x7FFFFFFFFFF0ull; }
-static void d_h_off_meta(raw_t *r) { hentry(r, built.h_live)->data_off = 64; }
-static void d_h_size(raw_t *r) { hentry(r, built.h_live)->size = (uint64_t)1 << 40; }
-static void d_h_flags(raw_t *r) { atomic_fetch_or(&hentry(r, built.h_live)->word, 0xFFull << 40); }
+static void d_free_count(raw_t *r)
+{
+    r->pages[page_of(r, built.small_off[5])].free_count += 5;
+}
+static void d_h_off(raw_t *r)
+{
+    hentry(r, built.h_live)->data_off = 0x7FFFFFFFFFF0ull;
+}
+static void d_h_off_meta(raw_t *r)
+{
+    hentry(r, built.h_live)->data_off = 64;
+}
+static void d_h_size(raw_t *r)
+{
+    hentry(r, built.h_live)->size = (uint64_t)1 << 40;
+}
+static void d_h_flags(raw_t *r)
+{
+    atomic_fetch_or(&hentry(r, built.h_live)->word, 0xFFull << 40);
+}
 static void d_h_prefix(raw_t *r)
 {
     *(uint32_t *)(r->raw + hentry(r, built.h_live)->data_off) ^= 0xFF;
 }
-static void d_hchunk(raw_t *r) { r->hdr->hchunk[0] = 999999; }
-static void d_stripe_free(raw_t *r) { r->hdr->stripes[2].free_head = 123456; }
+static void d_hchunk(raw_t *r)
+{
+    r->hdr->hchunk[0] = 999999;
+}
+static void d_stripe_free(raw_t *r)
+{
+    r->hdr->stripes[2].free_head = 123456;
+}
 static void d_stripe_intent(raw_t *r)
 {
     r->hdr->stripes[3].intent.idx = 999999999;
     r->hdr->stripes[3].intent.op = INTENT_HFREE;
 }
-static void d_named_off(raw_t *r) { named(r, "obj1")->data_off = 8; }
-static void d_named_size(raw_t *r) { named(r, "obj2")->size = (uint64_t)1 << 50; }
-static void d_named_name(raw_t *r) { memset(named(r, "obj1")->name, 'A', SHM_OBJNAME_MAX + 1); }
-static void d_named_count(raw_t *r) { r->hdr->named_count = 77; }
-static void d_named_state(raw_t *r) { named(r, "obj3")->state = 9; }
-static void d_slot_cached(raw_t *r) { *state_byte(r, 6) = ST_CACHED(SHM_SLOT_ORPHAN); }
+static void d_named_off(raw_t *r)
+{
+    named(r, "obj1")->data_off = 8;
+}
+static void d_named_size(raw_t *r)
+{
+    named(r, "obj2")->size = (uint64_t)1 << 50;
+}
+static void d_named_name(raw_t *r)
+{
+    memset(named(r, "obj1")->name, 'A', SHM_OBJNAME_MAX + 1);
+}
+static void d_named_count(raw_t *r)
+{
+    r->hdr->named_count = 77;
+}
+static void d_named_state(raw_t *r)
+{
+    named(r, "obj3")->state = 9;
+}
+static void d_slot_cached(raw_t *r)
+{
+    *state_byte(r, 6) = ST_CACHED(SHM_SLOT_ORPHAN);
+}
 
 static const scenario_t scenarios[] = {
     {"header magic", EXPECT_OPEN_FAILS, GA_EFORMAT, 0, d_magic},
@@ -332,8 +397,7 @@ TEST(targeted_damage)
         sc->damage(&r);
         munmap(r.raw, r.len);
         int rc = run_child(sc->expect, sc->open_err, sc->lock_err);
-        if (rc != 0)
-            fprintf(stderr, "damage '%s': child answered %d\n", sc->what, rc);
+        if (rc != 0) fprintf(stderr, "damage '%s': child answered %d\n", sc->what, rc);
         ASSERT_EQ(rc, 0);
     }
 }
@@ -355,8 +419,7 @@ static void random_damage(raw_t *r)
         break;
     case 1: { /* state bytes of a small page */
         uint64_t pg = rnd() % top;
-        if (PD_KIND(r->pages[pg].desc) != PG_SMALL)
-            pg = page_of(r, built.small_off[rnd() % 8]);
+        if (PD_KIND(r->pages[pg].desc) != PG_SMALL) pg = page_of(r, built.small_off[rnd() % 8]);
         at = r->raw + h->data_off + pg * SHM_PAGE;
         span = ga__shm_class_hdr(PD_CLASS(r->pages[pg].desc) % SHM_NCLASS);
         break;

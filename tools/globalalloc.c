@@ -124,8 +124,7 @@ static char last_report[512];
 static int keep_report(int err, const char *msg, uintptr_t ptr, void *arg)
 {
     (void)err, (void)ptr, (void)arg;
-    if (!last_report[0])
-        snprintf(last_report, sizeof last_report, "%s", msg);
+    if (!last_report[0]) snprintf(last_report, sizeof last_report, "%s", msg);
     return 1;
 }
 
@@ -139,8 +138,7 @@ static int cmp_str(const void *a, const void *b)
 static int cmd_ls(void)
 {
     DIR *d = opendir("/dev/shm");
-    if (!d)
-        return fail("/dev/shm", "cannot read", GA_ENOENT);
+    if (!d) return fail("/dev/shm", "cannot read", GA_ENOENT);
     char *names[4096];
     size_t n = 0;
     struct dirent *e;
@@ -179,16 +177,14 @@ static int cmd_ls(void)
         }
         free(names[i]);
     }
-    if (json)
-        printf("]}\n");
+    if (json) printf("]}\n");
     return 0;
 }
 
 static ga_heap_t *attach(const char *name)
 {
     ga_heap_t *h = ga_shared_open(name, 0, 0, NULL);
-    if (!h)
-        fail(name, "cannot attach", ga_last_error());
+    if (!h) fail(name, "cannot attach", ga_last_error());
     return h;
 }
 
@@ -218,8 +214,7 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
         if (s->classes[c].pages)
             printf("  %6zu: %zu / %zu\n", s->classes[c].block_size, s->classes[c].blocks_used,
                    s->classes[c].pages);
-    if (nobj > 0)
-        printf("named objects (name: size @ offset)\n");
+    if (nobj > 0) printf("named objects (name: size @ offset)\n");
     for (long i = 0; i < nobj && i < 1024; i++)
         printf("  %s: %zu @ %llu\n", objs[i].name, objs[i].size,
                (unsigned long long)objs[i].offset);
@@ -253,8 +248,7 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
     for (long i = 0; i < nobj && i < 1024; i++) {
         printf("%s{\"name\":", i ? "," : "");
         json_str(objs[i].name);
-        printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size,
-               (unsigned long long)objs[i].offset);
+        printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size, (unsigned long long)objs[i].offset);
     }
     printf("]}\n");
 }
@@ -262,8 +256,7 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
 static int cmd_stat(const char *name)
 {
     ga_heap_t *h = attach(name);
-    if (!h)
-        return 1;
+    if (!h) return 1;
     static ga_shared_stats_t s;
     static ga_shared_object_info_t objs[1024];
     int rc = ga_shared_stats(h, &s);
@@ -272,8 +265,7 @@ static int cmd_stat(const char *name)
         /* This command's own attachment is not the user's business. */
         s.attached = s.attached ? s.attached - 1 : 0;
         for (int i = 0; i < 64; i++)
-            if (s.procs[i].pid == (int)getpid())
-                s.procs[i].pid = 0;
+            if (s.procs[i].pid == (int)getpid()) s.procs[i].pid = 0;
         if (json)
             stat_json(name, &s, objs, nobj);
         else
@@ -293,8 +285,7 @@ static int cmd_check(const char *name)
     }
     int rc = ga_shared_check(h, 0);
     ga_shared_close(h);
-    if (rc)
-        return fail(name, last_report[0] ? last_report : "check failed", rc);
+    if (rc) return fail(name, last_report[0] ? last_report : "check failed", rc);
     if (json) {
         printf("{\"name\":");
         json_str(name);
@@ -308,12 +299,10 @@ static int cmd_check(const char *name)
 static int cmd_reclaim(const char *name)
 {
     ga_heap_t *h = attach(name);
-    if (!h)
-        return 1;
+    if (!h) return 1;
     long n = ga_shared_reclaim_dead(h);
     ga_shared_close(h);
-    if (n < 0)
-        return fail(name, "reclaim failed", (int)n);
+    if (n < 0) return fail(name, "reclaim failed", (int)n);
     if (json) {
         printf("{\"name\":");
         json_str(name);
@@ -331,18 +320,17 @@ static int cmd_create(const char *name, const char *size_arg)
         char *end;
         errno = 0;
         unsigned long long v = strtoull(size_arg, &end, 10);
-        int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20
-                    : *end == 'G' || *end == 'g' ? 30 : 0;
-        if (shift)
-            end++;
-        if (errno || end == size_arg || *end || v > (1ull << 40))
-            return usage("bad SIZE");
+        int shift = *end == 'K' || *end == 'k'   ? 10
+                    : *end == 'M' || *end == 'm' ? 20
+                    : *end == 'G' || *end == 'g' ? 30
+                                                 : 0;
+        if (shift) end++;
+        if (errno || end == size_arg || *end || v > (1ull << 40)) return usage("bad SIZE");
         size = (size_t)v << shift;
     }
     int created = 0;
     ga_heap_t *h = ga_shared_open(name, size, GA_SHARED_CREATE | GA_SHARED_EXCL, &created);
-    if (!h)
-        return fail(name, "cannot create", ga_last_error());
+    if (!h) return fail(name, "cannot create", ga_last_error());
     ga_shared_stats_t s;
     ga_shared_stats(h, &s);
     ga_shared_close(h);
@@ -359,10 +347,8 @@ static int cmd_create(const char *name, const char *size_arg)
 static int cmd_rm(const char *name, int force)
 {
     int rc = ga_shared_unlink(name, force ? GA_SHARED_FORCE : 0);
-    if (rc == GA_EPERM)
-        return fail(name, "other processes are attached (use --force)", rc);
-    if (rc)
-        return fail(name, "cannot remove", rc);
+    if (rc == GA_EPERM) return fail(name, "other processes are attached (use --force)", rc);
+    if (rc) return fail(name, "cannot remove", rc);
     if (json) {
         printf("{\"name\":");
         json_str(name);
@@ -375,8 +361,9 @@ static int cmd_rm(const char *name, int force)
 
 static int usage(const char *msg)
 {
-    fprintf(stderr, "globalalloc: %s\nUsage: globalalloc [--json] ls | stat NAME | check NAME | "
-                    "create NAME [SIZE] | reclaim NAME | rm [--force] NAME\nTry 'globalalloc --help'.\n",
+    fprintf(stderr,
+            "globalalloc: %s\nUsage: globalalloc [--json] ls | stat NAME | check NAME | "
+            "create NAME [SIZE] | reclaim NAME | rm [--force] NAME\nTry 'globalalloc --help'.\n",
             msg);
     return 2;
 }
@@ -404,24 +391,17 @@ int main(int argc, char **argv)
             return usage("too many arguments");
         }
     }
-    if (nargs == 0)
-        return usage("missing command");
+    if (nargs == 0) return usage("missing command");
     const char *cmd = args[0];
     if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0)
         return nargs == 1 ? cmd_ls() : usage("ls takes no argument");
     if (strcmp(cmd, "create") == 0 && (nargs == 2 || nargs == 3) && !force)
         return cmd_create(args[1], nargs == 3 ? args[2] : NULL);
-    if (nargs != 2)
-        return usage("expected one heap name");
-    if (force && strcmp(cmd, "rm") != 0)
-        return usage("--force goes with rm");
-    if (strcmp(cmd, "stat") == 0)
-        return cmd_stat(args[1]);
-    if (strcmp(cmd, "check") == 0)
-        return cmd_check(args[1]);
-    if (strcmp(cmd, "reclaim") == 0)
-        return cmd_reclaim(args[1]);
-    if (strcmp(cmd, "rm") == 0)
-        return cmd_rm(args[1], force);
+    if (nargs != 2) return usage("expected one heap name");
+    if (force && strcmp(cmd, "rm") != 0) return usage("--force goes with rm");
+    if (strcmp(cmd, "stat") == 0) return cmd_stat(args[1]);
+    if (strcmp(cmd, "check") == 0) return cmd_check(args[1]);
+    if (strcmp(cmd, "reclaim") == 0) return cmd_reclaim(args[1]);
+    if (strcmp(cmd, "rm") == 0) return cmd_rm(args[1], force);
     return usage("unknown command");
 }

@@ -14,22 +14,18 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 3)
-        return 2;
+    if (argc != 3) return 2;
     ga_heap_t *h = ga_shared_open(argv[1], 0, 0, NULL);
-    if (!h)
-        return 3;
+    if (!h) return 3;
     if (strcmp(argv[2], "die") == 0) {
         char *p = ga_shared_object(h, "greeting", 32, 0, NULL);
-        if (p)
-            memcpy(p, "hello", 5);
+        if (p) memcpy(p, "hello", 5);
         for (int i = 0; i < 3; i++)
             ga_shared_alloc(h, 100);
         ga_shared_alloc(h, 200000);
         raise(SIGKILL);
     }
-    if (strcmp(argv[2], "hold") != 0)
-        return 2;
+    if (strcmp(argv[2], "hold") != 0) return 2;
     sleep(60);
     return ga_shared_close(h);
 }
