@@ -31,6 +31,8 @@ const uint32_t ga__shm_class_size[SHM_NCLASS] = {
 static struct {
     uint32_t hdr[SHM_NCLASS];   /* bytes of state area (block 0 starts here) */
     uint32_t count[SHM_NCLASS]; /* blocks per page */
+    uint64_t recip[SHM_NCLASS]; /* floor(2^32 / size) + 1: rel / size == rel * recip >> 32,
+                                 * exact for rel < 2^16 and size <= 2^16 */
 } geo;
 
 __attribute__((constructor)) static void geo_init(void)
@@ -43,6 +45,7 @@ __attribute__((constructor)) static void geo_init(void)
         }
         geo.hdr[c] = hdr;
         geo.count[c] = nb;
+        geo.recip[c] = ((uint64_t)1 << 32) / bs + 1;
     }
 }
 
@@ -253,6 +256,7 @@ static int small_page_new(shm_att_t *a, unsigned c)
         r->scan = 0;
         r->in_partial = 0;
         r->next_partial = 0;
+        r->owner = 0;
         atomic_store_explicit(&r->desc, PD_MAKE(PG_SMALL, 0, c, 0), memory_order_release);
         atomic_store(&h->pages_intent.op, INTENT_NONE);
     }
@@ -491,6 +495,31 @@ static uint32_t take_from_page(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint6
     return got;
 }
 
+/* Moves a listed page that no other process refilled from last to the head of class c's list,
+ * looking a few pages deep. Processes then take blocks from pages of their own, so they do not
+ * write to the same cache lines of state bytes. The list is a hint: any order is correct. */
+static void prefer_own_page(shm_att_t *a, unsigned c)
+{
+    shm_class_t *cl = &a->hdr->classes[c];
+    uint32_t me = a->slot + 1, owner = a->pages[cl->partial_head - 1].owner;
+    if (owner == 0 || owner == me) return;
+    uint64_t top = top_pages(a);
+    uint32_t *link = &a->pages[cl->partial_head - 1].next_partial;
+    for (int i = 0; i < 8 && *link && *link - 1 < top; i++) {
+        uint64_t pg = *link - 1;
+        shm_page_t *r = &a->pages[pg];
+        uint64_t d = atomic_load_explicit(&r->desc, memory_order_relaxed);
+        if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c || !r->in_partial) return;
+        if (r->owner == 0 || r->owner == me) {
+            *link = r->next_partial;
+            r->next_partial = cl->partial_head;
+            cl->partial_head = (uint32_t)pg + 1;
+            return;
+        }
+        link = &r->next_partial;
+    }
+}
+
 static GA_NOINLINE int refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
 {
     shm_class_t *cl = &a->hdr->classes[c];
@@ -517,6 +546,11 @@ static GA_NOINLINE int refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
             repaired = true;
             continue;
         }
+        if (a->pages[pg].owner != a->slot + 1) {
+            prefer_own_page(a, c);
+            if (cl->partial_head != head) continue;
+        }
+        a->pages[pg].owner = a->slot + 1;
         uint32_t got = take_from_page(a, tc, c, pg, want);
         want = got < want ? want - got : 0;
         if (want > 0 || a->pages[pg].free_count == 0) {
@@ -602,8 +636,9 @@ static int resolve(shm_att_t *a, uint64_t off, blockref_t *b)
         unsigned c = PD_CLASS(d);
         if (c >= SHM_NCLASS || in < geo.hdr[c]) return GA_ENOTOWNED;
         uint32_t bs = ga__shm_class_size[c], rel = in - geo.hdr[c];
-        if (rel % bs || rel / bs >= geo.count[c]) return GA_ENOTOWNED;
-        b->idx = rel / bs;
+        uint32_t idx = (uint32_t)(((uint64_t)rel * geo.recip[c]) >> 32);
+        if (idx * bs != rel || idx >= geo.count[c]) return GA_ENOTOWNED;
+        b->idx = idx;
         b->cls = c;
         b->usable = bs;
         return 0;

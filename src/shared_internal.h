@@ -138,7 +138,8 @@ typedef struct shm_page_s {
     uint32_t free_count;   /* FREE blocks in the page (hint, recounted on repair) */
     uint32_t scan;         /* where the next refill scan starts */
     uint32_t in_partial;
-    uint64_t pad_;
+    uint32_t owner; /* slot + 1 of the process that refilled from it last (a hint) */
+    uint32_t pad_;
 } shm_page_t;
 
 /* One handle-table entry. data_off: block start (the data is HPREFIX bytes further), 0 when

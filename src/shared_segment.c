@@ -293,10 +293,18 @@ static void release_slot(shm_att_t *a)
 
 shm_att_t *ga__shm_att(ga_heap_t *heap)
 {
-    /* Compare before dereferencing: heap may be any pointer. */
+    /* Compare before dereferencing: heap may be any pointer. The slot of the last hit is
+     * tried first. */
+    static GA_TLS unsigned last;
     shm_att_t *a = (shm_att_t *)heap;
-    for (unsigned i = 0; a && i < ATT_MAX; i++)
-        if (procs.att[i] == a) return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
+    if (GA_LIKELY(a && procs.att[last % ATT_MAX] == a))
+        return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
+    for (unsigned i = 0; a && i < ATT_MAX; i++) {
+        if (procs.att[i] == a) {
+            last = i;
+            return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
+        }
+    }
     ga__set_error(GA_EINVAL);
     return NULL;
 }

@@ -6,6 +6,7 @@
  */
 #include "test.h"
 #include "internal.h"
+#include "shared_internal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -212,6 +213,44 @@ TEST(blocks)
     CHECK(ga_shared_alloc(NULL, 8) == NULL);
     ASSERT_EQ(ga_last_error(), GA_EINVAL);
     CHECK(ga_shared_alloc((ga_heap_t *)&local, 8) == NULL);
+    ASSERT_EQ(ga_shared_check(h, 0), 0);
+    ga_shared_close(h);
+    ga_shared_unlink(name, 0);
+}
+
+/* Every 16-byte position of a full page of each class: only block starts are blocks. Pages are
+ * 64 KiB-aligned as offsets in the segment (the mapping itself may sit anywhere). */
+TEST(block_starts_exact)
+{
+    const char *name = heap_name("starts");
+    ga_heap_t *h = create(name, 64 * MIB);
+    static void *p[5000];
+    for (unsigned c = 0; c < SHM_NCLASS; c++) {
+        uint32_t bs = ga__shm_class_size[c], hdr = ga__shm_class_hdr(c);
+        uint32_t count = ga__shm_class_count(c);
+        int n = 0;
+        uint32_t in_first = 0;
+        uint64_t page = 0;
+        while (n < 5000 && in_first < count) {
+            p[n] = ga_shared_alloc(h, bs);
+            if (!p[n]) break;
+            uint64_t pg = ga_shared_offset(h, p[n]) & ~(SHM_PAGE - 1);
+            if (n == 0) page = pg;
+            in_first += pg == page;
+            n++;
+        }
+        ASSERT_EQ(in_first, count);
+        int wrong = 0;
+        char *base = ga_shared_ptr(h, page);
+        for (uint32_t off = 0; base && off < SHM_PAGE; off += 16) {
+            bool start = off >= hdr && (off - hdr) % bs == 0 && (off - hdr) / bs < count;
+            size_t u = ga_shared_usable_size(h, base + off);
+            wrong += start ? u != bs : u != 0;
+        }
+        ASSERT_EQ(wrong, 0);
+        for (int i = 0; i < n; i++)
+            ga_shared_free(h, p[i]);
+    }
     ASSERT_EQ(ga_shared_check(h, 0), 0);
     ga_shared_close(h);
     ga_shared_unlink(name, 0);
@@ -763,8 +802,8 @@ TEST(threads)
 }
 
 TEST_MAIN(TEST_ENTRY(open_create_close), TEST_ENTRY(names_are_validated), TEST_ENTRY(blocks),
-          TEST_ENTRY(realloc_calloc_large), TEST_ENTRY(heap_full), TEST_ENTRY(handles),
-          TEST_ENTRY(handles_cross_process), TEST_ENTRY(named_objects),
+          TEST_ENTRY(block_starts_exact), TEST_ENTRY(realloc_calloc_large), TEST_ENTRY(heap_full),
+          TEST_ENTRY(handles), TEST_ENTRY(handles_cross_process), TEST_ENTRY(named_objects),
           TEST_ENTRY(named_object_race), TEST_ENTRY(dead_creator), TEST_ENTRY(attach_checks_header),
           TEST_ENTRY(unlink_respects_attached), TEST_ENTRY(dead_and_detached_peers),
           TEST_ENTRY(threads))
