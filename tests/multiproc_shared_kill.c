@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A dying peer costs nothing: a child attached to a shared heap allocates, frees, reallocates,
- * locks handles and creates/removes named objects in a tight loop, while the parent does its
- * own work on the same heap; the parent SIGKILLs the child at a random instant, hundreds of
- * times. After each kill: the heap checks clean (locks the child held are repaired), the
- * survivor still allocates, the dead child's blocks are reported as owned by a dead process and
- * exactly those come back with ga_shared_reclaim_dead, and once the parent has freed every
- * handle and object, the only blocks in use are the parent's own.
+ * locks handles, creates/removes named objects, and now and then detaches and attaches again,
+ * in a tight loop, while the parent does its own work on the same heap; the parent SIGKILLs the
+ * child at a random instant, hundreds of times. After each kill: the heap checks clean (locks
+ * the child held are repaired), the survivor still allocates, the dead child's blocks are
+ * reported as owned by a dead process and exactly those come back with ga_shared_reclaim_dead,
+ * and once the parent has freed every handle and object, the only blocks in use are its own.
  * Bounded: at most ITERATIONS kills and at most BUDGET_S seconds.
  */
 #include "test.h"
@@ -127,8 +127,21 @@ static void child(unsigned seed)
     if (!h) _exit(3);
     static void *p[256];
     static ga_handle_t hs[32];
-    for (;;)
+    for (;;) {
         one_op(h, p, 256, hs, 32);
+        if (rnd() % 400 == 0) {
+            /* Detach and attach again (so kills also land in close and open). Our blocks are
+             * freed first: a clean detach would leave them to the heap, which the parent's
+             * accounting below does not expect. */
+            for (int i = 0; i < 256; i++) {
+                ga_shared_free(h, p[i]);
+                p[i] = NULL;
+            }
+            ga_shared_close(h);
+            h = ga_shared_open(heap_name, 0, 0, NULL);
+            if (!h) _exit(3);
+        }
+    }
 }
 
 static int quiet_handler(int err, const char *msg, uintptr_t ptr, void *arg)
