@@ -683,7 +683,7 @@ TEST(unlink_respects_attached)
     }
     close(fds[0]);
     /* wait until the child is attached */
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 2500; i++) {
         ga_heap_t *t = ga_shared_open(name, 0, 0, NULL);
         ga_shared_stats_t s;
         int n = t && ga_shared_stats(t, &s) == 0 ? (int)s.attached : 0;
