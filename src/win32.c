@@ -69,6 +69,16 @@ static HANDLE alloc_common(UINT flags, SIZE_T size, bool local)
 
 static HANDLE free_common(HANDLE v)
 {
+    /* The common case first: a live fixed block, validated once by ga__fixed_free itself. */
+    if (((uintptr_t)v & 15) == 0 && v != NULL) {
+        int rc = ga__fixed_free(v);
+        if (rc == 0)
+            return NULL;
+        if (rc == GA_EDOUBLEFREE) { /* what 32-bit Windows does (64-bit crashes) */
+            set_err(ERROR_INVALID_HANDLE);
+            return v;
+        }
+    }
     ga__ref_t r;
     switch (ga__classify(v, &r)) {
     case GA__K_NULL:
