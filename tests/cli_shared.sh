@@ -19,6 +19,7 @@ cleanup() {
     [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
     "$CLI" rm --force "$NAME" >/dev/null 2>&1
     "$CLI" rm --force "$NAME2" >/dev/null 2>&1
+    rm -f "/dev/shm/ga.$NAME2" # also when the damage made it something the CLI will not remove
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -113,6 +114,7 @@ HOLDER=""
 
 # ---- damaged heaps -------------------------------------------------------------------------
 expect 0 "create second" -- "$CLI" create "$NAME2" 2M
+[ -f "/dev/shm/ga.$NAME2" ] || { echo "FAIL: no segment file for $NAME2" >&2; exit 1; }
 printf '\x05\x06' | dd of="/dev/shm/ga.$NAME2" bs=1 seek=48 conv=notrunc status=none
 expect 1 "check a damaged header" -- "$CLI" check "$NAME2"
 contains err "corrupt" "check reports corruption"
