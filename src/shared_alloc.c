@@ -402,12 +402,18 @@ static inline shm_tcache_t *tc_get(shm_att_t *a)
     return tc_slow(a);
 }
 
-void ga__shm_tcache_forget(void)
+void ga__shm_tcache_fork(int phase)
 {
-    pthread_mutex_init(&tc_list_lock, NULL);
-    tc_all = NULL; /* the parent's caches: the child must not flush them */
-    for (unsigned i = 0; i < ATT_MAX; i++)
-        tl_tc[i] = NULL;
+    if (phase == 0) {
+        pthread_mutex_lock(&tc_list_lock);
+        return;
+    }
+    if (phase == 2) {
+        tc_all = NULL; /* the parent's caches: the child must not flush them */
+        for (unsigned i = 0; i < ATT_MAX; i++)
+            tl_tc[i] = NULL;
+    }
+    pthread_mutex_unlock(&tc_list_lock);
 }
 
 void ga__shm_flush_all(shm_att_t *a)

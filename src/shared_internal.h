@@ -287,8 +287,9 @@ bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
 uint64_t ga__shm_trim(shm_att_t *a);
 /* Flushes every cache of attachment a in this process (detach). */
 void ga__shm_flush_all(shm_att_t *a);
-/* Forgets every thread cache (fork child). */
-void ga__shm_tcache_forget(void);
+/* fork handling of the thread-cache list: 0 prepare (lock), 1 parent (unlock), 2 child (forget
+ * every cache: they hold the parent's blocks; unlock). */
+void ga__shm_tcache_fork(int phase);
 /* Repair callbacks for the class and pages locks (arg: class index / NULL). */
 void ga__shm_repair_class(shm_att_t *a, void *arg);
 void ga__shm_repair_pages(shm_att_t *a, void *arg);

@@ -92,22 +92,26 @@ uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h)
 
 /* ---- fork: a child's attachments belong to its parent --------------------------------- */
 
+/* Both process-local locks are held across fork, so the child gets them in a known state
+ * (held by its only thread) and simply releases them. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&procs.lock);
+    ga__shm_tcache_fork(0);
 }
 static void fork_parent(void)
 {
+    ga__shm_tcache_fork(1);
     pthread_mutex_unlock(&procs.lock);
 }
 static void fork_child(void)
 {
-    pthread_mutex_init(&procs.lock, NULL);
+    ga__shm_tcache_fork(2);
     for (unsigned i = 0; i < ATT_MAX; i++)
         if (procs.att[i] && procs.att[i]->state == ATT_OPEN) procs.att[i]->state = ATT_INHERITED;
     for (unsigned i = 0; i < 2048; i++)
         atomic_store(&procs.by_id[i], NULL);
-    ga__shm_tcache_forget();
+    pthread_mutex_unlock(&procs.lock);
 }
 static void init_once(void)
 {
