@@ -52,7 +52,7 @@ static ga_heap_t *heap;
 static board_t *board;
 
 /* A block carries its size in its first 8 bytes and a stamp byte in all the others. */
-static void stamp(unsigned char *p, uint64_t size, unsigned char v)
+__attribute__((noinline)) static void stamp(unsigned char *p, uint64_t size, unsigned char v)
 {
     memcpy(p, &size, 8);
     memset(p + 8, v, size - 8);
