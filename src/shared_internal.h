@@ -115,8 +115,9 @@ enum {
     INTENT_PFREE,    /* large block at page idx (new_size pages) returns to the free pool */
 };
 
-/* A process slot. pid != 0 means taken; the process is alive when pid exists, is no zombie and
- * has the recorded start time (pids are reused). Written under hdr->slots_lock. */
+/* A process slot. pid != 0 means taken; the process is alive when pid exists (kill 0), is no
+ * zombie and, where /proc can tell, has the recorded start time (pids are reused). Written
+ * under hdr->slots_lock. pids are only meaningful within one pid namespace. */
 typedef struct shm_slot_s {
     _Atomic int32_t pid;
     _Atomic uint32_t recovered; /* dead slot whose cached blocks were already given back */

@@ -55,6 +55,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,10 +255,13 @@ int ga__shm_slot_alive(shm_att_t *a, unsigned s)
     int pid = atomic_load(&sl->pid);
     if (pid == 0) return -1;
     if (s == a->slot && a->state == ATT_OPEN && pid == getpid()) return 1;
+    if (pid < 0 || (kill(pid, 0) != 0 && errno == ESRCH)) return 0;
+    /* The pid exists: is it a zombie, or another process that reuses the pid? Without /proc
+     * we cannot tell, and a live process must never be taken for dead: assume alive. */
     char st;
     uint64_t start;
-    if (pid < 0 || !proc_stat(pid, &st, &start)) return 0;
-    if (st == 'Z' || st == 'X' || start != sl->start_time) return 0;
+    if (!proc_stat(pid, &st, &start)) return 1;
+    if (st == 'Z' || st == 'X' || (sl->start_time && start != sl->start_time)) return 0;
     return 1;
 }
 
