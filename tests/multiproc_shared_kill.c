@@ -11,6 +11,7 @@
  */
 #include "test.h"
 #include "internal.h"
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -120,11 +121,15 @@ static void one_op(ga_heap_t *h, void **p, size_t np, ga_handle_t *hs, size_t nh
     }
 }
 
-static void child(unsigned seed)
+static void child(unsigned seed, int ready_fd)
 {
     rng_state = seed | 1;
     ga_heap_t *h = ga_shared_open(heap_name, 0, 0, NULL);
     if (!h) _exit(3);
+    signal(SIGPIPE, SIG_IGN); /* the parent may not be listening: that is fine */
+    ssize_t w = write(ready_fd, "r", 1);
+    (void)w;
+    close(ready_fd);
     static void *p[256];
     static ga_handle_t hs[32];
     for (;;) {
@@ -190,8 +195,21 @@ TEST(kill_children_at_random)
     int kills = 0, dead_seen = 0, failures_before = test_failures_;
     for (int it = 0; it < ITERATIONS && now_s() - start < BUDGET_S; it++) {
         unsigned cseed = (unsigned)rnd();
+        int ready[2];
+        ASSERT_EQ(pipe(ready), 0);
         pid_t pid = fork();
-        if (pid == 0) child(cseed);
+        if (pid == 0) {
+            close(ready[0]);
+            child(cseed, ready[1]);
+        }
+        close(ready[1]);
+        /* Mostly wait until the child is attached (so the kill lands in its work, whatever
+         * the machine's load); one time in four not, so kills land in the attach too. */
+        if (rnd() % 4) {
+            struct pollfd pfd = {ready[0], POLLIN, 0};
+            poll(&pfd, 1, 5000);
+        }
+        close(ready[0]);
         /* work alongside the child for a random while, then kill it */
         double until = now_s() + 0.0005 + (double)(rnd() % 8000) * 1e-6;
         while (now_s() < until)
