@@ -134,7 +134,7 @@ static void child(unsigned seed, int ready_fd)
     static ga_handle_t hs[32];
     for (;;) {
         one_op(h, p, 256, hs, 32);
-        if (rnd() % 400 == 0) {
+        if (rnd() % 3000 == 0) {
             /* Detach and attach again (so kills also land in close and open). Our blocks are
              * freed first: a clean detach would leave them to the heap, which the parent's
              * accounting below does not expect. */
