@@ -10,6 +10,12 @@
  * slot is empty. Every allocator sees the same sequence. Reported: ns per alloc+free pair
  * (lower is better) and pairs per second over all processes.
  * Usage: shared_bench [steps] [--json]
+ *
+ * Measured 2026-11-26 (2-core CI-class VM, Release, gcc 12, a loaded machine; 3 runs):
+ *   private heap 14.8-15.1 ns/pair; shared heap in-process 29.7-36.3 ns/pair (2.0-2.4x), forked
+ *   single process 33-34 M pairs/s, 2 processes 62-63 M pairs/s; named lookup 68-91 ns.
+ *   Boost managed_shared_memory: 281 ns/pair (3.55 M pairs/s), 2 processes 1.2-2.3 M pairs/s,
+ *   lookup 160-165 ns. So: about 9.5x Boost in one process, 27-50x with two.
  */
 #include <globalalloc.h>
 #include <stdio.h>
