@@ -247,7 +247,9 @@ enum {
 GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags,
                                  int *created);
 /* Detaches: flushes this process's caches; blocks it still owns stay allocated (owned by the
- * heap from now on). Every thread of the process must be done with heap. 0 or GA_EINVAL. */
+ * heap from now on: any process may free them). Every thread of the process must be done with
+ * heap. A process that exits without it counts as dead (see ga_shared_reclaim_dead).
+ * 0 or GA_EINVAL. */
 GA_API int ga_shared_close(ga_heap_t *heap);
 /* Removes the name NAME (attached processes keep their mapping). Refuses with GA_EPERM while
  * another live process is attached, unless flags has GA_SHARED_FORCE. 0, GA_ENAME, GA_ENOENT,
@@ -274,7 +276,7 @@ GA_API const char *ga_shared_name(ga_heap_t *heap);
 GA_API int ga_shared_is_shared(ga_heap_t *heap);
 
 /* Allocates size bytes (0 gives a minimal block), 16-byte aligned, owned by this process.
- * NULL + GA_EINVAL, GA_EFULL (heap full), GA_ECORRUPT. */
+ * NULL + GA_EINVAL, GA_EFULL (heap full), GA_ENOMEM (no memory to commit), GA_ECORRUPT. */
 GA_API void *ga_shared_alloc(ga_heap_t *heap, size_t size);
 /* Allocates n*size zeroed bytes. NULL + GA_EOVERFLOW or the ga_shared_alloc errors. */
 GA_API void *ga_shared_calloc(ga_heap_t *heap, size_t n, size_t size);
@@ -306,10 +308,10 @@ typedef struct ga_shared_object_info_s {
     size_t size;     /* requested size */
     uint64_t offset; /* ga_shared_ptr(heap, offset) is the data */
 } ga_shared_object_info_t;
-/* Finds the object NAME or creates it (size bytes, zero-filled): atomically, so of processes
- * racing to create it exactly one gets *created = 1 and all get the same block. An existing
- * object smaller than size fails with GA_EEXIST. NULL + GA_ENAME, GA_EFULL, GA_EEXIST,
- * GA_ECORRUPT. */
+/* Finds the object NAME or creates it (size bytes, zero-filled; flags must be 0): atomically,
+ * so of processes racing to create it exactly one gets *created = 1 and all get the same
+ * block. An existing object smaller than size fails with GA_EEXIST. NULL + GA_ENAME, GA_EINVAL,
+ * GA_EFULL (table of 1024 objects or heap full), GA_EEXIST, GA_ECORRUPT. */
 GA_API void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags,
                               int *created);
 /* The data of object NAME (its size in *size if not NULL), or NULL + GA_ENOENT / GA_ENAME. */
