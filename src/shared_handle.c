@@ -369,6 +369,8 @@ static int hmove(hctx_t *c, size_t size, bool zero)
 
 int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
+    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE))
+        return ga__set_error(GA_EINVAL);
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);

@@ -371,6 +371,7 @@ TEST(handles)
     CHECK(info.data == p);
     /* locked: grows in place only, moves with GA_HMOVE */
     ASSERT_EQ(ga__shared_handle_realloc(hd, 100000, 0), GA_ENOMEM);
+    ASSERT_EQ(ga__shared_handle_realloc(hd, 10, 0x100), GA_EINVAL);
     ASSERT_EQ(ga__shared_handle_realloc(hd, 0, 0), GA_ELOCKED);
     ASSERT_EQ(ga__shared_handle_realloc(hd, 100000, GA_HMOVE | GA_HZERO), 0);
     ASSERT_EQ(ga__shared_handle_unlock(hd), 0);
