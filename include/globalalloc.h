@@ -275,6 +275,17 @@ GA_API const char *ga_shared_name(ga_heap_t *heap);
 /* 1 if heap is a shared heap attached by this process, else 0. */
 GA_API int ga_shared_is_shared(ga_heap_t *heap);
 
+/* The shared heap that GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE) uses in this process: the one
+ * set with ga_set_share_heap, else the heap named by the environment variable GLOBALALLOC_HEAP,
+ * opened on first use (created if missing, GLOBALALLOC_HEAP_SIZE bytes, default 64 MiB). NULL
+ * when there is none: such blocks then come from the process heap, with the GMEM_DDESHARE
+ * attribute recorded, as on Win32. (A GMEM_FIXED block is a pointer, meaningful in one process
+ * only, so it always comes from the process heap.) After fork the child opens it again. */
+GA_API ga_heap_t *ga_share_heap(void);
+/* Sets the shared heap for GMEM_SHARE (a heap this process attached), or NULL for none.
+ * 0 or GA_EINVAL (not a shared heap). */
+GA_API int ga_set_share_heap(ga_heap_t *heap);
+
 /* Allocates size bytes (0 gives a minimal block), 16-byte aligned, owned by this process.
  * NULL + GA_EINVAL, GA_EFULL (heap full), GA_ENOMEM (no memory to commit), GA_ECORRUPT. */
 GA_API void *ga_shared_alloc(ga_heap_t *heap, size_t size);
