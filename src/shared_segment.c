@@ -444,6 +444,7 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
 
 /* ---- attaching an existing segment ------------------------------------------------------ */
 
+/* a may be NULL (ga_shared_peek: nothing attached, the size given is all there is). */
 static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_size, layout_t *l)
 {
     if (h->magic != SHM_MAGIC || h->version != SHM_VERSION ||
@@ -459,7 +460,7 @@ static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_si
      * corrupt. */
     uint64_t top = atomic_load(&((shm_header_t *)h)->npages_top);
     struct stat st;
-    if (fstat(a->fd, &st) == 0 && (uint64_t)st.st_size > file_size)
+    if (a != NULL && fstat(a->fd, &st) == 0 && (uint64_t)st.st_size > file_size)
         file_size = (uint64_t)st.st_size;
     if (top > l->max_pages || l->data_off + top * SHM_PAGE > file_size) return GA_ECORRUPT;
     return 0;
