@@ -9,6 +9,7 @@
  * the count the statistics use). Other threads must not allocate meanwhile (their free lists
  * are read without synchronisation). The statistics walk the same pages with relaxed loads.
  */
+#include "debug.h"
 #include "engine.h"
 #include <string.h>
 
@@ -177,6 +178,8 @@ int ga_heap_check(ga_heap_t *heap, unsigned flags)
     if (heap != NULL && heap != ga_heap_default())
         return GA_EINVAL;
     int rc = ga__engine_check(flags);
+    if (rc == 0 && GA_UNLIKELY(ga__debug_enabled))
+        rc = ga__debug_check(flags); /* guards of every debug block */
     return rc ? rc : ga__handle_check(flags);
 }
 
