@@ -212,6 +212,7 @@ static struct {
     bool have_key;
     struct {
         uintptr_t lo, hi;
+        uintptr_t used; /* [lo, used): stack and static TLS, stale once the thread exits */
         bool live;
     } s[MAX_STACKS];
     size_t n;
@@ -230,7 +231,7 @@ static void thread_exit(void *arg)
 
 static void stacks_init(void) { stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0; }
 
-static void stack_register(uintptr_t lo, uintptr_t hi)
+static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t sp)
 {
     pthread_once(&stacks.once, stacks_init);
     pthread_mutex_lock(&stacks.lock);
@@ -240,6 +241,7 @@ static void stack_register(uintptr_t lo, uintptr_t hi)
     if (i < MAX_STACKS) {
         stacks.s[i].lo = lo;
         stacks.s[i].hi = hi;
+        stacks.s[i].used = sp;
         stacks.s[i].live = true;
         if (i == stacks.n)
             stacks.n++;
@@ -249,14 +251,6 @@ static void stack_register(uintptr_t lo, uintptr_t hi)
         pthread_setspecific(stacks.key, (void *)lo);
 }
 
-/* True when [lo, hi) lies in the stack of a thread that exited. */
-static bool in_dead_stack(uintptr_t lo, uintptr_t hi)
-{
-    for (size_t i = 0; i < stacks.n; i++)
-        if (!stacks.s[i].live && lo >= stacks.s[i].lo && hi <= stacks.s[i].hi)
-            return true;
-    return false;
-}
 
 static pthread_t main_thread(void)
 {
@@ -269,6 +263,15 @@ static pthread_t main_thread(void)
     return main_id;
 }
 __attribute__((constructor(102))) static void note_main_thread(void) { main_thread(); }
+
+/* glibc keeps the thread descriptor (which points at the DTV, and so at dynamic TLS blocks)
+ * at the top of a thread's stack block, at the thread pointer == pthread_self(); the stack
+ * proper is below it (static TLS too, dead once the thread exited). */
+static uintptr_t thread_descriptor(void *lo, uintptr_t hi, uintptr_t here)
+{
+    uintptr_t tp = (uintptr_t)pthread_self();
+    return tp > (uintptr_t)lo && tp < hi ? tp : here;
+}
 
 static NO_SAN uintptr_t stack_top(uintptr_t here)
 {
@@ -283,7 +286,7 @@ static NO_SAN uintptr_t stack_top(uintptr_t here)
         if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
             hi = (uintptr_t)lo + size;
             if (pthread_self() != main_thread())
-                stack_register((uintptr_t)lo, hi);
+                stack_register((uintptr_t)lo, hi, thread_descriptor(lo, hi, here));
         }
         pthread_attr_destroy(&attr);
     }
@@ -320,7 +323,7 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
         if ((uintptr_t)fp + 16 > hi || ((uintptr_t)fp & 7))
             break;
         uintptr_t ra = fp[1];
-        if (ra < 4096)
+        if (ra < 4096 || (ra >= lo && ra < hi)) /* not code: a frame without a frame pointer */
             break;
         f[n++] = ra;
         uintptr_t *next = (uintptr_t *)fp[0];
@@ -423,8 +426,8 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
         if (disc)
             *disc = 0;
         char text[SYM_LEN];
-        if (snprintf(text, sizeof text, "%s %s", have_fn ? fn : dst[i]->text,
-                     have_loc ? loc : "") > 0)
+        if (snprintf(text, sizeof text, "%s %s%s%s", have_fn ? fn : dst[i]->text,
+                     have_loc ? loc : "(", have_loc ? "" : base_name(path), have_loc ? "" : ")") > 0)
             memcpy(dst[i]->text, text, SYM_LEN);
     }
 }
@@ -675,15 +678,33 @@ static NO_SAN void consider(uintptr_t w)
 
 static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
 
-/* scan_range minus our own mappings. */
-static void scan_clipped(uintptr_t lo, uintptr_t hi)
+/* The i-th range the scan skips: our own mappings, then the used part of exited threads'
+ * stacks (their thread descriptor and TLS, above, are still scanned: they hold the DTV). */
+static bool skip_range(size_t i, uintptr_t *a, uintptr_t *b)
 {
-    for (size_t i = 0; i < sizeof noscan / sizeof noscan[0] && lo < hi; i++) {
-        uintptr_t a = atomic_load(&noscan[i].lo), b = atomic_load(&noscan[i].hi);
+    size_t nn = sizeof noscan / sizeof noscan[0];
+    if (i < nn) {
+        *a = atomic_load(&noscan[i].lo);
+        *b = atomic_load(&noscan[i].hi);
+        return true;
+    }
+    i -= nn;
+    if (i >= stacks.n)
+        return false;
+    *a = stacks.s[i].live ? 0 : stacks.s[i].lo;
+    *b = stacks.s[i].used;
+    return true;
+}
+
+/* scan_range minus the skipped ranges. */
+static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
+{
+    uintptr_t a, b;
+    for (size_t i = first; lo < hi && skip_range(i, &a, &b); i++) {
         if (a == 0 || b <= lo || a >= hi)
             continue;
         if (a > lo)
-            scan_clipped(lo, a);
+            scan_clipped(lo, a, i + 1);
         lo = b;
     }
     if (lo < hi)
@@ -771,13 +792,11 @@ static NO_SAN void scan_mappings(uintptr_t sp)
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
         if (sp >= lo && sp < hi)
             lo = sp;
-        else if (in_dead_stack(lo, hi))
-            continue;
         for (uintptr_t a = lo; a < hi;) {
             uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
             uintptr_t end = seg_end < hi ? seg_end : hi;
             if (!ga__segmap_has(ga__segment_of((void *)a)))
-                scan_clipped(a, end);
+                scan_clipped(a, end, 0);
             a = end;
         }
     }
