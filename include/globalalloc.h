@@ -138,7 +138,9 @@ enum {
 };
 
 /* Allocates a moveable block of size bytes in heap (NULL = process heap). size 0 gives a
- * handle that is already discarded. Returns 0 + GA_ENOMEM / GA_EFULL / GA_EOVERFLOW. */
+ * handle that is already discarded. flags: GA_HZERO | GA_HDISCARDABLE | GA_HSHARE.
+ * Returns 0 + GA_ENOMEM / GA_EFULL / GA_EOVERFLOW, or GA_EINVAL (other flags, or a heap that
+ * cannot hold handles yet). */
 GA_API ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags);
 /* Frees the block and invalidates h (locked blocks too). 0, or GA_EHANDLE. */
 GA_API int ga_handle_free(ga_handle_t h);
@@ -149,7 +151,9 @@ GA_API void *ga_handle_lock(ga_handle_t h);
 GA_API int ga_handle_unlock(ga_handle_t h);
 /* Resizes to size bytes; size 0 discards. An unlocked block may move; a locked one only with
  * GA_HMOVE (it must never be discarded while locked: GA_ELOCKED). GA_HZERO zero-fills growth.
- * Returns 0, GA_EHANDLE, GA_ELOCKED, GA_ENOMEM (block unchanged) or GA_EOVERFLOW. */
+ * flags: GA_HZERO | GA_HMOVE, else GA_EINVAL. Returns 0, GA_EHANDLE, GA_ELOCKED, GA_ENOMEM
+ * (no memory, or a locked block without GA_HMOVE cannot grow in place; block unchanged) or
+ * GA_EOVERFLOW. */
 GA_API int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags);
 /* Frees the data but keeps the handle (ga_handle_realloc with size > 0 revives it).
  * 0, GA_EHANDLE, or GA_ELOCKED. */
@@ -161,13 +165,14 @@ typedef struct ga_handle_info_s {
     unsigned flags;      /* GA_HDISCARDABLE | GA_HSHARE | GA_HDISCARDED */
     void *data;          /* current data (NULL when discarded); valid only while locked */
 } ga_handle_info_t;
-/* Fills *info. 0 or GA_EHANDLE. */
+/* Fills *info. 0, GA_EHANDLE, or GA_EINVAL (info NULL). */
 GA_API int ga_handle_info(ga_handle_t h, ga_handle_info_t *info);
 /* Requested size of the block, 0 when discarded. Returns 0 and sets GA_EHANDLE if invalid. */
 GA_API size_t ga_handle_size(ga_handle_t h);
 /* The handle whose current data is p (for example from ga_handle_lock), or 0 + GA_ENOTOWNED. */
 GA_API ga_handle_t ga_handle_from_ptr(const void *p);
-/* Sets (set) and clears (clear) GA_HDISCARDABLE / GA_HSHARE. 0 or GA_EHANDLE / GA_EINVAL. */
+/* Sets (set) and clears (clear) GA_HDISCARDABLE / GA_HSHARE (a bit in both is set). Locked
+ * blocks too. 0 or GA_EHANDLE / GA_EINVAL (other bits). */
 GA_API int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear);
 
 /* ---- statistics ------------------------------------------------------------------------ */

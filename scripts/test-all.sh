@@ -36,7 +36,7 @@ done
 
 if [ -f bench/run.py ] && [[ " $configs " == *" release "* ]]; then
   echo "=== benchmark smoke run"
-  python3 bench/run.py --quick --build build-ci-release || status=1
+  python3 bench/run.py --quick --require globalalloc --build build-ci-release || status=1
 fi
 if [ $status -eq 0 ]; then echo "ALL TEST CONFIGURATIONS PASSED"; else echo "SOME TESTS FAILED"; fi
 exit $status

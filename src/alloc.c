@@ -160,8 +160,31 @@ static bool is_block_start(const void *p)
         return p == page->start;
     if ((const uint8_t *)p < page->start)
         return false;
+    /* `reserved`, not `capacity`: it never changes, so other threads may read it. */
     size_t off = (size_t)((const uint8_t *)p - page->start);
-    return off % page->block_size == 0 && off / page->block_size < page->capacity;
+    size_t idx = ga__page_block_index(page, off);
+    return idx * page->block_size == off && idx < page->reserved;
+}
+
+/* True when p is a pointer this heap may have handed out from page: a block start, or on a
+ * page with aligned blocks, the aligned address inside a block (p = align_up(block, A) for a
+ * power of two A, so p - block < A <= the largest power of two dividing p). */
+static bool valid_user_ptr(const ga_segment_t *seg, const ga_page_t *page, const void *p)
+{
+    if (seg->kind == GA_SEG_HUGE)
+        return p == page->start;
+    if ((const uint8_t *)p < page->start || ((uintptr_t)p & (GA_MIN_ALIGN - 1)))
+        return false;
+    size_t off = (size_t)((const uint8_t *)p - page->start);
+    size_t idx = off / page->block_size;
+    if (idx >= page->reserved)
+        return false;
+    size_t into = off - idx * page->block_size;
+    if (into == 0)
+        return true;
+    uintptr_t pow = (uintptr_t)p & (~(uintptr_t)p + 1);
+    return (atomic_load_explicit(&page->flags, memory_order_relaxed) & GA_PAGE_ALIGNED) &&
+           into < pow;
 }
 
 bool ga__is_block_start(const void *p)
@@ -208,7 +231,7 @@ static ga_page_t *live_page_of(const void *p, ga_segment_t **segp, bool report)
         return NULL;
     }
     ga_page_t *page = ga__page_of(seg, p);
-    if (!page->in_use || (const uint8_t *)p < page->start) {
+    if (!page->in_use || !valid_user_ptr(seg, page, p)) {
         if (report)
             ga__free_invalid(p, page->in_use ? GA_ENOTOWNED : GA_EDOUBLEFREE, true);
         return NULL;
@@ -304,11 +327,12 @@ int ga_owns(const void *p)
 
 static int owns(const void *p)
 {
-    ga_segment_t *seg = ga__segment_of(p);
-    if (!is_block_start(p))
+    ga_segment_t *seg;
+    if (p == NULL || live_page_of(p, &seg, false) == NULL)
         return 0;
     ga_page_t *page = ga__page_of(seg, p);
-    if (seg->kind != GA_SEG_HUGE && atomic_load(&seg->owner) == ga__tl_heap) {
+    if (seg->kind != GA_SEG_HUGE && atomic_load(&seg->owner) == ga__tl_heap &&
+        is_block_start(p)) {
         const ga_block_t *b = p;
         uintptr_t d = b->next ^ page->key;
         if ((d == 0 || d - (uintptr_t)page->start < ga__page_area(page)) &&

@@ -182,11 +182,3 @@ int ga_heap_check(ga_heap_t *heap, unsigned flags)
         rc = ga__debug_check(flags); /* guards of every debug block */
     return rc ? rc : ga__handle_check(flags);
 }
-
-/* TEMPORARY (removed when src/handle.c lands): defaults so the engine links on its own. */
-__attribute__((weak)) size_t ga__handle_count(void) { return 0; }
-__attribute__((weak)) int ga__handle_check(unsigned flags)
-{
-    (void)flags;
-    return 0;
-}

@@ -518,8 +518,11 @@ void ga__page_after_local_free(ga_theap_t *heap, ga_page_t *page)
     if (ga__page_used(page) != 0)
         return;
     ga_page_queue_t *q = &heap->queues[page->class_idx];
-    if (q->first == page && q->last == page) {
-        page->kept = 1; /* the last page of its class stays, to avoid map/unmap churn */
+    if (q->first == page) {
+        /* The page that serves allocations stays, empty: releasing it now would have the next
+         * allocation of this class format a fresh page (batch alloc/free churn). At most one
+         * empty page per class is kept; ga_heap_collect and thread exit release them. */
+        page->kept = 1;
         return;
     }
     page_unlink(heap, page);
