@@ -29,7 +29,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -716,8 +715,12 @@ static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
         uintptr_t w = *(const uintptr_t *)a;
-        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w)))
+        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) {
+            size_t before = scan.n;
             consider(w);
+            if (scan.n > before && getenv("GA_TRACE_ROOTS"))
+                ga__dbg_printf(2, "root %#lx -> %#lx\n", (unsigned long)a, (unsigned long)w);
+        }
     }
 }
 
@@ -802,14 +805,14 @@ static NO_SAN void scan_mappings(uintptr_t sp)
     }
 }
 
-static void mark_reachable(void)
+/* sp: where the caller's part of this thread's stack starts (our own frames below it hold
+ * only stale copies of pointers). */
+static void mark_reachable(uintptr_t sp)
 {
-    jmp_buf regs; /* callee-saved registers spilled here, inside the scanned stack */
-    setjmp(regs);
     ga__dbg_walk(unmark, NULL);
-    scan_mappings((uintptr_t)&regs < (uintptr_t)__builtin_frame_address(0)
-                      ? (uintptr_t)&regs
-                      : (uintptr_t)__builtin_frame_address(0));
+    if (getenv("GA_TRACE_ROOTS"))
+        ga__dbg_printf(2, "sp %#lx\n", (unsigned long)sp);
+    scan_mappings(sp);
     drain();
     walk_blocks(root_block, NULL);
     drain();
@@ -898,10 +901,8 @@ static size_t sort_groups(group_t *g, size_t cap)
 
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 
-long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
+static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
 {
-    if (!ga__debug_enabled)
-        return GA_EPERM;
     pthread_mutex_lock(&report_lock);
     collect_t c = {.since = (uint32_t)mark, .all = (flags & GA_LEAK_ALL) != 0};
     bool quiet = (flags & GA_LEAK_QUIET) || fd < 0;
@@ -917,7 +918,7 @@ long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
     ga__dbg_busy++;
     ga__registry_lock();
     if (!c.all)
-        mark_reachable();
+        mark_reachable(sp);
     ga__dbg_walk(collect, &c);
     ga__registry_unlock();
     if (!quiet && c.blocks > 0) {
@@ -930,7 +931,7 @@ long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
         size_t shown = n < MAX_GROUPS_PRINTED ? n : MAX_GROUPS_PRINTED;
         pthread_mutex_lock(&sym.lock);
         if (!(flags & GA_LEAK_NOSYM)) {
-            uint32_t ids[MAX_GROUPS_PRINTED];
+            uint32_t ids[MAX_GROUPS_PRINTED] = {0};
             for (size_t i = 0; i < shown; i++)
                 ids[i] = c.g[i].stack;
             symbolize(ids, shown);
@@ -961,6 +962,25 @@ long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
         ga__os_unmap(c.g, c.cap * sizeof(group_t));
     pthread_mutex_unlock(&report_lock);
     return (long)c.blocks;
+}
+
+/* The scan of this thread's stack starts in this frame: __builtin_unwind_init makes the
+ * prologue save every callee-saved register (the caller's live values) just below the frame
+ * pointer, and everything below that is ours (stale copies of pointers, not roots). */
+GA_NOINLINE long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
+{
+    __builtin_unwind_init();
+    if (!ga__debug_enabled)
+        return GA_EPERM;
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+#if defined(__x86_64__)
+    uintptr_t sp = fp - 5 * sizeof(void *); /* rbx r12 r13 r14 r15 */
+#else
+    uintptr_t sp = (uintptr_t)&fp; /* conservative: the whole frame */
+#endif
+    long n = report_since(mark, fd, flags, sp);
+    __asm__ volatile("" : : : "memory");
+    return n;
 }
 
 long ga_leak_report(int fd, unsigned flags) { return ga_leak_report_since(0, fd, flags); }

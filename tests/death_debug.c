@@ -158,27 +158,26 @@ TEST(interior_pointer)
 
 /* ---- overrun / underrun ---- */
 static __attribute__((noinline)) char *make_block_13(void) { return ga_malloc(13); }
-static __attribute__((noinline)) void free_block(char *p) { ga_free(p); }
 static void overrun_child(void)
 {
     char *p = make_block_13();
     tell(p);
     p[13] = 'x'; /* one byte past the end */
-    free_block(p);
+    free_it_again(p);
 }
 static void underrun_child(void)
 {
     char *p = make_block_13();
     tell(p);
     p[-1] = 'x';
-    free_block(p);
+    free_it_again(p);
 }
 TEST(write_past_the_end)
 {
     int st = run_child(overrun_child, "1");
     EXPECT_ABORT(st);
     expect_report("write past the end of a block (byte 13, size 13)", "13", "make_block_13",
-                  "free_block");
+                  "free_it_again");
     CHECK(strstr(out, "error GA_EOVERRUN") != NULL);
 }
 TEST(write_before_the_start)
@@ -186,7 +185,7 @@ TEST(write_before_the_start)
     int st = run_child(underrun_child, "1");
     EXPECT_ABORT(st);
     expect_report("write before the start of a block (byte -1)", "13", "make_block_13",
-                  "free_block");
+                  "free_it_again");
 }
 
 /* ---- realloc checks guards too ---- */
@@ -263,8 +262,10 @@ TEST(exit_report_and_status)
 {
     int st = run_child(leak_child, "exitcode=23");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 23);
-    CHECK(strstr(out, "600 bytes in 2 blocks of 300 bytes") != NULL);
+    CHECK(strstr(out, "LEAKS") && strstr(out, ": 600 bytes in 2 blocks from"));
     CHECK(strstr(out, "leak_at_exit_site") != NULL);
+    if (test_failures_)
+        fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
     st = run_child(clean_child, "exitcode=23");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(strstr(out, "LEAKS") == NULL);

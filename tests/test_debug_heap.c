@@ -28,12 +28,13 @@ static long report(uint64_t mark, unsigned flags)
 /* Overwrites dead stack below the caller, so stale copies of pointers do not keep blocks alive. */
 static __attribute__((noinline)) void clobber_stack(void)
 {
-    volatile char junk[16384];
-    memset((char *)junk, 0, sizeof junk);
+    char junk[16384];
+    memset(junk, 0, sizeof junk);
+    __asm__ volatile("" : : "r"(junk) : "memory"); /* the memset must happen */
 }
 
 static void *before_debug; /* allocated before debug mode: no header */
-static uintptr_t hidden;   /* a pointer the leak scan cannot see (stored inverted) */
+static volatile uintptr_t hidden; /* pointers the leak scan cannot see (stored inverted) */
 
 TEST(enable_and_options)
 {
@@ -95,7 +96,7 @@ TEST(leaks_are_grouped_by_site_largest_first)
     ASSERT_EQ(report_buf[0], 0);
 }
 
-static void *keep_alive;
+static void *volatile keep_alive; /* volatile: stores to it must stay */
 struct node {
     struct node *next;
     char pad[24];
