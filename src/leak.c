@@ -715,12 +715,8 @@ static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
         uintptr_t w = *(const uintptr_t *)a;
-        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) {
-            size_t before = scan.n;
+        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w)))
             consider(w);
-            if (scan.n > before && getenv("GA_TRACE_ROOTS"))
-                ga__dbg_printf(2, "root %#lx -> %#lx\n", (unsigned long)a, (unsigned long)w);
-        }
     }
 }
 
@@ -810,8 +806,6 @@ static NO_SAN void scan_mappings(uintptr_t sp)
 static void mark_reachable(uintptr_t sp)
 {
     ga__dbg_walk(unmark, NULL);
-    if (getenv("GA_TRACE_ROOTS"))
-        ga__dbg_printf(2, "sp %#lx\n", (unsigned long)sp);
     scan_mappings(sp);
     drain();
     walk_blocks(root_block, NULL);
