@@ -211,7 +211,7 @@ static struct {
     bool have_key;
     struct {
         uintptr_t lo, hi;
-        uintptr_t used; /* [lo, used): stack and static TLS, stale once the thread exits */
+        uintptr_t tp;   /* thread pointer (glibc: the thread descriptor) */
         bool live;
     } s[MAX_STACKS];
     size_t n;
@@ -230,17 +230,20 @@ static void thread_exit(void *arg)
 
 static void stacks_init(void) { stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0; }
 
-static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t sp)
+static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
 {
     pthread_once(&stacks.once, stacks_init);
     pthread_mutex_lock(&stacks.lock);
-    size_t i = 0;
-    while (i < stacks.n && stacks.s[i].lo != lo && stacks.s[i].live)
+    size_t i = 0; /* the same stack again (glibc reuses them), else a new entry */
+    while (i < stacks.n && stacks.s[i].lo != lo)
         i++;
+    for (size_t k = 0; i == MAX_STACKS && k < stacks.n; k++)
+        if (!stacks.s[k].live)
+            i = k; /* full: forget a dead stack (it is then scanned: conservative) */
     if (i < MAX_STACKS) {
         stacks.s[i].lo = lo;
         stacks.s[i].hi = hi;
-        stacks.s[i].used = sp;
+        stacks.s[i].tp = tp;
         stacks.s[i].live = true;
         if (i == stacks.n)
             stacks.n++;
@@ -263,14 +266,18 @@ static pthread_t main_thread(void)
 }
 __attribute__((constructor(102))) static void note_main_thread(void) { main_thread(); }
 
-/* glibc keeps the thread descriptor (which points at the DTV, and so at dynamic TLS blocks)
- * at the top of a thread's stack block, at the thread pointer == pthread_self(); the stack
- * proper is below it (static TLS too, dead once the thread exited). */
-static uintptr_t thread_descriptor(void *lo, uintptr_t hi, uintptr_t here)
+/* glibc keeps the thread descriptor at the top of a thread's stack block, at the thread
+ * pointer == pthread_self(). Once the thread exited, the block (kept for reuse) is stale data
+ * except the descriptor's DTV pointer (x86-64: tp + 8), which still owns the dynamic TLS
+ * blocks: the scan reads that word only. Elsewhere the descriptor is scanned whole. */
+static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
 {
     uintptr_t tp = (uintptr_t)pthread_self();
-    return tp > (uintptr_t)lo && tp < hi ? tp : here;
+    return tp > (uintptr_t)lo && tp + 16 <= hi ? tp : 0;
 }
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define DTV_SLOT(tp) ((tp) + 8)
+#endif
 
 static NO_SAN uintptr_t stack_top(uintptr_t here)
 {
@@ -285,7 +292,7 @@ static NO_SAN uintptr_t stack_top(uintptr_t here)
         if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
             hi = (uintptr_t)lo + size;
             if (pthread_self() != main_thread())
-                stack_register((uintptr_t)lo, hi, thread_descriptor(lo, hi, here));
+                stack_register((uintptr_t)lo, hi, thread_descriptor(lo, hi));
         }
         pthread_attr_destroy(&attr);
     }
@@ -691,7 +698,11 @@ static bool skip_range(size_t i, uintptr_t *a, uintptr_t *b)
     if (i >= stacks.n)
         return false;
     *a = stacks.s[i].live ? 0 : stacks.s[i].lo;
-    *b = stacks.s[i].used;
+#ifdef DTV_SLOT
+    *b = stacks.s[i].hi;
+#else
+    *b = stacks.s[i].tp ? stacks.s[i].tp : stacks.s[i].hi;
+#endif
     return true;
 }
 
@@ -791,6 +802,13 @@ static NO_SAN void scan_mappings(uintptr_t sp)
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
         if (sp >= lo && sp < hi)
             lo = sp;
+#ifdef DTV_SLOT
+        for (size_t i = 0; i < stacks.n; i++) {
+            uintptr_t slot = DTV_SLOT(stacks.s[i].tp);
+            if (!stacks.s[i].live && stacks.s[i].tp && slot >= lo && slot + 8 <= hi)
+                scan_range(slot, slot + 8);
+        }
+#endif
         for (uintptr_t a = lo; a < hi;) {
             uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
             uintptr_t end = seg_end < hi ? seg_end : hi;
