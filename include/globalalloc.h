@@ -234,6 +234,7 @@ enum {
     GA_LEAK_ALL = 1,   /* every live block, not only those no pointer reaches */
     GA_LEAK_QUIET = 2, /* count only, print nothing */
     GA_LEAK_NOSYM = 4, /* no file:line (no addr2line subprocess) */
+    GA_LEAK_SUMMARY = 8, /* after a report of leaks, count the blocks still referenced */
 };
 /* Writes the leak report to fd: live blocks that no pointer in the process reaches (a
  * conservative scan, as LeakSanitizer), grouped by allocation stack, largest first, with

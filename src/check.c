@@ -169,6 +169,8 @@ int ga_heap_stats(ga_heap_t *heap, ga_stats_t *out)
     if (out == NULL || (heap != NULL && heap != ga_heap_default()))
         return ga__set_error(GA_EINVAL);
     ga__engine_stats(out);
+    if (GA_UNLIKELY(ga__debug_enabled))
+        ga__debug_stats(out);
     out->handles_in_use = ga__handle_count();
     return 0;
 }

@@ -309,6 +309,21 @@ static const uint8_t *first_not(const uint8_t *p, size_t n, uint8_t c)
     return NULL;
 }
 
+/* Raw blocks (the Win32 layer's) keep their second word when freed: the layer's tag, which
+ * tells a double GlobalFree from a foreign pointer, as it does without debug mode. */
+static size_t kept_words(const ga_dbg_hdr_t *h)
+{
+    return h->kind == GA_DBG_RAW && h->size >= 16 ? 16 : 0;
+}
+
+static const uint8_t *freed_fill_broken(ga_dbg_hdr_t *h)
+{
+    uint8_t *user = user_of(h);
+    size_t keep = kept_words(h);
+    const uint8_t *bad = keep ? first_not(user, 8, GA_FILL_FREED) : NULL;
+    return bad ? bad : first_not(user + keep, h->size - keep, GA_FILL_FREED);
+}
+
 int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when,
                    void *ret)
 {
@@ -322,8 +337,7 @@ int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char
     } else if ((bad = first_not(user + h->size, h->tail, GA_FILL_GUARD)) != NULL) {
         snprintf(what, sizeof what, "write past the end of a block (byte %zu, size %zu) found at %s",
                  (size_t)(bad - user), (size_t)h->size, when);
-    } else if (freed && ga__dbg_opts.fill &&
-               (bad = first_not(user, h->size, GA_FILL_FREED)) != NULL) {
+    } else if (freed && ga__dbg_opts.fill && (bad = freed_fill_broken(h)) != NULL) {
         err = GA_ECORRUPT;
         snprintf(what, sizeof what, "use after free: freed block written at byte %zu, found at %s",
                  (size_t)(bad - user), when);
@@ -497,6 +511,17 @@ static bool is_debug_raw(const void *p)
            w[1] == key(GA_DBG_FREED, user) || w[1] == key(GA_DBG_RELEASED, user);
 }
 
+/* True when p is the user pointer of a debug block that left the quarantine and whose engine
+ * block is still free. */
+__attribute__((no_sanitize("address", "thread"))) static bool is_released(const void *p)
+{
+    if (p == NULL || ((uintptr_t)p & 15) != 0 || ((uintptr_t)p & GA_SEGMENT_MASK) < GA_DBG_HDR ||
+        !ga__is_heap_memory(p))
+        return false;
+    return ((const ga_dbg_hdr_t *)((const uint8_t *)p - GA_DBG_HDR))->state ==
+           key(GA_DBG_RELEASED, p);
+}
+
 /* p is not a live or quarantined debug block: a raw block from before debug mode (freed by the
  * engine), or misuse (reported). */
 static void free_other(void *p, void *ret, const char *call)
@@ -507,9 +532,7 @@ static void free_other(void *p, void *ret, const char *call)
     }
     char what[96];
     ga_dbg_hdr_t *h = NULL;
-    if (ga__is_heap_memory(p) && ((uintptr_t)p & 15) == 0 &&
-        ((uintptr_t)p & GA_SEGMENT_MASK) >= GA_DBG_HDR &&
-        ((ga_dbg_hdr_t *)((uint8_t *)p - GA_DBG_HDR))->state == key(GA_DBG_RELEASED, p)) {
+    if (is_released(p)) {
         snprintf(what, sizeof what, "%s: double free (block already left the quarantine)", call);
         ga__dbg_block_report(GA_EDOUBLEFREE, NULL, p, true, what, ret);
         return;
@@ -533,8 +556,12 @@ static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
         memset(user_of(h) + h->size, GA_FILL_GUARD, h->tail);
     }
     h->free_stack = ga__dbg_opts.free_stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
-    if (ga__dbg_opts.fill)
-        memset(user_of(h), GA_FILL_FREED, h->size);
+    if (ga__dbg_opts.fill) {
+        size_t keep = kept_words(h);
+        if (keep)
+            memset(user_of(h), GA_FILL_FREED, 8);
+        memset(user_of(h) + keep, GA_FILL_FREED, h->size - keep);
+    }
     h->magic = h->state = key(GA_DBG_FREED, user_of(h));
     quarantine_push(h);
 }
@@ -598,8 +625,8 @@ size_t ga__debug_usable_size(const void *p)
 
 bool ga__debug_is_block_start(const void *p)
 {
-    if (ga__dbg_header(p) != NULL)
-        return true;
+    if (ga__dbg_header(p) != NULL || is_released(p))
+        return true; /* live, quarantined, or freed to the engine (and not reused yet) */
     return ga__engine_is_block_start(p) && !is_debug_raw(p);
 }
 

@@ -123,6 +123,8 @@ void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
 /* Next allocation serial / current mark epoch. */
 uint64_t ga__dbg_next_serial(void);
 extern _Atomic uint32_t ga__dbg_epoch;
+/* ga_heap_stats in debug mode: blocks and bytes as the program sees them. */
+void ga__debug_stats(ga_stats_t *out);
 /* Debug half of ga_heap_check: every debug block's guards (and quarantined fill). */
 int ga__debug_check(unsigned flags);
 

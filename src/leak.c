@@ -301,6 +301,12 @@ static NO_SAN uintptr_t stack_top(uintptr_t here)
     return tl_stack_hi;
 }
 
+/* A frame record [saved fp, return address] at fp lies inside this thread's stack. */
+static inline bool frame_ok(uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+    return fp >= lo && fp < hi && hi - fp >= 16 && (fp & 7) == 0;
+}
+
 NO_SAN uint32_t ga__stack_capture(void *ret)
 {
     unsigned max = ga__dbg_opts.stacks;
@@ -309,33 +315,28 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
     uintptr_t f[MAX_FRAMES];
     unsigned n = 0;
     f[n++] = (uintptr_t)ret;
-    uintptr_t *fp = __builtin_frame_address(0);
-    uintptr_t lo = (uintptr_t)fp, hi = stack_top(lo);
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = fp, hi = stack_top(lo);
     bool found = false;
-    for (int i = 0; i < 8; i++) {
-        if ((uintptr_t)fp < lo || (uintptr_t)fp + 16 > hi || ((uintptr_t)fp & 7))
+    for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) { /* skip our own frames */
+        const uintptr_t *rec = (const uintptr_t *)fp;
+        if (rec[0] <= fp)
             break;
-        uintptr_t ra = fp[1];
-        uintptr_t *next = (uintptr_t *)fp[0];
-        if (next <= fp)
-            break;
-        fp = next;
-        if (ra == (uintptr_t)ret) {
+        fp = rec[0];
+        if (rec[1] == (uintptr_t)ret) {
             found = true;
             break;
         }
     }
-    while (found && n < max) {
-        if ((uintptr_t)fp + 16 > hi || ((uintptr_t)fp & 7))
-            break;
-        uintptr_t ra = fp[1];
-        if (ra < 4096 || (ra >= lo && ra < hi)) /* not code: a frame without a frame pointer */
+    while (found && n < max && frame_ok(fp, lo, hi)) {
+        const uintptr_t *rec = (const uintptr_t *)fp;
+        uintptr_t ra = rec[1];
+        if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) /* not code: a frame without a fp */
             break;
         f[n++] = ra;
-        uintptr_t *next = (uintptr_t *)fp[0];
-        if (next <= fp)
+        if (rec[0] <= fp)
             break;
-        fp = next;
+        fp = rec[0];
     }
     return depot_put(f, n);
 }
@@ -846,13 +847,19 @@ typedef struct collect_s {
     uint32_t since;
     bool all;
     uint64_t blocks, bytes;
+    uint64_t reachable, reachable_bytes; /* live blocks not reported (still referenced) */
 } collect_t;
 
 static void collect(ga_dbg_hdr_t *h, bool freed, void *arg)
 {
     collect_t *c = arg;
-    if (freed || h->epoch < c->since || (!c->all && h->mark))
+    if (freed || h->epoch < c->since)
         return;
+    if (!c->all && h->mark) {
+        c->reachable++;
+        c->reachable_bytes += h->size;
+        return;
+    }
     c->blocks++;
     c->bytes += h->size;
     if (c->g == NULL)
@@ -969,6 +976,11 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
         if (n > shown)
             ga__dbg_printf(fd, "globalalloc: ... and %zu more allocation sites\n", n - shown);
     }
+    if (!quiet && (flags & GA_LEAK_SUMMARY) && c.reachable > 0 && c.blocks > 0)
+        ga__dbg_printf(fd,
+                       "globalalloc: (not leaks: %llu bytes in %llu blocks still referenced; "
+                       "GLOBALALLOC_DEBUG=leaks=all lists them)\n",
+                       (unsigned long long)c.reachable_bytes, (unsigned long long)c.reachable);
     ga__dbg_busy--;
     if (c.g)
         ga__os_unmap(c.g, c.cap * sizeof(group_t));
@@ -1003,12 +1015,56 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
 {
     if (!ga__debug_enabled || ga__dbg_opts.leaks == 0)
         return;
-    unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : 0;
+    unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
     long n = ga_leak_report(ga__dbg_opts.report_fd, flags);
     if (n > 0 && ga__dbg_opts.exitcode != 0) {
         fflush(NULL);
         _exit(ga__dbg_opts.exitcode);
     }
+}
+
+/* ---- ga_heap_stats ------------------------------------------------------------------------ */
+
+typedef struct stats_s {
+    ga_stats_t *out;
+    uint64_t debug_blocks, debug_bytes; /* engine view of debug blocks */
+    uint64_t live, live_bytes;          /* user view: live debug blocks, requested bytes */
+} stats_t;
+
+static void stats_visit(uint8_t *raw, size_t size, void *arg)
+{
+    stats_t *st = arg;
+    bool freed;
+    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    if (h == NULL)
+        return;
+    st->debug_blocks++;
+    st->debug_bytes += size;
+    if (freed && size <= GA_LARGE_MAX) { /* quarantined: free for the program */
+        ga_class_stats_t *cs = &st->out->classes[ga__size_class(size)];
+        cs->blocks_used -= cs->blocks_used > 0;
+    } else if (freed) {
+        st->out->huge_blocks -= st->out->huge_blocks > 0;
+    }
+    if (!freed) {
+        st->live++;
+        st->live_bytes += h->size;
+    }
+}
+
+/* In debug mode ga_heap_stats shows the program's view: quarantined blocks are free, and a
+ * debug block counts its usable bytes, which are its requested bytes (not its header, guards
+ * and class rounding). */
+void ga__debug_stats(ga_stats_t *out)
+{
+    stats_t st = {out, 0, 0, 0, 0};
+    ga__registry_lock();
+    walk_blocks(stats_visit, &st);
+    ga__registry_unlock();
+    out->blocks_in_use -= out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
+    out->blocks_in_use += st.live;
+    out->bytes_in_use -= out->bytes_in_use >= st.debug_bytes ? st.debug_bytes : out->bytes_in_use;
+    out->bytes_in_use += st.live_bytes;
 }
 
 /* ---- ga_heap_check ------------------------------------------------------------------------- */
