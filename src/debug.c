@@ -14,8 +14,8 @@
  *    the first), which is how a late double free is still recognised.
  *  - Nothing here allocates from the heap: the options are parsed in place, the quarantine ring
  *    is mapped from the OS, and reports are formatted into stack buffers.
- *  - A thread's last few (< QBATCH) freed blocks wait in a thread-local batch, which joins the
- *    quarantine when the thread exits (leak.c's thread-exit hook).
+ *  - The quarantine is per thread (budget `quarantine` bytes each); a thread's quarantine is
+ *    emptied when it exits (leak.c's thread-exit hook).
  */
 #include "debug.h"
 #include "engine.h"
@@ -45,20 +45,18 @@ GA_TLS int ga__dbg_busy;
 
 /* ga__dbg_verify flag: a broken block is fatal (free, realloc, reuse), not just reported. */
 #define FATAL_CHECK 0x80000000u
-#define QBATCH 16
-static GA_TLS struct {
-    ga_dbg_hdr_t *blocks[QBATCH];
-    unsigned n;
-} tl_q;
 static GA_TLS uint32_t tl_tid;
 static GA_TLS unsigned tl_ops;
 
-static struct {
-    pthread_mutex_t lock;
-    ga_dbg_hdr_t **ring; /* FIFO of freed blocks */
-    size_t cap, head, count, bytes;
-} quar = {.lock = PTHREAD_MUTEX_INITIALIZER};
-#define QRING_CAP ((size_t)1 << 20)
+/* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
+ * that freed it, usually its owner: no cross-thread frees): a FIFO ring mapped on the thread's
+ * first free, emptied (and unmapped) when the thread exits. */
+#define QRING_CAP ((size_t)1 << 16)
+typedef struct qring_s {
+    ga_dbg_hdr_t **ring;
+    size_t head, count, bytes;
+} qring_t;
+static GA_TLS qring_t tl_q;
 
 static inline uint64_t key(uint64_t m, const void *user)
 {
@@ -179,18 +177,6 @@ static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on)
     return 0;
 }
 
-static void quarantine_init(void)
-{
-    if (quar.ring == NULL) {
-        quar.ring = ga__os_map_aligned(QRING_CAP * sizeof *quar.ring, ga__os_page_size());
-        quar.cap = quar.ring ? QRING_CAP : 0;
-        ga__dbg_noscan(quar.ring, QRING_CAP * sizeof *quar.ring);
-    }
-}
-
-static void fork_prepare(void) { pthread_mutex_lock(&quar.lock); }
-static void fork_after(void) { pthread_mutex_unlock(&quar.lock); }
-
 static int start(const char *options)
 {
     ga_dbg_opts_t o;
@@ -203,10 +189,6 @@ static int start(const char *options)
     if (!ga__debug_enabled) {
         while (ga__dbg_secret == 0)
             ga__dbg_secret = ga__os_random();
-        pthread_mutex_lock(&quar.lock);
-        quarantine_init();
-        pthread_mutex_unlock(&quar.lock);
-        pthread_atfork(fork_prepare, fork_after, fork_after);
     }
     ga__dbg_opts = o;
     ga__debug_enabled = true;
@@ -289,14 +271,18 @@ void ga__debug_misuse(int err, const void *value, bool fatal, const char *what)
 
 /* ---- block checks ------------------------------------------------------------------------- */
 
-/* First byte in [p, p+n) that is not c, or NULL. Word at a time. */
+/* First byte in [p, p+n) that is not c, or NULL. 32 bytes per step (unaligned loads are
+ * cheap), then a word, then bytes. */
 static const uint8_t *first_not(const uint8_t *p, size_t n, uint8_t c)
 {
     uint64_t w = 0x0101010101010101ull * c;
     size_t i = 0;
-    for (; i < n && ((uintptr_t)(p + i) & 7); i++)
-        if (p[i] != c)
-            return p + i;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t v[4];
+        memcpy(v, p + i, 32);
+        if (((v[0] ^ w) | (v[1] ^ w) | (v[2] ^ w) | (v[3] ^ w)) != 0)
+            break;
+    }
     for (; i + 8 <= n; i += 8) {
         uint64_t v;
         memcpy(&v, p + i, 8);
@@ -324,9 +310,25 @@ static const uint8_t *freed_fill_broken(ga_dbg_hdr_t *h)
     return bad ? bad : first_not(user + keep, h->size - keep, GA_FILL_FREED);
 }
 
+/* The common case, checked with a few loads: front guard and tail guard intact. */
+static inline bool guards_ok(const ga_dbg_hdr_t *h)
+{
+    const uint64_t w = 0x0101010101010101ull * GA_FILL_GUARD;
+    uint64_t f, a, b;
+    const uint8_t *tail = (const uint8_t *)h + GA_DBG_HDR + h->size;
+    memcpy(&f, h->front, 8);
+    if (GA_UNLIKELY(h->tail != 16))
+        return f == w && first_not(tail, h->tail, GA_FILL_GUARD) == NULL;
+    memcpy(&a, tail, 8);
+    memcpy(&b, tail + 8, 8);
+    return ((f ^ w) | (a ^ w) | (b ^ w)) == 0;
+}
+
 int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when,
                    void *ret)
 {
+    if (GA_LIKELY(guards_ok(h)) && (!freed || !ga__dbg_opts.fill || freed_fill_broken(h) == NULL))
+        return 0;
     uint8_t *user = user_of(h);
     const uint8_t *bad = first_not(h->front, GA_DBG_FRONT, GA_FILL_GUARD);
     char what[160];
@@ -350,71 +352,55 @@ int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char
 }
 /* ---- the quarantine ------------------------------------------------------------------------ */
 
-static void release(ga_dbg_hdr_t *h)
+static void release(ga_dbg_hdr_t *h, bool verify)
 {
     uint8_t *user = user_of(h);
-    ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
+    if (verify)
+        ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
     h->state = key(GA_DBG_RELEASED, user);
     h->magic = 0;
     ga__engine_free(raw_of(h));
 }
 
-static void quarantine_flush(void)
+/* Releases the oldest blocks until the thread's quarantine fits its budget (all: flush). */
+static void quarantine_trim(bool all)
 {
-    ga_dbg_hdr_t *out[64];
-    unsigned nout = 0, i = 0;
-    pthread_mutex_lock(&quar.lock);
-    for (;;) {
-        if (i < tl_q.n && quar.count < quar.cap) {
-            ga_dbg_hdr_t *h = tl_q.blocks[i++];
-            quar.ring[(quar.head + quar.count) % quar.cap] = h;
-            quar.count++;
-            quar.bytes += h->size + GA_DBG_HDR;
-            continue;
-        }
-        bool over = quar.bytes > ga__dbg_opts.quarantine || (i < tl_q.n && quar.count == quar.cap);
-        if (over && quar.count > 0 && nout < 64) {
-            ga_dbg_hdr_t *h = quar.ring[quar.head];
-            quar.head = (quar.head + 1) % quar.cap;
-            quar.count--;
-            quar.bytes -= h->size + GA_DBG_HDR;
-            out[nout++] = h;
-            continue;
-        }
-        if (over && nout == 64) { /* release outside the lock, then continue */
-            pthread_mutex_unlock(&quar.lock);
-            for (unsigned k = 0; k < nout; k++)
-                release(out[k]);
-            nout = 0;
-            pthread_mutex_lock(&quar.lock);
-            continue;
-        }
-        break;
+    qring_t *q = &tl_q;
+    while (q->count > 0 && (all || q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP)) {
+        ga_dbg_hdr_t *h = q->ring[q->head];
+        q->head = (q->head + 1) & (QRING_CAP - 1);
+        q->count--;
+        q->bytes -= h->size + GA_DBG_HDR;
+        release(h, true);
     }
-    /* no ring (mapping failed): release directly */
-    for (; i < tl_q.n && nout < 64; i++)
-        out[nout++] = tl_q.blocks[i];
-    pthread_mutex_unlock(&quar.lock);
-    tl_q.n = 0;
-    for (unsigned k = 0; k < nout; k++)
-        release(out[k]);
 }
 
 void ga__dbg_thread_exit(void)
 {
-    if (tl_q.n > 0)
-        quarantine_flush();
+    if (tl_q.ring != NULL) {
+        quarantine_trim(true);
+        ga__os_unmap(tl_q.ring, QRING_CAP * sizeof *tl_q.ring);
+        tl_q.ring = NULL;
+    }
 }
 
 static void quarantine_push(ga_dbg_hdr_t *h)
 {
-    if (ga__dbg_opts.quarantine == 0) {
-        release(h);
+    qring_t *q = &tl_q;
+    if (GA_UNLIKELY(q->ring == NULL) && ga__dbg_opts.quarantine != 0) {
+        q->ring = ga__os_map_aligned(QRING_CAP * sizeof *q->ring, ga__os_page_size());
+        if (q->ring != NULL)
+            ga__dbg_thread_note(); /* so that the thread's exit empties it */
+    }
+    if (q->ring == NULL) {
+        release(h, false); /* no quarantine: just verified by free_block */
         return;
     }
-    tl_q.blocks[tl_q.n++] = h;
-    if (tl_q.n == QBATCH)
-        quarantine_flush();
+    q->ring[(q->head + q->count) & (QRING_CAP - 1)] = h;
+    q->count++;
+    q->bytes += h->size + GA_DBG_HDR;
+    if (q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP)
+        quarantine_trim(false);
 }
 
 /* ---- the hooks ------------------------------------------------------------------------------ */
@@ -460,7 +446,8 @@ static void *block_new(size_t size, size_t alignment, bool zero, int kind, void 
     h->tid = thread_id();
     h->epoch = atomic_load_explicit(&ga__dbg_epoch, memory_order_relaxed);
     h->pad = (uint32_t)pad;
-    h->tail = (uint16_t)(slack < GA_DBG_MAX_TAIL ? slack : GA_DBG_MAX_TAIL);
+    size_t tail = (ga__dbg_opts.guard + 7) & ~(size_t)7;
+    h->tail = (uint16_t)(slack < tail ? slack : tail);
     h->kind = (uint8_t)kind;
     h->mark = 0;
     memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
@@ -548,9 +535,7 @@ static void free_other(void *p, void *ret, const char *call)
 
 static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 {
-    char when[64];
-    snprintf(when, sizeof when, "%s", call);
-    if (ga__dbg_verify(h, false, FATAL_CHECK, when, ret) != 0) {
+    if (ga__dbg_verify(h, false, FATAL_CHECK, call, ret) != 0) {
         /* reported, and the handler chose to go on: repair, so it is reported once */
         memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
         memset(user_of(h) + h->size, GA_FILL_GUARD, h->tail);

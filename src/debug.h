@@ -7,8 +7,8 @@
  *
  *     [redirect (aligned blocks only)][header: 64 bytes][user: size bytes][tail guard]
  *
- * The header ends with 8 guard bytes; the tail guard runs from the end of the user bytes to the
- * end of the engine block (at least `guard` bytes, at most 4 KiB). A block is recognised by its
+ * The header ends with 8 guard bytes; the tail guard is `guard` bytes (default 16; fewer only
+ * if the option asks for more than the engine block has room for). A block is recognised by its
  * header magic, keyed with the user address and a per-process secret, so a pointer that is not a
  * debug block (allocated before debug mode was switched on, or never ours) is told apart without
  * any table. Every engine block that is a debug block has, at its first word, either the header
@@ -29,7 +29,6 @@ enum { GA_DBG_MALLOC = 1, GA_DBG_RAW = 2 };
 
 #define GA_DBG_HDR   64u
 #define GA_DBG_FRONT 8u
-#define GA_DBG_MAX_TAIL 4096u
 
 typedef struct ga_dbg_hdr_s {
     uint64_t magic;        /* (GA_DBG_LIVE | GA_DBG_FREED) ^ user ^ secret; first word */
@@ -91,8 +90,10 @@ bool ga__debug_is_block_start(const void *p);
 int ga__debug_owns(const void *p);
 /* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
 extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
-/* Thread exit: the thread's batch of freed blocks joins the quarantine. */
+/* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
 void ga__dbg_thread_exit(void);
+/* Makes sure this thread's exit calls ga__dbg_thread_exit. */
+void ga__dbg_thread_note(void);
 /* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */
 void ga__debug_init(void);
 

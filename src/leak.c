@@ -152,8 +152,12 @@ static bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n
 
 static uint32_t depot_put(const uintptr_t *f, unsigned n)
 {
-    pthread_once(&depot.once, depot_init);
-    if (depot.slots == NULL || depot.arena == NULL || n == 0)
+    if (GA_UNLIKELY(depot.arena == NULL)) {
+        pthread_once(&depot.once, depot_init);
+        if (depot.slots == NULL || depot.arena == NULL)
+            return 0;
+    }
+    if (n == 0)
         return 0;
     uint32_t hash = stack_hash(f, n);
     size_t mask = DEPOT_SLOTS - 1, i = hash & mask;
@@ -229,6 +233,16 @@ static void thread_exit(void *arg)
 }
 
 static void stacks_init(void) { stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0; }
+
+void ga__dbg_thread_note(void)
+{
+    pthread_once(&stacks.once, stacks_init);
+    if (stacks.have_key && pthread_getspecific(stacks.key) == NULL) {
+        ga__dbg_busy++; /* may allocate */
+        pthread_setspecific(stacks.key, (void *)1);
+        ga__dbg_busy--;
+    }
+}
 
 static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
 {
