@@ -22,7 +22,7 @@
 
 /* Set once when debug mode starts (environment at load time, or ga_debug_enable), never
  * cleared. Plain bool: the hooks read it on every call, and it only ever goes false -> true. */
-extern bool ga__debug_enabled;
+extern bool ga__debug_enabled __attribute__((visibility("hidden"))); /* no GOT load */
 
 /* Block kinds (for reports): the malloc-style API, or raw blocks of the other layers. */
 enum { GA_DBG_MALLOC = 1, GA_DBG_RAW = 2 };
