@@ -389,10 +389,12 @@ static const char *base_name(const char *path)
 static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsigned n)
 {
     char hex[64][20];
-    const char *argv[64 + 8];
+    const char *argv[64 + 10];
     unsigned a = 0;
     argv[a++] = "addr2line";
+    argv[a++] = "-a";
     argv[a++] = "-f";
+    argv[a++] = "-i";
     argv[a++] = "-C";
     argv[a++] = "-e";
     argv[a++] = path;
@@ -428,28 +430,45 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
     }
     close(pfd[0]);
     sym.out[len] = 0;
-    char *s = sym.out;
-    for (unsigned i = 0; i < n && *s; i++) {
-        char *fn = s, *nl = strchr(s, '\n');
+    /* -a -i: per address, its "0x..." line, then (function, file:line) pairs from the
+     * innermost inlined function out to the real one. */
+    int i = -1;
+    size_t used = 0;
+    char text[SYM_LEN];
+    for (char *line = sym.out, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
         if (!nl)
             break;
         *nl = 0;
-        char *loc = nl + 1;
-        nl = strchr(loc, '\n');
-        if (!nl)
+        if (line[0] == '0' && line[1] == 'x') {
+            i++;
+            used = 0;
+            if (i >= (int)n)
+                break;
+            continue;
+        }
+        char *fn = line, *loc = nl + 1;
+        if (i < 0 || !(nl = strchr(loc, '\n')))
             break;
         *nl = 0;
-        s = nl + 1;
         bool have_fn = strcmp(fn, "??") != 0, have_loc = strncmp(loc, "??", 2) != 0;
         if (!have_fn && !have_loc)
             continue;
         char *disc = strstr(loc, " (discriminator");
         if (disc)
             *disc = 0;
-        char text[SYM_LEN];
-        if (snprintf(text, sizeof text, "%s %s%s%s", have_fn ? fn : dst[i]->text,
-                     have_loc ? loc : "(", have_loc ? "" : base_name(path), have_loc ? "" : ")") > 0)
+        int w;
+        if (used == 0)
+            w = snprintf(text, sizeof text, "%s %s%s%s", have_fn ? fn : dst[i]->text,
+                         have_loc ? loc : "(", have_loc ? "" : base_name(path),
+                         have_loc ? "" : ")");
+        else
+            w = snprintf(text + used, sizeof text - used, ", inlined in %s %s", fn,
+                         have_loc ? loc : "");
+        if (w > 0) {
+            used = used + (size_t)w < sizeof text ? used + (size_t)w : sizeof text - 1;
             memcpy(dst[i]->text, text, SYM_LEN);
+        }
     }
 }
 
@@ -957,10 +976,11 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
     if (!quiet && c.blocks > 0) {
         size_t n = c.g ? sort_groups(c.g, c.cap) : 0;
         ga__dbg_printf(fd,
-                       "globalalloc: ==== %s (pid %d): %llu bytes in %llu blocks from %zu "
-                       "allocation sites ====\n",
+                       "globalalloc: ==== %s (pid %d): %llu bytes in %llu block%s from %zu "
+                       "allocation site%s ====\n",
                        c.all ? "live blocks" : "LEAKS", (int)getpid(),
-                       (unsigned long long)c.bytes, (unsigned long long)c.blocks, n);
+                       (unsigned long long)c.bytes, (unsigned long long)c.blocks,
+                       c.blocks == 1 ? "" : "s", n, n == 1 ? "" : "s");
         size_t shown = n < MAX_GROUPS_PRINTED ? n : MAX_GROUPS_PRINTED;
         pthread_mutex_lock(&sym.lock);
         if (!(flags & GA_LEAK_NOSYM)) {

@@ -84,7 +84,7 @@ if [ $rc != 42 ]; then
     fail "leaky: exit status $rc, want 42 (-e 42 and leaks found)" "$tmp/leaky.out" "$tmp/leaky.err"
 elif ! grep -q '^leaky done$' "$tmp/leaky.out"; then
     fail "leaky: program output lost" "$tmp/leaky.out"
-elif ! grep -q 'LEAKS (pid [0-9]*): 144 bytes in 3 blocks from 1 allocation sites' "$tmp/leaky.err" ||
+elif ! grep -q 'LEAKS (pid [0-9]*): 144 bytes in 3 blocks from 1 allocation site ' "$tmp/leaky.err" ||
     ! grep -q '144 bytes in 3 blocks of 48 bytes' "$tmp/leaky.err" ||
     ! grep -q '#0 0x[0-9a-f]* leak_some_records .*leaky.c:8' "$tmp/leaky.err" ||
     ! grep -q '#1 0x[0-9a-f]* main .*leaky.c:15' "$tmp/leaky.err"; then
