@@ -489,13 +489,11 @@ void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret)
     return p ? p : fail(GA_ENOMEM);
 }
 
-/* True when p is the engine block start of a debug block (never a user pointer). */
-static bool is_debug_raw(const void *p)
+/* True when p is a pointer the engine handed out before debug mode: not in or at a debug
+ * block, and accepted by the engine's own checks. */
+static bool pre_debug_block(const void *p)
 {
-    const uint64_t *w = p;
-    const uint8_t *user = (const uint8_t *)p + GA_DBG_HDR;
-    return w[0] == key(GA_DBG_REDIRECT, p) || w[1] == key(GA_DBG_LIVE, user) ||
-           w[1] == key(GA_DBG_FREED, user) || w[1] == key(GA_DBG_RELEASED, user);
+    return p != NULL && ga__dbg_find(p) == NULL && ga__engine_usable(p) != 0;
 }
 
 /* True when p is the user pointer of a debug block that left the quarantine and whose engine
@@ -513,18 +511,17 @@ __attribute__((no_sanitize("address", "thread"))) static bool is_released(const 
  * engine), or misuse (reported). */
 static void free_other(void *p, void *ret, const char *call)
 {
-    if (ga__engine_is_block_start(p) && !is_debug_raw(p)) {
-        ga__engine_free(p);
-        return;
-    }
     char what[96];
-    ga_dbg_hdr_t *h = NULL;
     if (is_released(p)) {
         snprintf(what, sizeof what, "%s: double free (block already left the quarantine)", call);
         ga__dbg_block_report(GA_EDOUBLEFREE, NULL, p, true, what, ret);
         return;
     }
-    h = ga__dbg_find(p);
+    ga_dbg_hdr_t *h = ga__dbg_find(p);
+    if (h == NULL && ga__is_heap_memory(p)) {
+        ga__engine_free(p); /* from before debug mode (the engine validates it) */
+        return;
+    }
     if (h != NULL)
         snprintf(what, sizeof what, "%s: pointer %+td bytes into a block (not its start)", call,
                  (const uint8_t *)p - user_of(h));
@@ -532,7 +529,6 @@ static void free_other(void *p, void *ret, const char *call)
         snprintf(what, sizeof what, "%s: pointer was not allocated by globalalloc", call);
     ga__dbg_block_report(GA_ENOTOWNED, h, p, true, what, ret);
 }
-
 static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 {
     if (ga__dbg_verify(h, false, FATAL_CHECK, call, ret) != 0) {
@@ -573,7 +569,7 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     size_t old;
     if (h == NULL) {
-        if (!ga__engine_is_block_start(p) || is_debug_raw(p)) {
+        if (!pre_debug_block(p)) {
             free_other(p, ret, "realloc");
             return fail(GA_ENOTOWNED);
         }
@@ -603,16 +599,14 @@ size_t ga__debug_usable_size(const void *p)
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h != NULL)
         return h->state == key(GA_DBG_LIVE, p) ? h->size : 0;
-    if (p == NULL || !ga__engine_is_block_start(p) || is_debug_raw(p))
-        return 0;
-    return ga__engine_usable(p);
+    return pre_debug_block(p) ? ga__engine_usable(p) : 0;
 }
 
 bool ga__debug_is_block_start(const void *p)
 {
     if (ga__dbg_header(p) != NULL || is_released(p))
         return true; /* live, quarantined, or freed to the engine (and not reused yet) */
-    return ga__engine_is_block_start(p) && !is_debug_raw(p);
+    return ga__engine_is_block_start(p) && ga__dbg_find(p) == NULL;
 }
 
 int ga__debug_owns(const void *p)
@@ -620,9 +614,7 @@ int ga__debug_owns(const void *p)
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h != NULL)
         return h->state == key(GA_DBG_LIVE, p);
-    if (!ga__engine_is_block_start(p) || is_debug_raw(p))
-        return 0;
-    return ga__engine_owns(p);
+    return pre_debug_block(p) ? ga__engine_owns(p) : 0;
 }
 
 __attribute__((no_sanitize("address", "thread"))) ga_dbg_hdr_t *ga__dbg_header(const void *p)

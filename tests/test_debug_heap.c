@@ -33,13 +33,14 @@ static __attribute__((noinline, no_sanitize("address"))) void clobber_stack(void
         junk[i] = 0;
 }
 
-static void *before_debug; /* allocated before debug mode: no header */
+static void *before_debug, *before_aligned; /* allocated before debug mode: no header */
 static volatile uintptr_t hidden; /* pointers the leak scan cannot see (stored inverted) */
 
 TEST(enable_and_options)
 {
     before_debug = ga_malloc(100);
-    CHECK(before_debug != NULL);
+    before_aligned = ga_aligned_alloc(256, 100);
+    CHECK(before_debug != NULL && before_aligned != NULL);
     ASSERT_EQ(ga_debug_enabled(), 0);
     ASSERT_EQ(ga_leak_count(), GA_EPERM);
     ASSERT_EQ(ga_debug_enable("stacks=32,bogus=1"), GA_EINVAL);
@@ -62,6 +63,10 @@ TEST(blocks_from_before_debug_mode_still_work)
     ga_free(q);
     void *old = ga_malloc(10); /* now a debug block */
     ga_free(old);
+    ASSERT_EQ(ga_owns(before_aligned), 1);
+    CHECK(ga_usable_size(before_aligned) >= 100);
+    ga_free(before_aligned); /* an aligned pointer inside its engine block: still fine */
+    CHECK_HEAP();
 }
 
 static __attribute__((noinline)) void leak_three_blocks(void)
