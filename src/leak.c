@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -717,6 +718,7 @@ static NO_SAN void consider(uintptr_t w)
 }
 
 static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
+static void scan_foreign(uintptr_t lo, uintptr_t hi);
 
 /* The i-th range the scan skips: our own mappings, then the used part of exited threads'
  * stacks (their thread descriptor and TLS, above, are still scanned: they hold the DTV). */
@@ -752,7 +754,7 @@ static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
         lo = b;
     }
     if (lo < hi)
-        scan_range(lo, hi);
+        scan_foreign(lo, hi);
 }
 
 static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
@@ -789,6 +791,45 @@ static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
         return;
     /* word 0 of a free block is an encoded link; the rest is stale data (conservative) */
     scan_range((uintptr_t)raw, (uintptr_t)raw + size);
+}
+
+/* Scans memory that is not ours: another thread may unmap it meanwhile (a thread exiting while
+ * the process exits frees its stack), so it is copied with process_vm_readv, which fails
+ * instead of faulting; where that call is not allowed, read directly. */
+#define COPY_CHUNK ((size_t)64 << 10)
+static void scan_foreign(uintptr_t lo, uintptr_t hi)
+{
+    static uint8_t *buf;
+    static bool direct;
+    if (buf == NULL && !direct) {
+        buf = map_noscan(COPY_CHUNK);
+        direct = buf == NULL;
+    }
+    lo = (lo + 7) & ~(uintptr_t)7;
+    while (!direct && lo < hi) {
+        size_t n = hi - lo < COPY_CHUNK ? hi - lo : COPY_CHUNK;
+        struct iovec local = {buf, n}, remote = {(void *)lo, n};
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+            direct = true;
+            break;
+        }
+        if (got > 0)
+            for (size_t i = 0; i + 8 <= (size_t)got; i += 8) {
+                uintptr_t w;
+                memcpy(&w, buf + i, 8);
+                if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w)))
+                    consider(w);
+            }
+        if (got < (ssize_t)n) { /* unreadable from here: skip to the next page */
+            uintptr_t at = lo + (got > 0 ? (size_t)got : 0);
+            lo = (at | (ga__os_page_size() - 1)) + 1;
+        } else {
+            lo += n;
+        }
+    }
+    if (direct && lo < hi)
+        scan_range(lo, hi);
 }
 
 static uintptr_t hexnum(const char **s)
@@ -840,7 +881,7 @@ static NO_SAN void scan_mappings(uintptr_t sp)
         for (size_t i = 0; i < stacks.n; i++) {
             uintptr_t slot = DTV_SLOT(stacks.s[i].tp);
             if (!stacks.s[i].live && stacks.s[i].tp && slot >= lo && slot + 8 <= hi)
-                scan_range(slot, slot + 8);
+                scan_foreign(slot, slot + 8);
         }
 #endif
         for (uintptr_t a = lo; a < hi;) {
