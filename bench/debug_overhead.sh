@@ -5,12 +5,14 @@
 # (alloc-heavy churn, 2 threads, mixed small sizes, allocation sites 2-4 calls deep):
 #   glibc                   the plain binary
 #   globalalloc             LD_PRELOAD=libglobalalloc-preload.so
-#   globalalloc debug       + GLOBALALLOC_DEBUG=1 (stacks, fill, guards, 4 MiB quarantine)
+#   globalalloc debug       + GLOBALALLOC_DEBUG=1 (stacks, fill, guards, 1 MiB quarantine per thread)
 #   globalalloc debug, no quarantine / no stacks (where the time goes)
 #   ASan                    clang -fsanitize=address build (default 256 MiB quarantine, leaks)
 #   ASan, no quarantine     ASAN_OPTIONS=quarantine_size_mb=0
 #   valgrind memcheck       the plain binary, --leak-check=full (fewer steps, same ratio basis)
-# Each line: median seconds of RUNS runs, and the ratio to globalalloc's normal mode.
+# Each line: median CPU seconds (user+system, all threads, before exit) of RUNS runs, and the
+# ratio to globalalloc's normal mode. CPU time, not wall time: other load on the machine
+# disturbs it less.
 #
 #   bench/debug_overhead.sh [BUILD_DIR] [STEPS_PER_THREAD] [RUNS]
 set -u
@@ -31,16 +33,16 @@ if command -v clang >/dev/null &&
     have_asan=1
 fi
 
-# median of the "seconds=" of $runs runs of the command line
+# median of the "cpu=" of $runs runs of the command line
 median() {
     local n=$1
     shift
     for _ in $(seq "$n"); do
-        "$@" 2>/dev/null | sed -n 's/^seconds=\([0-9.]*\).*/\1/p'
+        "$@" 2>/dev/null | sed -n 's/^seconds=[0-9.]* cpu=\([0-9.]*\).*/\1/p'
     done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
-printf '%-38s %10s %8s\n' "allocator (steps/thread=$steps, 2 threads)" seconds ratio
+printf '%-38s %10s %8s\n' "allocator (steps/thread=$steps, 2 threads)" "cpu s" ratio
 base=$(median "$runs" env LD_PRELOAD="$preload" "$tmp/plain" "$steps" 2)
 line() { printf '%-38s %10.4f %7.1fx\n' "$1" "$2" "$(echo "$2 / $base" | bc -l)"; }
 line "glibc malloc" "$(median "$runs" "$tmp/plain" "$steps" 2)"

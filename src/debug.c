@@ -32,7 +32,7 @@ uint64_t ga__dbg_secret;
 ga_dbg_opts_t ga__dbg_opts = {
     .stacks = 16,
     .guard = 16,
-    .quarantine = (size_t)4 << 20,
+    .quarantine = (size_t)1 << 20, /* per thread; small enough to stay mostly in cache */
     .fill = true,
     .free_stacks = true,
     .symbolize = true,

@@ -145,10 +145,15 @@ static uint32_t stack_hash(const uintptr_t *f, unsigned n)
     return (uint32_t)h | 1;
 }
 
-static bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n)
+static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n)
 {
     const uint64_t *r = &depot.arena[id];
-    return r[0] == ((uint64_t)hash << 32 | n) && memcmp(r + 1, f, n * sizeof *f) == 0;
+    if (r[0] != ((uint64_t)hash << 32 | n))
+        return false;
+    uint64_t diff = 0; /* a few words: inline, no memcmp call */
+    for (unsigned i = 0; i < n; i++)
+        diff |= r[i + 1] ^ f[i];
+    return diff == 0;
 }
 
 static uint32_t depot_put(const uintptr_t *f, unsigned n)
@@ -203,7 +208,7 @@ static unsigned depot_get(uint32_t id, const uintptr_t **frames)
 
 /* ---- stack capture ----------------------------------------------------------------------- */
 
-static GA_TLS uintptr_t tl_stack_hi;
+static GA_TLS uintptr_t tl_stack_hi; /* top of this thread's stack (0: not known yet) */
 
 /* Thread stacks seen by the debug heap, so the leak scan can skip the stacks of threads that
  * exited (glibc keeps them mapped for reuse, full of stale pointers). A thread registers its
@@ -296,7 +301,7 @@ static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
 
 static NO_SAN uintptr_t stack_top(uintptr_t here)
 {
-    if (GA_LIKELY(tl_stack_hi > here))
+    if (tl_stack_hi > here)
         return tl_stack_hi;
     pthread_attr_t attr;
     uintptr_t hi = 0;
@@ -331,7 +336,7 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
     unsigned n = 0;
     f[n++] = (uintptr_t)ret;
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t lo = fp, hi = stack_top(lo);
+    uintptr_t lo = fp, hi = GA_LIKELY(tl_stack_hi > lo) ? tl_stack_hi : stack_top(lo);
     bool found = false;
     for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) { /* skip our own frames */
         const uintptr_t *rec = (const uintptr_t *)fp;
