@@ -416,7 +416,10 @@ static void maybe_check(void)
 {
     if (GA_UNLIKELY(ga__dbg_opts.check != 0) && ++tl_ops >= ga__dbg_opts.check) {
         tl_ops = 0;
-        ga_heap_check(NULL, 0);
+        int rc = ga_heap_check(NULL, 0); /* reports what it finds */
+        if (rc != 0)
+            ga__report(rc, 0, true, "check=%u: the heap check failed (see above)",
+                       ga__dbg_opts.check);
     }
 }
 

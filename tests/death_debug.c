@@ -205,6 +205,29 @@ TEST(realloc_finds_overrun)
                   "make_block_13", "grow");
 }
 
+/* ---- check=N finds an overrun before the block is freed ---- */
+static __attribute__((noinline)) void next_call(void) { ga_free(ga_malloc(8)); }
+static void periodic_check_child(void)
+{
+    char *p = make_block_13();
+    tell(p);
+    p[15] = 'x';
+    next_call(); /* check=1: every call checks the whole heap */
+    fprintf(stderr, "NOT DETECTED\n");
+}
+TEST(periodic_check_finds_overrun)
+{
+    int st = run_child(periodic_check_child, "check=1");
+    EXPECT_ABORT(st);
+    CHECK(strstr(out, "NOT DETECTED") == NULL);
+    char block[64];
+    snprintf(block, sizeof block, "block %s of 13 bytes", addr);
+    CHECK(strstr(out, "write past the end of a block (byte 15, size 13) found at ga_heap_check") &&
+          strstr(out, block) && site_named("  allocated at:", "make_block_13"));
+    if (test_failures_)
+        fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+}
+
 /* ---- use after free ---- */
 static __attribute__((noinline)) void write_after_free(char *p) { p[5] = 'x'; }
 static void uaf_child(void)
@@ -279,5 +302,5 @@ TEST(exit_report_and_status)
 TEST_MAIN(TEST_ENTRY(double_free), TEST_ENTRY(late_double_free), TEST_ENTRY(foreign_pointer),
           TEST_ENTRY(interior_pointer), TEST_ENTRY(write_past_the_end),
           TEST_ENTRY(write_before_the_start), TEST_ENTRY(realloc_finds_overrun),
-          TEST_ENTRY(use_after_free), TEST_ENTRY(realloc_of_freed_block),
+          TEST_ENTRY(periodic_check_finds_overrun), TEST_ENTRY(use_after_free), TEST_ENTRY(realloc_of_freed_block),
           TEST_ENTRY(exit_report_and_status))
