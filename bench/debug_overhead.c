@@ -41,18 +41,46 @@ static inline size_t pick_size(uint64_t x)
 }
 
 /* Four allocation sites at different depths (noinline: distinct frames). */
-__attribute__((noinline)) static void *site_a(size_t n) { void *p = malloc(n); __asm__("" ::: "memory"); return p; }
-__attribute__((noinline)) static void *site_b(size_t n) { void *p = site_a(n); __asm__("" ::: "memory"); return p; }
-__attribute__((noinline)) static void *site_c(size_t n) { void *p = malloc(n); __asm__("" ::: "memory"); return p; }
-__attribute__((noinline)) static void *site_d(size_t n) { void *p = site_c(n); __asm__("" ::: "memory"); return p; }
+__attribute__((noinline)) static void *site_a(size_t n)
+{
+    void *p = malloc(n);
+    __asm__("" ::: "memory");
+    return p;
+}
+__attribute__((noinline)) static void *site_b(size_t n)
+{
+    void *p = site_a(n);
+    __asm__("" ::: "memory");
+    return p;
+}
+__attribute__((noinline)) static void *site_c(size_t n)
+{
+    void *p = malloc(n);
+    __asm__("" ::: "memory");
+    return p;
+}
+__attribute__((noinline)) static void *site_d(size_t n)
+{
+    void *p = site_c(n);
+    __asm__("" ::: "memory");
+    return p;
+}
 __attribute__((noinline)) static void *make(size_t n, uint64_t x)
 {
     void *p;
     switch (x & 3) {
-    case 0: p = site_a(n); break;
-    case 1: p = site_b(n); break;
-    case 2: p = site_c(n); break;
-    default: p = site_d(n); break;
+    case 0:
+        p = site_a(n);
+        break;
+    case 1:
+        p = site_b(n);
+        break;
+    case 2:
+        p = site_c(n);
+        break;
+    default:
+        p = site_d(n);
+        break;
     }
     __asm__("" ::: "memory");
     return p;

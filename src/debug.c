@@ -62,28 +62,32 @@ static inline uint64_t key(uint64_t m, const void *user)
 {
     return m ^ (uintptr_t)user ^ ga__dbg_secret;
 }
-static inline uint8_t *user_of(ga_dbg_hdr_t *h) { return (uint8_t *)h + GA_DBG_HDR; }
-static inline uint8_t *raw_of(ga_dbg_hdr_t *h) { return (uint8_t *)h - h->pad; }
+static inline uint8_t *user_of(ga_dbg_hdr_t *h)
+{
+    return (uint8_t *)h + GA_DBG_HDR;
+}
+static inline uint8_t *raw_of(ga_dbg_hdr_t *h)
+{
+    return (uint8_t *)h - h->pad;
+}
 
 /* ---- options ------------------------------------------------------------------------------ */
 
 static bool parse_size(const char *s, size_t len, size_t *out)
 {
     size_t v = 0, i = 0;
-    if (len == 0)
-        return false;
+    if (len == 0) return false;
     for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (v > SIZE_MAX / 10)
-            return false;
+        if (v > SIZE_MAX / 10) return false;
         v = v * 10 + (size_t)(s[i] - '0');
     }
-    if (i == 0)
-        return false;
+    if (i == 0) return false;
     if (i < len) {
-        unsigned shift = s[i] == 'k' || s[i] == 'K' ? 10 : s[i] == 'm' || s[i] == 'M' ? 20
-                       : s[i] == 'g' || s[i] == 'G' ? 30 : 0;
-        if (shift == 0 || i + 1 != len || v > (SIZE_MAX >> shift))
-            return false;
+        unsigned shift = s[i] == 'k' || s[i] == 'K'   ? 10
+                         : s[i] == 'm' || s[i] == 'M' ? 20
+                         : s[i] == 'g' || s[i] == 'G' ? 30
+                                                      : 0;
+        if (shift == 0 || i + 1 != len || v > (SIZE_MAX >> shift)) return false;
         v <<= shift;
     }
     *out = v;
@@ -121,18 +125,15 @@ static bool parse_item(ga_dbg_opts_t *o, const char *s, size_t len, int *report_
             return true;
         }
         char path[512];
-        if (vlen == 0 || vlen >= sizeof path)
-            return false;
+        if (vlen == 0 || vlen >= sizeof path) return false;
         memcpy(path, v, vlen);
         path[vlen] = 0;
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return false;
+        if (fd < 0) return false;
         *report_fd = fd;
         return true;
     }
-    if (!is_num)
-        return false;
+    if (!is_num) return false;
     if (word_is(s, nlen, "stacks"))
         o->stacks = n > 64 ? 64 : (unsigned)n;
     else if (word_is(s, nlen, "guard"))
@@ -160,14 +161,12 @@ static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on)
     ga_dbg_opts_t o = ga__dbg_opts;
     int fd = o.report_fd;
     *on = !(s[0] == 0 || strcmp(s, "0") == 0 || strcmp(s, "off") == 0);
-    if (!*on)
-        return 0;
+    if (!*on) return 0;
     while (*s) {
         const char *end = strchr(s, ',');
         size_t len = end ? (size_t)(end - s) : strlen(s);
         if (len > 0 && !parse_item(&o, s, len, &fd)) {
-            if (fd != o.report_fd && fd != 2)
-                close(fd);
+            if (fd != o.report_fd && fd != 2) close(fd);
             return GA_EINVAL;
         }
         s += len + (end != NULL);
@@ -182,10 +181,8 @@ static int start(const char *options)
     ga_dbg_opts_t o;
     bool on;
     int rc = parse_options(options, &o, &on);
-    if (rc != 0)
-        return rc;
-    if (!on)
-        return ga__debug_enabled ? GA_EPERM : 0;
+    if (rc != 0) return rc;
+    if (!on) return ga__debug_enabled ? GA_EPERM : 0;
     if (!ga__debug_enabled) {
         while (ga__dbg_secret == 0)
             ga__dbg_secret = ga__os_random();
@@ -207,9 +204,15 @@ static void env_init(void)
     }
 }
 
-void ga__debug_init(void) { pthread_once(&env_once, env_init); }
+void ga__debug_init(void)
+{
+    pthread_once(&env_once, env_init);
+}
 
-__attribute__((constructor(101))) static void debug_constructor(void) { ga__debug_init(); }
+__attribute__((constructor(101))) static void debug_constructor(void)
+{
+    ga__debug_init();
+}
 
 int ga_debug_enable(const char *options)
 {
@@ -217,14 +220,16 @@ int ga_debug_enable(const char *options)
     return start(options ? options : "1");
 }
 
-int ga_debug_enabled(void) { return ga__debug_enabled; }
+int ga_debug_enabled(void)
+{
+    return ga__debug_enabled;
+}
 
 /* ---- reports -------------------------------------------------------------------------------- */
 
 static uint32_t thread_id(void)
 {
-    if (GA_UNLIKELY(tl_tid == 0))
-        tl_tid = (uint32_t)syscall(SYS_gettid);
+    if (GA_UNLIKELY(tl_tid == 0)) tl_tid = (uint32_t)syscall(SYS_gettid);
     return tl_tid;
 }
 
@@ -264,8 +269,7 @@ void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, c
 void ga__debug_misuse(int err, const void *value, bool fatal, const char *what)
 {
     ga_dbg_hdr_t *h = ga__debug_enabled ? ga__dbg_header(value) : NULL;
-    if (h == NULL && ga__debug_enabled)
-        h = ga__dbg_find(value);
+    if (h == NULL && ga__debug_enabled) h = ga__dbg_find(value);
     ga__dbg_block_report(err, h, value, fatal, what, __builtin_return_address(0));
 }
 
@@ -280,18 +284,15 @@ static const uint8_t *first_not(const uint8_t *p, size_t n, uint8_t c)
     for (; i + 32 <= n; i += 32) {
         uint64_t v[4];
         memcpy(v, p + i, 32);
-        if (((v[0] ^ w) | (v[1] ^ w) | (v[2] ^ w) | (v[3] ^ w)) != 0)
-            break;
+        if (((v[0] ^ w) | (v[1] ^ w) | (v[2] ^ w) | (v[3] ^ w)) != 0) break;
     }
     for (; i + 8 <= n; i += 8) {
         uint64_t v;
         memcpy(&v, p + i, 8);
-        if (v != w)
-            break;
+        if (v != w) break;
     }
     for (; i < n; i++)
-        if (p[i] != c)
-            return p + i;
+        if (p[i] != c) return p + i;
     return NULL;
 }
 
@@ -324,8 +325,7 @@ static inline bool guards_ok(const ga_dbg_hdr_t *h)
     return ((f ^ w) | (a ^ w) | (b ^ w)) == 0;
 }
 
-int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when,
-                   void *ret)
+int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret)
 {
     if (GA_LIKELY(guards_ok(h)) && (!freed || !ga__dbg_opts.fill || freed_fill_broken(h) == NULL))
         return 0;
@@ -337,7 +337,8 @@ int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char
         snprintf(what, sizeof what, "write before the start of a block (byte %d) found at %s",
                  (int)(bad - user), when);
     } else if ((bad = first_not(user + h->size, h->tail, GA_FILL_GUARD)) != NULL) {
-        snprintf(what, sizeof what, "write past the end of a block (byte %zu, size %zu) found at %s",
+        snprintf(what, sizeof what,
+                 "write past the end of a block (byte %zu, size %zu) found at %s",
                  (size_t)(bad - user), (size_t)h->size, when);
     } else if (freed && ga__dbg_opts.fill && (bad = freed_fill_broken(h)) != NULL) {
         err = GA_ECORRUPT;
@@ -355,8 +356,7 @@ int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char
 static void release(ga_dbg_hdr_t *h, bool verify)
 {
     uint8_t *user = user_of(h);
-    if (verify)
-        ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
+    if (verify) ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
     h->state = key(GA_DBG_RELEASED, user);
     h->magic = 0;
     ga__engine_free(raw_of(h));
@@ -389,8 +389,7 @@ static void quarantine_push(ga_dbg_hdr_t *h)
     qring_t *q = &tl_q;
     if (GA_UNLIKELY(q->ring == NULL) && ga__dbg_opts.quarantine != 0) {
         q->ring = ga__os_map_aligned(QRING_CAP * sizeof *q->ring, ga__os_page_size());
-        if (q->ring != NULL)
-            ga__dbg_thread_note(); /* so that the thread's exit empties it */
+        if (q->ring != NULL) ga__dbg_thread_note(); /* so that the thread's exit empties it */
     }
     if (q->ring == NULL) {
         release(h, false); /* no quarantine: just verified by free_block */
@@ -399,8 +398,7 @@ static void quarantine_push(ga_dbg_hdr_t *h)
     q->ring[(q->head + q->count) & (QRING_CAP - 1)] = h;
     q->count++;
     q->bytes += h->size + GA_DBG_HDR;
-    if (q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP)
-        quarantine_trim(false);
+    if (q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP) quarantine_trim(false);
 }
 
 /* ---- the hooks ------------------------------------------------------------------------------ */
@@ -427,11 +425,9 @@ static void maybe_check(void)
 static void *block_new(size_t size, size_t alignment, bool zero, int kind, void *ret)
 {
     size_t extra = GA_DBG_HDR + ga__dbg_opts.guard + (alignment > GA_MIN_ALIGN ? alignment : 0);
-    if (size > SIZE_MAX / 2 - extra)
-        return NULL;
+    if (size > SIZE_MAX / 2 - extra) return NULL;
     uint8_t *raw = ga__engine_alloc(size + extra, false);
-    if (raw == NULL)
-        return NULL;
+    if (raw == NULL) return NULL;
     uint8_t *user = raw + GA_DBG_HDR;
     if (alignment > GA_MIN_ALIGN)
         user = (uint8_t *)(((uintptr_t)user + alignment - 1) & ~(uintptr_t)(alignment - 1));
@@ -473,8 +469,7 @@ void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret)
 void *ga__debug_calloc(size_t n, size_t size, void *ret)
 {
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total))
-        return fail(GA_EOVERFLOW);
+    if (__builtin_mul_overflow(n, size, &total)) return fail(GA_EOVERFLOW);
     void *p = block_new(total, GA_MIN_ALIGN, true, GA_DBG_MALLOC, ret);
     maybe_check();
     return p ? p : fail(GA_ENOMEM);
@@ -542,8 +537,7 @@ static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
     h->free_stack = ga__dbg_opts.free_stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
     if (ga__dbg_opts.fill) {
         size_t keep = kept_words(h);
-        if (keep)
-            memset(user_of(h), GA_FILL_FREED, 8);
+        if (keep) memset(user_of(h), GA_FILL_FREED, 8);
         memset(user_of(h) + keep, GA_FILL_FREED, h->size - keep);
     }
     h->magic = h->state = key(GA_DBG_FREED, user_of(h));
@@ -552,8 +546,7 @@ static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 
 void ga__debug_free(void *p, void *ret)
 {
-    if (p == NULL)
-        return;
+    if (p == NULL) return;
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
         free_other(p, ret, "free");
@@ -567,8 +560,7 @@ void ga__debug_free(void *p, void *ret)
 
 void *ga__debug_realloc(void *p, size_t size, void *ret)
 {
-    if (p == NULL)
-        return ga__debug_malloc(size, false, GA_DBG_MALLOC, ret);
+    if (p == NULL) return ga__debug_malloc(size, false, GA_DBG_MALLOC, ret);
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     size_t old;
     if (h == NULL) {
@@ -586,8 +578,7 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
     }
     /* Always move: a stale pointer to the old block then hits the quarantine. */
     void *q = block_new(size, GA_MIN_ALIGN, false, h ? h->kind : GA_DBG_MALLOC, ret);
-    if (q == NULL)
-        return fail(GA_ENOMEM);
+    if (q == NULL) return fail(GA_ENOMEM);
     memcpy(q, p, old < size ? old : size);
     if (h)
         free_block(h, ret, "realloc");
@@ -600,8 +591,7 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
 size_t ga__debug_usable_size(const void *p)
 {
     ga_dbg_hdr_t *h = ga__dbg_header(p);
-    if (h != NULL)
-        return h->state == key(GA_DBG_LIVE, p) ? h->size : 0;
+    if (h != NULL) return h->state == key(GA_DBG_LIVE, p) ? h->size : 0;
     return pre_debug_block(p) ? ga__engine_usable(p) : 0;
 }
 
@@ -615,8 +605,7 @@ bool ga__debug_is_block_start(const void *p)
 int ga__debug_owns(const void *p)
 {
     ga_dbg_hdr_t *h = ga__dbg_header(p);
-    if (h != NULL)
-        return h->state == key(GA_DBG_LIVE, p);
+    if (h != NULL) return h->state == key(GA_DBG_LIVE, p);
     return pre_debug_block(p) ? ga__engine_owns(p) : 0;
 }
 
@@ -627,7 +616,6 @@ __attribute__((no_sanitize("address", "thread"))) ga_dbg_hdr_t *ga__dbg_header(c
         return NULL;
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)((uintptr_t)p - GA_DBG_HDR);
     uint64_t s = h->state;
-    if ((s == key(GA_DBG_LIVE, p) || s == key(GA_DBG_FREED, p)) && h->magic == s)
-        return h;
+    if ((s == key(GA_DBG_LIVE, p) || s == key(GA_DBG_FREED, p)) && h->magic == s) return h;
     return NULL;
 }

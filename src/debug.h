@@ -31,18 +31,18 @@ enum { GA_DBG_MALLOC = 1, GA_DBG_RAW = 2 };
 #define GA_DBG_FRONT 8u
 
 typedef struct ga_dbg_hdr_s {
-    uint64_t magic;        /* (GA_DBG_LIVE | GA_DBG_FREED) ^ user ^ secret; first word */
-    uint64_t state;        /* same value as magic, but survives the engine's free-list link */
-    uint64_t size;         /* requested bytes */
-    uint64_t serial;       /* allocation number, 1, 2, ... (unique, roughly in time order) */
-    uint32_t alloc_stack;  /* stack depot ids (0 = none) */
+    uint64_t magic;       /* (GA_DBG_LIVE | GA_DBG_FREED) ^ user ^ secret; first word */
+    uint64_t state;       /* same value as magic, but survives the engine's free-list link */
+    uint64_t size;        /* requested bytes */
+    uint64_t serial;      /* allocation number, 1, 2, ... (unique, roughly in time order) */
+    uint32_t alloc_stack; /* stack depot ids (0 = none) */
     uint32_t free_stack;
-    uint32_t tid;          /* allocating thread (kernel thread id) */
-    uint32_t epoch;        /* ga_debug_mark() epoch at allocation */
-    uint32_t pad;          /* bytes from the engine block start to this header */
-    uint16_t tail;         /* tail guard bytes after the user bytes */
-    uint8_t kind;          /* GA_DBG_MALLOC / GA_DBG_RAW */
-    uint8_t mark;          /* leak scan: reachable */
+    uint32_t tid;                /* allocating thread (kernel thread id) */
+    uint32_t epoch;              /* ga_debug_mark() epoch at allocation */
+    uint32_t pad;                /* bytes from the engine block start to this header */
+    uint16_t tail;               /* tail guard bytes after the user bytes */
+    uint8_t kind;                /* GA_DBG_MALLOC / GA_DBG_RAW */
+    uint8_t mark;                /* leak scan: reachable */
     uint8_t front[GA_DBG_FRONT]; /* guard bytes before the user bytes */
 } ga_dbg_hdr_t;
 _Static_assert(sizeof(ga_dbg_hdr_t) == GA_DBG_HDR, "debug header is 64 bytes");
@@ -58,16 +58,16 @@ _Static_assert(sizeof(ga_dbg_hdr_t) == GA_DBG_HDR, "debug header is 64 bytes");
 #define GA_FILL_GUARD 0xFD
 
 typedef struct ga_dbg_opts_s {
-    unsigned stacks;      /* frames per stack (0: none) */
-    unsigned guard;       /* minimum tail guard bytes */
-    size_t quarantine;    /* bytes of freed blocks held back */
-    bool fill;            /* fresh / freed fill patterns */
-    bool free_stacks;     /* record the stack of each free */
-    bool symbolize;       /* addr2line in reports */
-    int leaks;            /* at-exit report: 0 no, 1 unreachable blocks, 2 every live block */
-    int exitcode;         /* exit status when the at-exit report finds leaks (0: unchanged) */
-    unsigned check;       /* verify every debug block each `check` operations (0: never) */
-    int report_fd;        /* where reports go */
+    unsigned stacks;   /* frames per stack (0: none) */
+    unsigned guard;    /* minimum tail guard bytes */
+    size_t quarantine; /* bytes of freed blocks each thread holds back */
+    bool fill;         /* fresh / freed fill patterns */
+    bool free_stacks;  /* record the stack of each free */
+    bool symbolize;    /* addr2line in reports */
+    int leaks;         /* at-exit report: 0 no, 1 unreachable blocks, 2 every live block */
+    int exitcode;      /* exit status when the at-exit report finds leaks (0: unchanged) */
+    unsigned check;    /* verify every debug block each `check` operations (0: never) */
+    int report_fd;     /* where reports go */
 } ga_dbg_opts_t;
 extern ga_dbg_opts_t ga__dbg_opts;
 extern uint64_t ga__dbg_secret;
@@ -100,8 +100,7 @@ void ga__debug_init(void);
 /* Header of the debug block whose user pointer is p (live or freed), or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_header(const void *p);
 /* Verifies one block's guards (and, when freed, its fill); reports and returns GA_E* or 0. */
-int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when,
-                   void *ret);
+int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret);
 /* Prints a block's description and stacks (ret: first frame of the bad call, NULL: here),
  * then reports through ga__report. */
 void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, const char *what,

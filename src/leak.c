@@ -46,8 +46,7 @@ static void write_all(int fd, const char *s, size_t n)
     while (n > 0) {
         ssize_t w = write(fd, s, n);
         if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
+            if (w < 0 && errno == EINTR) continue;
             return;
         }
         s += w;
@@ -57,15 +56,13 @@ static void write_all(int fd, const char *s, size_t n)
 
 void ga__dbg_printf(int fd, const char *fmt, ...)
 {
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if (n > 0) write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 /* ---- our own mappings ------------------------------------------------------------------- */
@@ -108,7 +105,10 @@ uint64_t ga__dbg_next_serial(void)
     return tl_serial++;
 }
 
-uint64_t ga_debug_mark(void) { return atomic_fetch_add(&ga__dbg_epoch, 1) + 1; }
+uint64_t ga_debug_mark(void)
+{
+    return atomic_fetch_add(&ga__dbg_epoch, 1) + 1;
+}
 
 /* ---- the stack depot ----------------------------------------------------------------------- */
 
@@ -148,8 +148,7 @@ static uint32_t stack_hash(const uintptr_t *f, unsigned n)
 static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n)
 {
     const uint64_t *r = &depot.arena[id];
-    if (r[0] != ((uint64_t)hash << 32 | n))
-        return false;
+    if (r[0] != ((uint64_t)hash << 32 | n)) return false;
     uint64_t diff = 0; /* a few words: inline, no memcmp call */
     for (unsigned i = 0; i < n; i++)
         diff |= r[i + 1] ^ f[i];
@@ -160,26 +159,21 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n)
 {
     if (GA_UNLIKELY(depot.arena == NULL)) {
         pthread_once(&depot.once, depot_init);
-        if (depot.slots == NULL || depot.arena == NULL)
-            return 0;
+        if (depot.slots == NULL || depot.arena == NULL) return 0;
     }
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     uint32_t hash = stack_hash(f, n);
     size_t mask = DEPOT_SLOTS - 1, i = hash & mask;
     for (;; i = (i + 1) & mask) {
         uint32_t id = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
-        if (id == 0)
-            break;
-        if (record_is(id, hash, f, n))
-            return id;
+        if (id == 0) break;
+        if (record_is(id, hash, f, n)) return id;
     }
     pthread_mutex_lock(&depot.lock);
     uint32_t id = 0;
     for (;; i = (i + 1) & mask) { /* continue from the empty slot: others may have filled it */
         uint32_t cur = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
-        if (cur == 0)
-            break;
+        if (cur == 0) break;
         if (record_is(cur, hash, f, n)) {
             id = cur;
             break;
@@ -200,8 +194,7 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n)
 
 static unsigned depot_get(uint32_t id, const uintptr_t **frames)
 {
-    if (id == 0 || depot.arena == NULL)
-        return 0;
+    if (id == 0 || depot.arena == NULL) return 0;
     *frames = (const uintptr_t *)&depot.arena[id + 1];
     return (unsigned)(depot.arena[id] & 0xffffffffu);
 }
@@ -221,7 +214,7 @@ static struct {
     bool have_key;
     struct {
         uintptr_t lo, hi;
-        uintptr_t tp;   /* thread pointer (glibc: the thread descriptor) */
+        uintptr_t tp; /* thread pointer (glibc: the thread descriptor) */
         bool live;
     } s[MAX_STACKS];
     size_t n;
@@ -233,12 +226,14 @@ static void thread_exit(void *arg)
     ga__dbg_thread_exit();
     pthread_mutex_lock(&stacks.lock);
     for (size_t i = 0; i < stacks.n; i++)
-        if (stacks.s[i].lo == lo)
-            stacks.s[i].live = false;
+        if (stacks.s[i].lo == lo) stacks.s[i].live = false;
     pthread_mutex_unlock(&stacks.lock);
 }
 
-static void stacks_init(void) { stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0; }
+static void stacks_init(void)
+{
+    stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0;
+}
 
 void ga__dbg_thread_note(void)
 {
@@ -265,14 +260,12 @@ static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
         stacks.s[i].hi = hi;
         stacks.s[i].tp = tp;
         stacks.s[i].live = true;
-        if (i == stacks.n)
-            stacks.n++;
+        if (i == stacks.n) stacks.n++;
     }
     pthread_mutex_unlock(&stacks.lock);
     if (stacks.have_key) /* may allocate (undecorated: the caller is busy) */
         pthread_setspecific(stacks.key, (void *)lo);
 }
-
 
 static pthread_t main_thread(void)
 {
@@ -284,7 +277,10 @@ static pthread_t main_thread(void)
     }
     return main_id;
 }
-__attribute__((constructor(102))) static void note_main_thread(void) { main_thread(); }
+__attribute__((constructor(102))) static void note_main_thread(void)
+{
+    main_thread();
+}
 
 /* glibc keeps the thread descriptor at the top of a thread's stack block, at the thread
  * pointer == pthread_self(). Once the thread exited, the block (kept for reuse) is stale data
@@ -301,8 +297,7 @@ static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
 
 static NO_SAN uintptr_t stack_top(uintptr_t here)
 {
-    if (tl_stack_hi > here)
-        return tl_stack_hi;
+    if (tl_stack_hi > here) return tl_stack_hi;
     pthread_attr_t attr;
     uintptr_t hi = 0;
     ga__dbg_busy++; /* pthread_getattr_np may allocate */
@@ -330,8 +325,7 @@ static inline bool frame_ok(uintptr_t fp, uintptr_t lo, uintptr_t hi)
 NO_SAN uint32_t ga__stack_capture(void *ret)
 {
     unsigned max = ga__dbg_opts.stacks;
-    if (max == 0)
-        return 0;
+    if (max == 0) return 0;
     uintptr_t f[MAX_FRAMES];
     unsigned n = 0;
     f[n++] = (uintptr_t)ret;
@@ -340,8 +334,7 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
     bool found = false;
     for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) { /* skip our own frames */
         const uintptr_t *rec = (const uintptr_t *)fp;
-        if (rec[0] <= fp)
-            break;
+        if (rec[0] <= fp) break;
         fp = rec[0];
         if (rec[1] == (uintptr_t)ret) {
             found = true;
@@ -354,14 +347,14 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
         if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) /* not code: a frame without a fp */
             break;
         f[n++] = ra;
-        if (rec[0] <= fp)
-            break;
+        if (rec[0] <= fp) break;
         fp = rec[0];
     }
     return depot_put(f, n);
 }
 
-/* ---- symbolization ---------------------------------------------------------------------------- */
+/* ---- symbolization ----------------------------------------------------------------------------
+ */
 
 #define SYM_MAX 2048
 #define SYM_LEN 240
@@ -380,8 +373,7 @@ static struct {
 static sym_t *sym_find(uintptr_t a)
 {
     for (size_t i = 0; i < sym.n; i++)
-        if (sym.tab[i].addr == a)
-            return &sym.tab[i];
+        if (sym.tab[i].addr == a) return &sym.tab[i];
     return NULL;
 }
 
@@ -410,15 +402,13 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
     }
     argv[a] = NULL;
     int pfd[2];
-    if (pipe(pfd) != 0)
-        return;
+    if (pipe(pfd) != 0) return;
     pid_t pid = fork();
     if (pid == 0) {
         static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
         int devnull = open("/dev/null", O_WRONLY);
         dup2(pfd[1], 1);
-        if (devnull >= 0)
-            dup2(devnull, 2);
+        if (devnull >= 0) dup2(devnull, 2);
         close(pfd[0]);
         execve("/usr/bin/addr2line", (char *const *)argv, envp);
         execve("/bin/addr2line", (char *const *)argv, envp);
@@ -428,8 +418,8 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
     size_t len = 0;
     if (pid > 0) {
         ssize_t r;
-        while (len < SYM_OUT - 1 &&
-               ((r = read(pfd[0], sym.out + len, SYM_OUT - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
+        while (len < SYM_OUT - 1 && ((r = read(pfd[0], sym.out + len, SYM_OUT - 1 - len)) > 0 ||
+                                     (r < 0 && errno == EINTR)))
             len += r > 0 ? (size_t)r : 0;
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
@@ -443,26 +433,21 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
     char text[SYM_LEN];
     for (char *line = sym.out, *nl; *line; line = nl + 1) {
         nl = strchr(line, '\n');
-        if (!nl)
-            break;
+        if (!nl) break;
         *nl = 0;
         if (line[0] == '0' && line[1] == 'x') {
             i++;
             used = 0;
-            if (i >= (int)n)
-                break;
+            if (i >= (int)n) break;
             continue;
         }
         char *fn = line, *loc = nl + 1;
-        if (i < 0 || !(nl = strchr(loc, '\n')))
-            break;
+        if (i < 0 || !(nl = strchr(loc, '\n'))) break;
         *nl = 0;
         bool have_fn = strcmp(fn, "??") != 0, have_loc = strncmp(loc, "??", 2) != 0;
-        if (!have_fn && !have_loc)
-            continue;
+        if (!have_fn && !have_loc) continue;
         char *disc = strstr(loc, " (discriminator");
-        if (disc)
-            *disc = 0;
+        if (disc) *disc = 0;
         int w;
         if (used == 0)
             w = snprintf(text, sizeof text, "%s %s%s%s", have_fn ? fn : dst[i]->text,
@@ -490,16 +475,14 @@ static void symbolize(const uint32_t *ids, size_t nids)
     if (sym.tab == NULL) {
         sym.tab = map_noscan(SYM_MAX * sizeof(sym_t));
         sym.out = map_noscan(SYM_OUT);
-        if (sym.tab == NULL || sym.out == NULL)
-            return;
+        if (sym.tab == NULL || sym.out == NULL) return;
     }
     size_t first_new = sym.n;
     for (size_t k = 0; k < nids; k++) {
         const uintptr_t *f;
         unsigned n = depot_get(ids[k], &f);
         for (unsigned i = 0; i < n && sym.n < SYM_MAX; i++) {
-            if (sym_find(f[i]))
-                continue;
+            if (sym_find(f[i])) continue;
             sym_t *s = &sym.tab[sym.n++];
             s->addr = f[i];
             Dl_info info;
@@ -515,16 +498,14 @@ static void symbolize(const uint32_t *ids, size_t nids)
             }
         }
     }
-    if (!ga__dbg_opts.symbolize)
-        return;
+    if (!ga__dbg_opts.symbolize) return;
     char exe[512], mod[512];
     exe_path(exe, sizeof exe);
     /* one addr2line per module and up to 64 addresses */
     static uint8_t done[SYM_MAX];
     memset(done, 0, sizeof done);
     for (size_t i = first_new; i < sym.n; i++) {
-        if (done[i])
-            continue;
+        if (done[i]) continue;
         Dl_info info;
         if (!dladdr((void *)sym.tab[i].addr, &info) || info.dli_fname == NULL) {
             done[i] = 1;
@@ -542,8 +523,7 @@ static void symbolize(const uint32_t *ids, size_t nids)
         unsigned n = 0;
         for (size_t j = i; j < sym.n && n < 64; j++) {
             Dl_info o;
-            if (done[j] || !dladdr((void *)sym.tab[j].addr, &o) || o.dli_fbase != base)
-                continue;
+            if (done[j] || !dladdr((void *)sym.tab[j].addr, &o) || o.dli_fbase != base) continue;
             done[j] = 1;
             uintptr_t a = sym.tab[j].addr - 1; /* the call, not the return address */
             offs[n] = absolute ? a : a - (uintptr_t)base;
@@ -585,13 +565,11 @@ static NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *free
     const uint64_t *w = (const uint64_t *)raw;
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)raw;
     if (w[0] == (GA_DBG_REDIRECT ^ (uintptr_t)raw ^ ga__dbg_secret)) {
-        if (w[1] % 16 != 0 || w[1] + GA_DBG_HDR > block_size)
-            return NULL;
+        if (w[1] % 16 != 0 || w[1] + GA_DBG_HDR > block_size) return NULL;
         h = (ga_dbg_hdr_t *)(raw + w[1]);
     }
     uint64_t user = (uintptr_t)h + GA_DBG_HDR;
-    if (h->magic != h->state)
-        return NULL;
+    if (h->magic != h->state) return NULL;
     if (h->state == (GA_DBG_LIVE ^ user ^ ga__dbg_secret))
         *freed = false;
     else if (h->state == (GA_DBG_FREED ^ user ^ ga__dbg_secret))
@@ -615,8 +593,7 @@ static NO_SAN void walk_blocks(block_visit_t *visit, void *arg)
         }
         for (uint32_t i = 0; i < seg->page_count; i++) {
             ga_page_t *page = &seg->pages[i];
-            if (!page->in_use)
-                continue;
+            if (!page->in_use) continue;
             for (uint32_t k = 0; k < page->capacity; k++)
                 visit(page->start + (size_t)k * page->block_size, page->block_size, arg);
         }
@@ -633,8 +610,7 @@ static void dbg_visit(uint8_t *raw, size_t size, void *arg)
     dbg_walk_t *w = arg;
     bool freed;
     ga_dbg_hdr_t *h = classify(raw, size, &freed);
-    if (h)
-        w->visit(h, freed, w->arg);
+    if (h) w->visit(h, freed, w->arg);
 }
 
 void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg)
@@ -647,8 +623,7 @@ void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg)
 static NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
 {
     ga_segment_t *seg = ga__segment_of((void *)addr);
-    if (!ga__segmap_has(seg))
-        return NULL;
+    if (!ga__segmap_has(seg)) return NULL;
     if (seg->kind == GA_SEG_HUGE) {
         ga_page_t *page = &seg->pages[0];
         if (!page->in_use || addr < (uintptr_t)page->start || addr - (uintptr_t)seg >= seg->size)
@@ -656,14 +631,11 @@ static NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
         *size = seg->size - (size_t)(page->start - (uint8_t *)seg);
         return page->start;
     }
-    if (addr - (uintptr_t)seg < seg->header_size)
-        return NULL;
+    if (addr - (uintptr_t)seg < seg->header_size) return NULL;
     ga_page_t *page = ga__page_of(seg, (void *)addr);
-    if (!page->in_use || addr < (uintptr_t)page->start)
-        return NULL;
+    if (!page->in_use || addr < (uintptr_t)page->start) return NULL;
     size_t idx = ga__page_block_index(page, addr - (uintptr_t)page->start);
-    if (idx >= page->capacity)
-        return NULL;
+    if (idx >= page->capacity) return NULL;
     *size = page->block_size;
     return page->start + idx * page->block_size;
 }
@@ -672,13 +644,13 @@ ga_dbg_hdr_t *ga__dbg_find(const void *addr)
 {
     size_t size;
     bool freed;
-    if (!ga__debug_enabled || !ga__is_heap_memory(addr))
-        return NULL;
+    if (!ga__debug_enabled || !ga__is_heap_memory(addr)) return NULL;
     uint8_t *raw = block_containing((uintptr_t)addr, &size);
     return raw ? classify(raw, size, &freed) : NULL;
 }
 
-/* ---- reachability ------------------------------------------------------------------------------ */
+/* ---- reachability ------------------------------------------------------------------------------
+ */
 
 static struct {
     ga_dbg_hdr_t **stack; /* mark stack, mapped; grows by remapping */
@@ -692,8 +664,7 @@ static void push(ga_dbg_hdr_t *h)
     if (scan.n == scan.cap) {
         size_t cap = scan.cap ? scan.cap * 2 : (size_t)1 << 16;
         ga_dbg_hdr_t **s = ga__os_map_aligned(cap * sizeof *s, ga__os_page_size());
-        if (s == NULL)
-            return; /* the block stays unmarked: reported (conservatively, as a leak) */
+        if (s == NULL) return; /* the block stays unmarked: reported (conservatively, as a leak) */
         if (scan.stack) {
             memcpy(s, scan.stack, scan.n * sizeof *s);
             ga__os_unmap(scan.stack, scan.cap * sizeof *s);
@@ -710,14 +681,11 @@ static NO_SAN void consider(uintptr_t w)
     size_t size;
     bool freed;
     uint8_t *raw = block_containing(w, &size);
-    if (raw == NULL)
-        return;
+    if (raw == NULL) return;
     ga_dbg_hdr_t *h = classify(raw, size, &freed);
-    if (h == NULL || freed || h->mark)
-        return;
+    if (h == NULL || freed || h->mark) return;
     uintptr_t user = (uintptr_t)h + GA_DBG_HDR;
-    if (w < user || (w >= user + h->size && !(h->size == 0 && w == user)))
-        return;
+    if (w < user || (w >= user + h->size && !(h->size == 0 && w == user))) return;
     h->mark = 1;
     push(h);
 }
@@ -736,8 +704,7 @@ static bool skip_range(size_t i, uintptr_t *a, uintptr_t *b)
         return true;
     }
     i -= nn;
-    if (i >= stacks.n)
-        return false;
+    if (i >= stacks.n) return false;
     *a = stacks.s[i].live ? 0 : stacks.s[i].lo;
 #ifdef DTV_SLOT
     *b = stacks.s[i].hi;
@@ -752,14 +719,11 @@ static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
 {
     uintptr_t a, b;
     for (size_t i = first; lo < hi && skip_range(i, &a, &b); i++) {
-        if (a == 0 || b <= lo || a >= hi)
-            continue;
-        if (a > lo)
-            scan_clipped(lo, a, i + 1);
+        if (a == 0 || b <= lo || a >= hi) continue;
+        if (a > lo) scan_clipped(lo, a, i + 1);
         lo = b;
     }
-    if (lo < hi)
-        scan_foreign(lo, hi);
+    if (lo < hi) scan_foreign(lo, hi);
 }
 
 static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
@@ -767,8 +731,7 @@ static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
         uintptr_t w = *(const uintptr_t *)a;
-        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w)))
-            consider(w);
+        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
     }
 }
 
@@ -792,8 +755,7 @@ static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
 {
     (void)arg;
     bool freed;
-    if (classify(raw, size, &freed) != NULL)
-        return;
+    if (classify(raw, size, &freed) != NULL) return;
     /* word 0 of a free block is an encoded link; the rest is stale data (conservative) */
     scan_range((uintptr_t)raw, (uintptr_t)raw + size);
 }
@@ -823,8 +785,7 @@ static void scan_foreign(uintptr_t lo, uintptr_t hi)
             for (size_t i = 0; i + 8 <= (size_t)got; i += 8) {
                 uintptr_t w;
                 memcpy(&w, buf + i, 8);
-                if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w)))
-                    consider(w);
+                if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
             }
         if (got < (ssize_t)n) { /* unreadable from here: skip to the next page */
             uintptr_t at = lo + (got > 0 ? (size_t)got : 0);
@@ -833,8 +794,7 @@ static void scan_foreign(uintptr_t lo, uintptr_t hi)
             lo += n;
         }
     }
-    if (direct && lo < hi)
-        scan_range(lo, hi);
+    if (direct && lo < hi) scan_range(lo, hi);
 }
 
 static uintptr_t hexnum(const char **s)
@@ -843,8 +803,7 @@ static uintptr_t hexnum(const char **s)
     for (;; (*s)++) {
         char c = **s;
         int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0)
-            return v;
+        if (d < 0) return v;
         v = v * 16 + (uintptr_t)d;
     }
 }
@@ -853,18 +812,16 @@ static uintptr_t hexnum(const char **s)
  * from sp up. */
 static NO_SAN void scan_mappings(uintptr_t sp)
 {
-    if (scan.maps == NULL)
-        scan.maps = map_noscan(MAPS_MAX);
+    if (scan.maps == NULL) scan.maps = map_noscan(MAPS_MAX);
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (scan.maps == NULL || fd < 0) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return;
     }
     size_t len = 0;
     ssize_t r;
-    while (len < MAPS_MAX - 1 && ((r = read(fd, scan.maps + len, MAPS_MAX - 1 - len)) > 0 ||
-                                  (r < 0 && errno == EINTR)))
+    while (len < MAPS_MAX - 1 &&
+           ((r = read(fd, scan.maps + len, MAPS_MAX - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
         len += r > 0 ? (size_t)r : 0;
     close(fd);
     scan.maps[len] = 0;
@@ -880,8 +837,7 @@ static NO_SAN void scan_mappings(uintptr_t sp)
         s = nl ? nl + 1 : s + strlen(s);
         if (!rw_private || device || hi - lo > ((uintptr_t)4 << 30))
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
-        if (sp >= lo && sp < hi)
-            lo = sp;
+        if (sp >= lo && sp < hi) lo = sp;
 #ifdef DTV_SLOT
         for (size_t i = 0; i < stacks.n; i++) {
             uintptr_t slot = DTV_SLOT(stacks.s[i].tp);
@@ -892,8 +848,7 @@ static NO_SAN void scan_mappings(uintptr_t sp)
         for (uintptr_t a = lo; a < hi;) {
             uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
             uintptr_t end = seg_end < hi ? seg_end : hi;
-            if (!ga__segmap_has(ga__segment_of((void *)a)))
-                scan_clipped(a, end, 0);
+            if (!ga__segmap_has(ga__segment_of((void *)a))) scan_clipped(a, end, 0);
             a = end;
         }
     }
@@ -932,8 +887,7 @@ typedef struct collect_s {
 static void collect(ga_dbg_hdr_t *h, bool freed, void *arg)
 {
     collect_t *c = arg;
-    if (freed || h->epoch < c->since)
-        return;
+    if (freed || h->epoch < c->since) return;
     if (!c->all && h->mark) {
         c->reachable++;
         c->reachable_bytes += h->size;
@@ -941,8 +895,7 @@ static void collect(ga_dbg_hdr_t *h, bool freed, void *arg)
     }
     c->blocks++;
     c->bytes += h->size;
-    if (c->g == NULL)
-        return;
+    if (c->g == NULL) return;
     size_t mask = c->cap - 1, i = (h->alloc_stack * 0x9e3779b1u) & mask;
     for (;; i = (i + 1) & mask) {
         group_t *g = &c->g[i];
@@ -950,18 +903,20 @@ static void collect(ga_dbg_hdr_t *h, bool freed, void *arg)
             if (c->used + 1 >= c->cap)
                 return; /* table full: the block is counted but not grouped */
             c->used++;
-            *g = (group_t){.stack = h->alloc_stack, .tid = h->tid, .min = h->size,
-                           .max = h->size, .first_serial = h->serial,
-                           .example = (uintptr_t)h + GA_DBG_HDR, .kind = h->kind};
+            *g = (group_t){.stack = h->alloc_stack,
+                           .tid = h->tid,
+                           .min = h->size,
+                           .max = h->size,
+                           .first_serial = h->serial,
+                           .example = (uintptr_t)h + GA_DBG_HDR,
+                           .kind = h->kind};
         } else if (g->stack != h->alloc_stack) {
             continue;
         }
         g->count++;
         g->bytes += h->size;
-        if (h->size < g->min)
-            g->min = h->size;
-        if (h->size > g->max)
-            g->max = h->size;
+        if (h->size < g->min) g->min = h->size;
+        if (h->size > g->max) g->max = h->size;
         if (h->serial < g->first_serial) {
             g->first_serial = h->serial;
             g->example = (uintptr_t)h + GA_DBG_HDR;
@@ -981,8 +936,7 @@ static size_t sort_groups(group_t *g, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < cap; i++)
-        if (g[i].count)
-            g[n++] = g[i];
+        if (g[i].count) g[n++] = g[i];
     for (size_t gap = n / 2; gap > 0; gap = gap == 2 ? 1 : gap * 5 / 11) {
         for (size_t i = gap; i < n; i++) {
             group_t t = g[i];
@@ -1015,8 +969,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
     }
     ga__dbg_busy++;
     ga__registry_lock();
-    if (!c.all)
-        mark_reachable(sp);
+    if (!c.all) mark_reachable(sp);
     ga__dbg_walk(collect, &c);
     ga__registry_unlock();
     if (!quiet && c.blocks > 0) {
@@ -1024,9 +977,9 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
         ga__dbg_printf(fd,
                        "globalalloc: ==== %s (pid %d): %llu bytes in %llu block%s from %zu "
                        "allocation site%s ====\n",
-                       c.all ? "live blocks" : "LEAKS", (int)getpid(),
-                       (unsigned long long)c.bytes, (unsigned long long)c.blocks,
-                       c.blocks == 1 ? "" : "s", n, n == 1 ? "" : "s");
+                       c.all ? "live blocks" : "LEAKS", (int)getpid(), (unsigned long long)c.bytes,
+                       (unsigned long long)c.blocks, c.blocks == 1 ? "" : "s", n,
+                       n == 1 ? "" : "s");
         size_t shown = n < MAX_GROUPS_PRINTED ? n : MAX_GROUPS_PRINTED;
         pthread_mutex_lock(&sym.lock);
         if (!(flags & GA_LEAK_NOSYM)) {
@@ -1062,8 +1015,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
                        "GLOBALALLOC_DEBUG=leaks=all lists them)\n",
                        (unsigned long long)c.reachable_bytes, (unsigned long long)c.reachable);
     ga__dbg_busy--;
-    if (c.g)
-        ga__os_unmap(c.g, c.cap * sizeof(group_t));
+    if (c.g) ga__os_unmap(c.g, c.cap * sizeof(group_t));
     pthread_mutex_unlock(&report_lock);
     return (long)c.blocks;
 }
@@ -1074,8 +1026,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
 GA_NOINLINE long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
 {
     __builtin_unwind_init();
-    if (!ga__debug_enabled)
-        return GA_EPERM;
+    if (!ga__debug_enabled) return GA_EPERM;
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
 #if defined(__x86_64__)
     uintptr_t sp = fp - 5 * sizeof(void *); /* rbx r12 r13 r14 r15 */
@@ -1087,14 +1038,19 @@ GA_NOINLINE long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
     return n;
 }
 
-long ga_leak_report(int fd, unsigned flags) { return ga_leak_report_since(0, fd, flags); }
+long ga_leak_report(int fd, unsigned flags)
+{
+    return ga_leak_report_since(0, fd, flags);
+}
 
-long ga_leak_count(void) { return ga_leak_report_since(0, -1, GA_LEAK_QUIET); }
+long ga_leak_count(void)
+{
+    return ga_leak_report_since(0, -1, GA_LEAK_QUIET);
+}
 
 __attribute__((destructor(101))) static void leak_at_exit(void)
 {
-    if (!ga__debug_enabled || ga__dbg_opts.leaks == 0)
-        return;
+    if (!ga__debug_enabled || ga__dbg_opts.leaks == 0) return;
     unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
     long n = ga_leak_report(ga__dbg_opts.report_fd, flags);
     if (n > 0 && ga__dbg_opts.exitcode != 0) {
@@ -1116,8 +1072,7 @@ static void stats_visit(uint8_t *raw, size_t size, void *arg)
     stats_t *st = arg;
     bool freed;
     ga_dbg_hdr_t *h = classify(raw, size, &freed);
-    if (h == NULL)
-        return;
+    if (h == NULL) return;
     st->debug_blocks++;
     st->debug_bytes += size;
     if (freed && size <= GA_LARGE_MAX) { /* quarantined: free for the program */
@@ -1141,7 +1096,8 @@ void ga__debug_stats(ga_stats_t *out)
     ga__registry_lock();
     walk_blocks(stats_visit, &st);
     ga__registry_unlock();
-    out->blocks_in_use -= out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
+    out->blocks_in_use -=
+        out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
     out->blocks_in_use += st.live;
     out->bytes_in_use -= out->bytes_in_use >= st.debug_bytes ? st.debug_bytes : out->bytes_in_use;
     out->bytes_in_use += st.live_bytes;
@@ -1169,8 +1125,7 @@ int ga__debug_check(unsigned flags)
     ga__registry_lock();
     ga__dbg_walk(check_visit, &c);
     ga__registry_unlock();
-    if (c.bad == NULL)
-        return 0;
+    if (c.bad == NULL) return 0;
     /* report outside the lock (symbolization forks) */
     return ga__dbg_verify(c.bad, c.bad_freed, flags & GA_CHECK_QUIET, "ga_heap_check", NULL);
 }

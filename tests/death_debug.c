@@ -19,15 +19,13 @@ static char addr[32]; /* the block address the child printed before the bug */
 static int run_child(void (*fn)(void), const char *options)
 {
     int pfd[2];
-    if (pipe(pfd) != 0)
-        return -1;
+    if (pipe(pfd) != 0) return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(pfd[1], 2);
         close(pfd[0]);
-        if (ga_debug_enable(options) != 0)
-            _exit(99);
+        if (ga_debug_enable(options) != 0) _exit(99);
         fn();
         _exit(0);
     }
@@ -42,29 +40,30 @@ static int run_child(void (*fn)(void), const char *options)
     waitpid(pid, &status, 0);
     addr[0] = 0;
     const char *a = strstr(out, "ADDR=");
-    if (a)
-        sscanf(a + 5, "%31s", addr);
+    if (a) sscanf(a + 5, "%31s", addr);
     return status;
 }
 
-static void tell(const void *p) { fprintf(stderr, "ADDR=%p\n", p); }
+static void tell(const void *p)
+{
+    fprintf(stderr, "ADDR=%p\n", p);
+}
 
 /* The text between "allocated at:" and the next section must name the allocating function. */
 static bool site_named(const char *section, const char *fn)
 {
     const char *s = strstr(out, section);
-    if (s == NULL)
-        return false;
+    if (s == NULL) return false;
     const char *end = strstr(s + 1, "  bad call");
     const char *hit = strstr(s, fn);
     return hit != NULL && (end == NULL || hit < end || strcmp(section, "  bad call") == 0);
 }
 
-#define EXPECT_ABORT(status)                                                                   \
-    do {                                                                                       \
-        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);                             \
-        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))                             \
-            fprintf(stderr, "child status %#x, stderr:\n%s\n", status, out);                   \
+#define EXPECT_ABORT(status)                                                                       \
+    do {                                                                                           \
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);                                 \
+        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))                                 \
+            fprintf(stderr, "child status %#x, stderr:\n%s\n", status, out);                       \
     } while (0)
 
 /* Checks the usual report: what, block address and size, allocation and bad-call sites. */
@@ -77,17 +76,21 @@ static void expect_report(const char *what, const char *size, const char *alloc_
     snprintf(block, sizeof block, "block %s of %s bytes", addr, size);
     CHECK(strstr(out, block) != NULL);
     CHECK(strstr(out, "allocation #") != NULL);
-    if (alloc_fn)
-        CHECK(site_named("  allocated at:", alloc_fn));
+    if (alloc_fn) CHECK(site_named("  allocated at:", alloc_fn));
     CHECK(site_named("  bad call", bad_fn));
     CHECK(strstr(out, "death_debug.c:") != NULL);
-    if (test_failures_)
-        fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
 }
 
 /* ---- double free ---- */
-static __attribute__((noinline)) char *make_block_24(void) { return ga_malloc(24); }
-static __attribute__((noinline)) void free_it_again(char *p) { ga_free(p); }
+static __attribute__((noinline)) char *make_block_24(void)
+{
+    return ga_malloc(24);
+}
+static __attribute__((noinline)) void free_it_again(char *p)
+{
+    ga_free(p);
+}
 static void double_free_child(void)
 {
     char *p = make_block_24();
@@ -141,8 +144,14 @@ TEST(foreign_pointer)
 }
 
 /* ---- interior pointer ---- */
-static __attribute__((noinline)) char *make_block_200(void) { return ga_malloc(200); }
-static __attribute__((noinline)) void free_middle(char *p) { ga_free(p + 48); }
+static __attribute__((noinline)) char *make_block_200(void)
+{
+    return ga_malloc(200);
+}
+static __attribute__((noinline)) void free_middle(char *p)
+{
+    ga_free(p + 48);
+}
 static void interior_child(void)
 {
     char *p = make_block_200();
@@ -157,7 +166,10 @@ TEST(interior_pointer)
 }
 
 /* ---- overrun / underrun ---- */
-static __attribute__((noinline)) char *make_block_13(void) { return ga_malloc(13); }
+static __attribute__((noinline)) char *make_block_13(void)
+{
+    return ga_malloc(13);
+}
 static void overrun_child(void)
 {
     char *p = make_block_13();
@@ -189,7 +201,10 @@ TEST(write_before_the_start)
 }
 
 /* ---- realloc checks guards too ---- */
-static __attribute__((noinline)) void grow(char *p) { ga_realloc(p, 1000); }
+static __attribute__((noinline)) void grow(char *p)
+{
+    ga_realloc(p, 1000);
+}
 static void realloc_overrun_child(void)
 {
     char *p = make_block_13();
@@ -206,7 +221,10 @@ TEST(realloc_finds_overrun)
 }
 
 /* ---- check=N finds an overrun before the block is freed ---- */
-static __attribute__((noinline)) void next_call(void) { ga_free(ga_malloc(8)); }
+static __attribute__((noinline)) void next_call(void)
+{
+    ga_free(ga_malloc(8));
+}
 static void periodic_check_child(void)
 {
     char *p = make_block_13();
@@ -224,12 +242,14 @@ TEST(periodic_check_finds_overrun)
     snprintf(block, sizeof block, "block %s of 13 bytes", addr);
     CHECK(strstr(out, "write past the end of a block (byte 15, size 13) found at ga_heap_check") &&
           strstr(out, block) && site_named("  allocated at:", "make_block_13"));
-    if (test_failures_)
-        fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
 }
 
 /* ---- use after free ---- */
-static __attribute__((noinline)) void write_after_free(char *p) { p[5] = 'x'; }
+static __attribute__((noinline)) void write_after_free(char *p)
+{
+    p[5] = 'x';
+}
 static void uaf_child(void)
 {
     char *p = make_block_24();
@@ -248,7 +268,10 @@ TEST(use_after_free)
     CHECK(strstr(out, "  freed at:") != NULL && site_named("  freed at:", "uaf_child"));
 }
 
-static __attribute__((noinline)) void realloc_freed(char *p) { ga_realloc(p, 50); }
+static __attribute__((noinline)) void realloc_freed(char *p)
+{
+    ga_realloc(p, 50);
+}
 static void realloc_freed_child(void)
 {
     char *p = make_block_24();
@@ -287,20 +310,18 @@ TEST(exit_report_and_status)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 23);
     CHECK(strstr(out, "LEAKS") && strstr(out, ": 600 bytes in 2 blocks from"));
     CHECK(strstr(out, "leak_at_exit_site") != NULL);
-    if (test_failures_)
-        fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
     st = run_child(clean_child, "exitcode=23");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(strstr(out, "LEAKS") == NULL);
     st = run_child(leak_child, "leaks=0,exitcode=23");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(out[0] == 0);
-    if (test_failures_)
-        fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
 }
 
 TEST_MAIN(TEST_ENTRY(double_free), TEST_ENTRY(late_double_free), TEST_ENTRY(foreign_pointer),
           TEST_ENTRY(interior_pointer), TEST_ENTRY(write_past_the_end),
           TEST_ENTRY(write_before_the_start), TEST_ENTRY(realloc_finds_overrun),
-          TEST_ENTRY(periodic_check_finds_overrun), TEST_ENTRY(use_after_free), TEST_ENTRY(realloc_of_freed_block),
-          TEST_ENTRY(exit_report_and_status))
+          TEST_ENTRY(periodic_check_finds_overrun), TEST_ENTRY(use_after_free),
+          TEST_ENTRY(realloc_of_freed_block), TEST_ENTRY(exit_report_and_status))

@@ -17,8 +17,7 @@ static long report(uint64_t mark, unsigned flags)
     int fd = memfd_create("leaks", 0);
     long n = ga_leak_report_since(mark, fd, flags);
     off_t len = lseek(fd, 0, SEEK_CUR);
-    if (len < 0 || len >= (off_t)sizeof report_buf)
-        len = sizeof report_buf - 1;
+    if (len < 0 || len >= (off_t)sizeof report_buf) len = sizeof report_buf - 1;
     ssize_t r = pread(fd, report_buf, (size_t)len, 0);
     report_buf[r > 0 ? r : 0] = 0;
     close(fd);
@@ -76,7 +75,10 @@ static __attribute__((noinline)) void leak_three_blocks(void)
         hidden ^= ~(uintptr_t)p; /* lose the pointer */
     }
 }
-static __attribute__((noinline)) void leak_one_big(void) { hidden ^= ~(uintptr_t)ga_malloc(5000); }
+static __attribute__((noinline)) void leak_one_big(void)
+{
+    hidden ^= ~(uintptr_t)ga_malloc(5000);
+}
 
 TEST(leaks_are_grouped_by_site_largest_first)
 {
@@ -95,8 +97,7 @@ TEST(leaks_are_grouped_by_site_largest_first)
     CHECK(strstr(report_buf, "test_debug_heap.c:") != NULL);
     /* the caller shows up as the next frame (frame pointers) */
     CHECK(strstr(small_fn, "leaks_are_grouped_by_site_largest_first") != NULL);
-    if (test_failures_)
-        fputs(report_buf, stderr);
+    if (test_failures_) fputs(report_buf, stderr);
     ASSERT_EQ(report(ga_debug_mark(), 0), 0); /* nothing since a fresh mark */
     ASSERT_EQ(report_buf[0], 0);
 }
@@ -206,7 +207,10 @@ static int record_handler(int err, const char *msg, uintptr_t ptr, void *arg)
     return 1; /* continue */
 }
 
-static __attribute__((noinline)) void *alloc_for_handler(void) { return ga_malloc(24); }
+static __attribute__((noinline)) void *alloc_for_handler(void)
+{
+    return ga_malloc(24);
+}
 
 TEST(misuse_goes_to_the_error_handler)
 {
@@ -249,7 +253,10 @@ TEST(misuse_goes_to_the_error_handler)
     close(null);
 }
 
-static __attribute__((noinline)) void leak_raw(void) { hidden ^= ~(uintptr_t)ga__alloc(72); }
+static __attribute__((noinline)) void leak_raw(void)
+{
+    hidden ^= ~(uintptr_t)ga__alloc(72);
+}
 
 TEST(raw_blocks_of_other_layers)
 {
@@ -265,7 +272,8 @@ TEST(raw_blocks_of_other_layers)
     leak_raw();
     clobber_stack();
     ASSERT_EQ(report(mark, 0), 1);
-    CHECK(strstr(report_buf, "raw/GlobalAlloc block of 72 bytes") && strstr(report_buf, "leak_raw"));
+    CHECK(strstr(report_buf, "raw/GlobalAlloc block of 72 bytes") &&
+          strstr(report_buf, "leak_raw"));
 }
 
 enum { TN = 2, TITER = 20000 };
@@ -281,8 +289,7 @@ static void *thread_churn(void *arg)
     }
     for (int k = 0; k < 64; k++)
         ga_free(slots[k]);
-    if (arg == (void *)1)
-        hidden ^= ~(uintptr_t)ga_malloc(777); /* one leak, from a thread */
+    if (arg == (void *)1) hidden ^= ~(uintptr_t)ga_malloc(777); /* one leak, from a thread */
     return NULL;
 }
 
