@@ -214,6 +214,161 @@ enum {
  * error handler unless GA_CHECK_QUIET. Other threads must not allocate during the walk. */
 GA_API int ga_heap_check(ga_heap_t *heap, unsigned flags);
 
+/* ---- shared heaps ---------------------------------------------------------------------- */
+/*
+ * A shared heap is a named heap in POSIX shared memory (/dev/shm/ga.NAME) that several
+ * processes attach. Its address space (max_size) is reserved when it is created and memory is
+ * committed as it grows. Blocks are named inside the heap by offsets (ga_shared_offset), which
+ * mean the same in every process; handles from ga_shared_handle_alloc work with every
+ * ga_handle_* function in any attached process. A process killed at any instant leaves the heap
+ * consistent: its cached blocks are recovered, and the blocks it had allocated are reported as
+ * owned by a dead process until ga_shared_reclaim_dead frees them.
+ *
+ * Names: 1..200 printable characters, no '/', no "..", no spaces. Object names: 1..63 of the
+ * same. A ga_heap_t * from ga_shared_open is valid until ga_shared_close, in the process that
+ * opened it (a fork child must open the heap again).
+ */
+
+/* ga_shared_open flags. */
+enum {
+    GA_SHARED_CREATE = 0x01, /* create the heap if it does not exist */
+    GA_SHARED_EXCL = 0x02,   /* with CREATE: fail with GA_EEXIST if it exists */
+    GA_SHARED_GROUP = 0x04,  /* create with mode 0660 (default 0600) */
+    GA_SHARED_OTHERS = 0x08, /* create with mode 0666 */
+    GA_SHARED_FORCE = 0x10,  /* ga_shared_unlink: remove even while others are attached */
+};
+
+/* Opens (attaches) the shared heap NAME, creating it with room for max_size bytes (rounded up;
+ * 1 MiB .. 64 GiB) when GA_SHARED_CREATE is given and it does not exist. max_size is ignored
+ * when attaching. *created (may be NULL) is set to 1 if this call created it, else 0. A creator
+ * that died half-way is detected; with CREATE the heap is then initialized again.
+ * NULL + GA_ENAME, GA_ENOENT, GA_EEXIST, GA_EINVAL, GA_EFORMAT (magic, version or layout),
+ * GA_ECORRUPT, GA_EPERM (no access), GA_EFULL (no free process slot), GA_ENOMEM. */
+GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags,
+                                 int *created);
+/* Detaches: flushes this process's caches; blocks it still owns stay allocated (owned by the
+ * heap from now on: any process may free them). Every thread of the process must be done with
+ * heap. A process that exits without it counts as dead (see ga_shared_reclaim_dead).
+ * 0 or GA_EINVAL. */
+GA_API int ga_shared_close(ga_heap_t *heap);
+/* Removes the name NAME (attached processes keep their mapping). Refuses with GA_EPERM while
+ * another live process is attached, unless flags has GA_SHARED_FORCE. 0, GA_ENAME, GA_ENOENT,
+ * GA_EPERM. */
+GA_API int ga_shared_unlink(const char *name, unsigned flags);
+/* What ga_shared_peek reads from a heap's header without attaching. */
+typedef struct ga_shared_info_s {
+    unsigned heap_id;
+    unsigned version;
+    unsigned mode;        /* permission bits of the segment file */
+    int creator_pid;
+    uint64_t created_time; /* seconds since the epoch */
+    size_t reserved;      /* max_size */
+    size_t committed;     /* bytes the segment file covers now */
+    size_t attached;      /* live attached processes */
+    size_t dead;          /* processes that died attached and were not reclaimed yet */
+} ga_shared_info_t;
+/* Reads NAME's header read-only (no attach, no side effect). 0, GA_ENAME, GA_ENOENT, GA_EPERM,
+ * GA_EFORMAT (not a heap of this format, or never initialized), GA_ECORRUPT. */
+GA_API int ga_shared_peek(const char *name, ga_shared_info_t *out);
+/* The heap's name (as given to ga_shared_open), or NULL for a heap that is not shared. */
+GA_API const char *ga_shared_name(ga_heap_t *heap);
+/* 1 if heap is a shared heap attached by this process, else 0. */
+GA_API int ga_shared_is_shared(ga_heap_t *heap);
+
+/* The shared heap that GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE) uses in this process: the one
+ * set with ga_set_share_heap, else the heap named by the environment variable GLOBALALLOC_HEAP,
+ * opened on first use (created if missing, GLOBALALLOC_HEAP_SIZE bytes, default 64 MiB). NULL
+ * when there is none: such blocks then come from the process heap, with the GMEM_DDESHARE
+ * attribute recorded, as on Win32. (A GMEM_FIXED block is a pointer, meaningful in one process
+ * only, so it always comes from the process heap.) After fork the child opens it again. */
+GA_API ga_heap_t *ga_share_heap(void);
+/* Sets the shared heap for GMEM_SHARE (a heap this process attached), or NULL for none.
+ * 0 or GA_EINVAL (not a shared heap). */
+GA_API int ga_set_share_heap(ga_heap_t *heap);
+
+/* Allocates size bytes (0 gives a minimal block), 16-byte aligned, owned by this process.
+ * NULL + GA_EINVAL, GA_EFULL (heap full), GA_ENOMEM (no memory to commit), GA_ECORRUPT. */
+GA_API void *ga_shared_alloc(ga_heap_t *heap, size_t size);
+/* Allocates n*size zeroed bytes. NULL + GA_EOVERFLOW or the ga_shared_alloc errors. */
+GA_API void *ga_shared_calloc(ga_heap_t *heap, size_t n, size_t size);
+/* Frees p (NULL ignored), allocated by any process attached to heap. 0, or GA_ENOTOWNED,
+ * GA_EDOUBLEFREE, GA_ECORRUPT (also reported through the error handler). */
+GA_API int ga_shared_free(ga_heap_t *heap, void *p);
+/* Resizes p (NULL: allocates). On failure returns NULL and p is unchanged. */
+GA_API void *ga_shared_realloc(ga_heap_t *heap, void *p, size_t size);
+/* Usable bytes of the live block p, or 0 (GA_ENOTOWNED) if p is not one. */
+GA_API size_t ga_shared_usable_size(ga_heap_t *heap, const void *p);
+/* Offset of p from the start of the segment (the same in every process), or 0 + GA_ENOTOWNED
+ * if p is not inside heap's data area. */
+GA_API uint64_t ga_shared_offset(ga_heap_t *heap, const void *p);
+/* This process's pointer for offset off, or NULL + GA_EINVAL if off is outside the committed
+ * data area. */
+GA_API void *ga_shared_ptr(ga_heap_t *heap, uint64_t off);
+
+/* Allocates a moveable block in heap (as ga_handle_alloc). Its handle is valid in every
+ * attached process; ga_handle_lock gives each its own pointer. Shared handles always report
+ * GA_HSHARE. 0 + GA_EINVAL, GA_EFULL, GA_ENOMEM, GA_EOVERFLOW. */
+GA_API ga_handle_t ga_shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags);
+/* Writes up to max live handles of heap into out; returns how many there are (may be > max),
+ * or GA_E*. */
+GA_API long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max);
+
+/* Named objects: blocks that any attached process finds by name. */
+typedef struct ga_shared_object_info_s {
+    char name[64];
+    size_t size;     /* requested size */
+    uint64_t offset; /* ga_shared_ptr(heap, offset) is the data */
+} ga_shared_object_info_t;
+/* Finds the object NAME or creates it (size bytes, zero-filled; flags must be 0): atomically,
+ * so of processes racing to create it exactly one gets *created = 1 and all get the same
+ * block. An existing object smaller than size fails with GA_EEXIST. NULL + GA_ENAME, GA_EINVAL,
+ * GA_EFULL (table of 1024 objects or heap full), GA_EEXIST, GA_ECORRUPT. */
+GA_API void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags,
+                              int *created);
+/* The data of object NAME (its size in *size if not NULL), or NULL + GA_ENOENT / GA_ENAME. */
+GA_API void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size);
+/* Fills up to max entries of out; returns the number of objects (may be > max), or GA_E*. */
+GA_API long ga_shared_object_list(ga_heap_t *heap, ga_shared_object_info_t *out, size_t max);
+/* Removes object NAME and frees its data. 0, GA_ENOENT, GA_ENAME. */
+GA_API int ga_shared_object_remove(ga_heap_t *heap, const char *name);
+
+/* Statistics of a shared heap. */
+typedef struct ga_shared_proc_s {
+    int pid;             /* 0: free slot */
+    int alive;           /* 0: the process died without detaching */
+    size_t blocks, bytes; /* blocks it allocated and has not freed */
+} ga_shared_proc_t;
+typedef struct ga_shared_stats_s {
+    unsigned heap_id;
+    size_t reserved;      /* max_size: address space reserved */
+    size_t committed;     /* bytes of the segment backed by memory now */
+    size_t bytes_in_use;  /* bytes of allocated blocks (block sizes), every owner */
+    size_t blocks_in_use;
+    size_t bytes_cached;  /* free blocks held in processes' caches */
+    size_t pages_total;   /* data pages committed */
+    size_t pages_free;
+    size_t handles_in_use;
+    size_t objects;       /* named objects */
+    size_t heap_blocks;   /* blocks owned by the heap (handles' and objects' data) */
+    size_t orphan_blocks; /* blocks left by processes that detached */
+    size_t attached;      /* live attached processes */
+    size_t dead;          /* slots of processes that died attached */
+    size_t dead_blocks, dead_bytes; /* blocks those dead processes had allocated */
+    size_t repairs;       /* locks taken over from processes that died holding them */
+    size_t class_count;
+    ga_class_stats_t classes[GA_STATS_MAX_CLASSES];
+    ga_shared_proc_t procs[64];
+} ga_shared_stats_t;
+/* Fills *out (walks the heap: cost grows with its size). 0, GA_EINVAL, GA_ECORRUPT. */
+GA_API int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *out);
+/* Verifies the whole shared heap: header, page table, block states, class lists, handle table,
+ * named objects, and that every heap-owned block is referenced. Locks left by dead processes are
+ * repaired first. 0 or GA_ECORRUPT (reported unless GA_CHECK_QUIET). Needs no quiescence. */
+GA_API int ga_shared_check(ga_heap_t *heap, unsigned flags);
+/* Frees everything processes that died attached still held (cached and allocated blocks) and
+ * frees their slots. Returns the number of blocks freed, or GA_E*. */
+GA_API long ga_shared_reclaim_dead(ga_heap_t *heap);
+
 /* ---- debug heap ------------------------------------------------------------------------ */
 
 /* Debug mode (same library build): every block records its size, allocation number, thread and

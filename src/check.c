@@ -166,6 +166,8 @@ void ga__engine_stats(ga_stats_t *out)
 
 int ga_heap_stats(ga_heap_t *heap, ga_stats_t *out)
 {
+    if (heap != NULL && out != NULL && ga__shared_is_heap(heap))
+        return ga__shared_heap_stats(heap, out);
     if (out == NULL || (heap != NULL && heap != ga_heap_default()))
         return ga__set_error(GA_EINVAL);
     ga__engine_stats(out);
@@ -177,6 +179,8 @@ int ga_heap_stats(ga_heap_t *heap, ga_stats_t *out)
 
 int ga_heap_check(ga_heap_t *heap, unsigned flags)
 {
+    if (heap != NULL && ga__shared_is_heap(heap))
+        return ga__shared_heap_check(heap, flags);
     if (heap != NULL && heap != ga_heap_default())
         return GA_EINVAL;
     int rc = ga__engine_check(flags);

@@ -141,6 +141,9 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls);
 bool ga__page_extend(ga_page_t *page);
 /* Moves blocks freed by other threads to the free list. Returns how many. */
 uint32_t ga__page_collect(ga_page_t *page);
+/* Returns the memory of an empty medium or large page to the OS (pre: used == 0); the page
+ * stays formatted and is carved again on its next allocation. */
+void ga__page_decommit(ga_segment_t *seg, ga_page_t *page);
 uint8_t *ga__page_area_start(const ga_segment_t *seg, size_t idx);
 
 /* ---- heap.c --------------------------------------------------------------------------- */

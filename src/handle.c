@@ -130,6 +130,9 @@ static void backoff(unsigned *spins)
     }
 }
 
+/* Handles of shared heaps (heap id in the high bits) are served by shared_handle.c. */
+#define IS_SHARED(h) GA_UNLIKELY(((ga_handle_t)(h) >> GA__H_HIGH_SHIFT) != 0)
+
 /* ---- tags ---------------------------------------------------------------------------- */
 
 static GA_NOINLINE uint64_t secret_init(void)
@@ -637,6 +640,7 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
 ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 {
     ga_handle_t h = 0;
+    if (heap && ga__shared_is_heap(heap)) return ga__shared_handle_alloc(heap, size, flags);
     int rc = (heap && heap != ga_heap_default()) ? GA_EINVAL : ga__handle_alloc(size, flags, &h);
     if (rc) {
         ga__set_error(rc);
@@ -647,6 +651,7 @@ ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 
 int ga_handle_free(ga_handle_t h)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_free(h);
     slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
@@ -670,6 +675,12 @@ int ga_handle_free(ga_handle_t h)
 
 int ga__handle_lock_slow(ga_handle_t h, void **out)
 {
+    if (IS_SHARED(h)) {
+        void *p = ga__shared_handle_lock(h);
+        if (!p) return ga_last_error();
+        *out = p;
+        return 0;
+    }
     slot_t *s = slot_of(h);
     if (!s) return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -708,6 +719,7 @@ void *ga_handle_lock(ga_handle_t h)
 
 int ga__handle_unlock_slow(ga_handle_t h)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_unlock(h);
     slot_t *s = slot_of(h);
     if (!s) return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -728,6 +740,7 @@ int ga_handle_unlock(ga_handle_t h)
 
 int ga_handle_discard(ga_handle_t h)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_discard(h);
     slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
@@ -746,6 +759,7 @@ int ga_handle_discard(ga_handle_t h)
 
 int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_realloc(h, size, flags);
     if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE)) return GA_EINVAL;
     if (size == 0) return ga_handle_discard(h);
     slot_t *s;
@@ -771,6 +785,7 @@ int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 
 int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_modify(h, set, clear);
     if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE)) return GA_EINVAL;
     slot_t *s;
     uint64_t st;
@@ -782,6 +797,7 @@ int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 
 int ga_handle_info(ga_handle_t h, ga_handle_info_t *info)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_info(h, info);
     if (!info) return GA_EINVAL;
     snap_t sn;
     int rc = slot_snapshot(h, &sn);
@@ -797,6 +813,7 @@ int ga_handle_info(ga_handle_t h, ga_handle_info_t *info)
 
 size_t ga_handle_size(ga_handle_t h)
 {
+    if (IS_SHARED(h)) return ga__shared_handle_size(h);
     snap_t sn;
     int rc = slot_snapshot(h, &sn);
     if (rc) {
@@ -816,9 +833,23 @@ ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
             ref->handle = x;
             return GA__K_HANDLE;
         }
+        if (IS_SHARED(x)) {
+            ga_handle_info_t info;
+            if (ga__shared_handle_info(x, &info) == 0) {
+                ref->handle = x;
+                return GA__K_HANDLE;
+            }
+        }
         return GA__K_STALE;
     }
-    if (!header_plausible(v)) return GA__K_BOGUS;
+    if (!header_plausible(v)) {
+        ga_handle_t sh = ga__shared_handle_from_ptr(v); /* locked data of a shared block? */
+        if (sh) {
+            ref->handle = sh;
+            return GA__K_DATA;
+        }
+        return GA__K_BOGUS;
+    }
     uint64_t *hdr = header_of(v);
     uint64_t tag = tag_get(hdr);
     ref->ptr = (void *)v;
@@ -835,6 +866,9 @@ ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
 
 ga_handle_t ga_handle_from_ptr(const void *p)
 {
+    ga__set_error(GA_OK);
+    ga_handle_t sh = ga__shared_handle_from_ptr(p); /* 0 and no error: not in a shared heap */
+    if (sh || ga_last_error() == GA_ENOTOWNED) return sh;
     ga__ref_t ref;
     if (ga__classify(p, &ref) != GA__K_DATA) {
         ga__set_error(GA_ENOTOWNED);

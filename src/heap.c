@@ -170,6 +170,7 @@ static void seg_free_remove(ga_theap_t *heap, ga_segment_t *seg)
 static void page_release(ga_theap_t *heap, ga_page_t *page)
 {
     ga_segment_t *seg = ga__segment_of(page);
+    ga__page_decommit(seg, page);
     page->in_use = 0;
     page->kept = 0;
     atomic_store_explicit(&page->flags, GA_PAGE_FULL, memory_order_relaxed); /* not fast-freeable */

@@ -45,8 +45,29 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     atomic_store_explicit(&page->xfree_count, 0, memory_order_relaxed);
 }
 
+void ga__page_decommit(ga_segment_t *seg, ga_page_t *page)
+{
+    GA_ASSERT(ga__page_used(page) == 0);
+    if (seg->kind == GA_SEG_SMALL || page->capacity == 0)
+        return;
+    uintptr_t os = ga__os_page_size();
+    uintptr_t lo = ((uintptr_t)page->start + os - 1) & ~(os - 1);
+    uintptr_t hi = ((uintptr_t)page->start + (size_t)page->capacity * page->block_size) & ~(os - 1);
+    if (hi > lo) {
+        ga__os_decommit((void *)lo, hi - lo);
+        page->decommitted += (uint32_t)(hi - lo);
+        atomic_fetch_sub(&ga__global.committed, hi - lo);
+    }
+    page->capacity = 0; /* the free list lived in the blocks: carve again from scratch */
+    page->free = NULL;
+}
+
 bool ga__page_extend(ga_page_t *page)
 {
+    if (page->decommitted) { /* carving touches the memory again */
+        atomic_fetch_add(&ga__global.committed, page->decommitted);
+        page->decommitted = 0;
+    }
     uint32_t avail = page->reserved - page->capacity;
     if (avail == 0)
         return false;

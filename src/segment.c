@@ -83,6 +83,10 @@ static size_t header_size_for(uint32_t page_count)
 static void segment_unmap(ga_segment_t *seg)
 {
     size_t size = seg->size;
+    if (seg->kind != GA_SEG_HUGE) { /* decommitted bytes were already taken off `committed` */
+        for (uint32_t i = 0; i < seg->page_count; i++)
+            atomic_fetch_add(&ga__global.committed, seg->pages[i].decommitted);
+    }
     GA_UNPOISON(seg, size); /* the address range may be mapped again later */
     ga__os_unmap(seg, size);
     ga__count_mapped(-(ptrdiff_t)size);

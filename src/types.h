@@ -87,6 +87,7 @@ typedef struct __attribute__((aligned(128))) ga_page_s {
     _Atomic uint32_t used; /* blocks handed out and not yet collected back (incl. xfree ones) */
     uintptr_t key;         /* free-list encoding key (random per page) */
     uint64_t div_mul;      /* 2^42 / block_size + 1: offset / block_size as multiply + shift */
+    uint32_t decommitted;  /* bytes of this page given back to the OS (ga__page_decommit) */
     uint8_t *start;        /* first block */
     struct ga_page_s *next, *prev; /* class queue or full list of the owning heap */
     /* --- shared with other threads --- */

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared heaps: recovery from dead processes, the checker, statistics.
+ *
+ * A process slot is dead when its pid is gone, a zombie, or a different process (start time).
+ * Recovery (ga__shm_recover), under the slots lock so two survivors never recover the same
+ * slot together: first every robust lock is taken once, so each repair a dead holder left to do
+ * runs (shared_alloc.c, shared_handle.c, shared_object.c); only then are the dead slots' CACHED
+ * blocks turned FREE (the repairs may still look at blocks a dead process freed inside a logged
+ * change, which is why those stay CACHED until here). Its ALLOC blocks stay until
+ * ga_shared_reclaim_dead, which also frees the slot.
+ *
+ * The checker takes every lock (in the lock order), so it runs the same repairs, and then
+ * verifies the header, each page descriptor and state byte, class lists and free counts, the
+ * handle table, named objects, and that the heap-owned blocks are exactly those referenced.
+ */
+#include "shared_internal.h"
+#include <string.h>
+
+int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)
+{
+    if (!quiet)
+        ga__report(GA_ECORRUPT, (uintptr_t)where, false, "shared heap %s: %s (at %llu)", a->name,
+                   what, (unsigned long long)where);
+    return GA_ECORRUPT;
+}
+
+static uint64_t top_pages(shm_att_t *a)
+{
+    uint64_t t = atomic_load(&a->hdr->npages_top);
+    return t <= atomic_load_explicit(&a->known_top, memory_order_relaxed) ? t
+                                                                          : ga__shm_top_slow(a, t);
+}
+
+/* Takes every lock in order (running repairs), optionally keeping them. 0 or GA_E*. */
+static int lock_all(shm_att_t *a, bool keep)
+{
+    shm_header_t *h = a->hdr;
+    int rc = ga__shm_lock_named(a);
+    if (rc) return rc;
+    unsigned s, c = 0;
+    bool pages = false;
+    for (s = 0; s < SHM_NSTRIPES; s++)
+        if ((rc = ga__shm_lock_stripe(a, s)) != 0) break;
+    if (rc == 0)
+        for (c = 0; c < SHM_NCLASS; c++)
+            if ((rc = ga__shm_lock_class(a, c)) != 0) break;
+    if (rc == 0) pages = (rc = ga__shm_lock_pages(a)) == 0;
+    if (!keep || rc) {
+        if (pages) ga__shm_unlock(&h->pages_lock);
+        while (c-- > 0)
+            ga__shm_unlock(&h->classes[c].lock);
+        while (s-- > 0)
+            ga__shm_unlock(&h->stripes[s].lock);
+        ga__shm_unlock(&h->named_lock);
+    }
+    return rc;
+}
+
+static void unlock_all(shm_att_t *a)
+{
+    shm_header_t *h = a->hdr;
+    ga__shm_unlock(&h->pages_lock);
+    for (unsigned c = SHM_NCLASS; c-- > 0;)
+        ga__shm_unlock(&h->classes[c].lock);
+    for (unsigned s = SHM_NSTRIPES; s-- > 0;)
+        ga__shm_unlock(&h->stripes[s].lock);
+    ga__shm_unlock(&h->named_lock);
+}
+
+/* Bit mask of dead slots (skipping those already recovered unless all). */
+static uint64_t dead_slots(shm_att_t *a, bool all)
+{
+    uint64_t m = 0;
+    for (unsigned s = 0; s < SHM_PROC_SLOTS; s++)
+        if (ga__shm_slot_alive(a, s) == 0 && (all || !atomic_load(&a->hdr->slots[s].recovered)))
+            m |= (uint64_t)1 << s;
+    return m;
+}
+
+static bool state_hit(unsigned st, uint64_t dead, bool blocks)
+{
+    unsigned s = ST_SLOT(st);
+    if (s >= SHM_PROC_SLOTS || !(dead >> s & 1)) return false;
+    return ST_KIND(st) == ST_KCACHED || (blocks && ST_KIND(st) == ST_KALLOC);
+}
+
+long ga__shm_recover(shm_att_t *a, bool blocks)
+{
+    shm_header_t *h = a->hdr;
+    if (!dead_slots(a, blocks)) return 0;
+    int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
+    if (rc) return rc;
+    uint64_t dead = dead_slots(a, blocks);
+    long freed = 0;
+    if (dead && (rc = lock_all(a, false)) == 0) {
+        for (unsigned c = 0; c < SHM_NCLASS; c++) {
+            if (ga__shm_lock_class(a, c)) continue;
+            uint64_t top = top_pages(a);
+            for (uint64_t p = 0; p < top; p++) {
+                uint64_t d = atomic_load(&a->pages[p].desc);
+                if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
+                _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+                for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
+                    if (state_hit(atomic_load(&st[i]), dead, blocks)) {
+                        ga__shm_small_release_locked(a, p, i);
+                        freed++;
+                    }
+                }
+            }
+            ga__shm_unlock(&h->classes[c].lock);
+        }
+        uint64_t top = top_pages(a);
+        for (uint64_t p = 0; p < top; p++) {
+            uint64_t d = atomic_load(&a->pages[p].desc);
+            if (PD_KIND(d) == PG_LARGE && state_hit(PD_OWNER(d), dead, blocks) &&
+                ga__shm_large_release(a, p, PD_OWNER(d)) == 0)
+                freed++;
+        }
+        for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
+            if (!(dead >> s & 1)) continue;
+            atomic_store(&h->slots[s].recovered, 1);
+            if (blocks) atomic_store(&h->slots[s].pid, 0);
+        }
+    }
+    ga__shm_unlock(&h->slots_lock);
+    return rc ? rc : freed;
+}
+
+long ga_shared_reclaim_dead(ga_heap_t *heap)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return GA_EINVAL;
+    long n = ga__shm_recover(a, true);
+    return n < 0 ? ga__set_error((int)n) : n;
+}
+
+/* ---- check ------------------------------------------------------------------------------ */
+
+/* A state byte is valid when it is FREE, or names a taken slot, the orphan or the heap. */
+static bool state_ok(shm_att_t *a, unsigned st, bool large)
+{
+    if (st == ST_FREE) return !large;
+    unsigned k = ST_KIND(st), s = ST_SLOT(st);
+    if (k == ST_KALLOC) return s >= SHM_PROC_SLOTS || atomic_load(&a->hdr->slots[s].pid) != 0;
+    if (k == ST_KCACHED) return s < SHM_PROC_SLOTS && atomic_load(&a->hdr->slots[s].pid) != 0;
+    return false;
+}
+
+static int check_small_page(shm_att_t *a, uint64_t p, unsigned c, bool quiet, uint64_t *heap)
+{
+    shm_page_t *r = &a->pages[p];
+    _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+    uint32_t nfree = 0;
+    for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
+        unsigned b = atomic_load(&st[i]);
+        if (!state_ok(a, b, false)) return ga__shm_corrupt(a, quiet, p, "bad block state byte");
+        nfree += b == ST_FREE;
+        *heap += b == ST_ALLOC(SHM_SLOT_HEAP);
+    }
+    if (nfree != r->free_count) return ga__shm_corrupt(a, quiet, p, "page free count is wrong");
+    if (nfree && !r->in_partial)
+        return ga__shm_corrupt(a, quiet, p, "page with free blocks missing from its class");
+    return 0;
+}
+
+static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
+{
+    shm_header_t *h = a->hdr;
+    uint64_t top = atomic_load(&h->npages_top);
+    if (top != top_pages(a))
+        return ga__shm_corrupt(a, quiet, top, "committed top is past the end of the file");
+    if (atomic_load(&h->pages_intent.op) != INTENT_NONE)
+        return ga__shm_corrupt(a, quiet, 0, "page table has an unfinished change");
+    uint32_t in_partial[SHM_NCLASS] = {0};
+    for (uint64_t p = 0; p < top; p++) {
+        uint64_t d = atomic_load(&a->pages[p].desc);
+        int rc = 0;
+        /* Fields a kind does not use must be zero, so more corruption is seen. */
+        static const uint64_t unused[] = {~(uint64_t)0, 0xFFFFFFFFFF00FF00ull, 0xFF0000ull,
+                                          0xFFFF00ull, 0xFFFF00ull};
+        if (PD_KIND(d) <= PG_HTABLE && ((d & unused[PD_KIND(d)]) || (d & 0xFF000000ull)))
+            return ga__shm_corrupt(a, quiet, p, "page descriptor has stray bits");
+        switch (PD_KIND(d)) {
+        case PG_FREE:
+            break;
+        case PG_SMALL:
+            if (PD_CLASS(d) >= SHM_NCLASS)
+                return ga__shm_corrupt(a, quiet, p, "page has a bad size class");
+            rc = check_small_page(a, p, PD_CLASS(d), quiet, heap);
+            in_partial[PD_CLASS(d)] += a->pages[p].in_partial != 0;
+            break;
+        case PG_LARGE: {
+            uint64_t n = PD_N(d);
+            if (n == 0 || p + n > top || !state_ok(a, PD_OWNER(d), true))
+                return ga__shm_corrupt(a, quiet, p, "bad large block descriptor");
+            for (uint64_t i = 1; i < n; i++) {
+                uint64_t t = atomic_load(&a->pages[p + i].desc);
+                if (PD_KIND(t) != PG_TAIL || PD_N(t) != p)
+                    return ga__shm_corrupt(a, quiet, p + i, "large block tail is broken");
+            }
+            *heap += PD_OWNER(d) == ST_ALLOC(SHM_SLOT_HEAP);
+            p += n - 1;
+            break;
+        }
+        case PG_HTABLE:
+            if (PD_N(d) >= SHM_HCHUNKS_MAX || atomic_load(&h->hchunk[PD_N(d)]) != p + 1)
+                return ga__shm_corrupt(a, quiet, p, "handle-table page not in the directory");
+            break;
+        default:
+            return ga__shm_corrupt(a, quiet, p, "bad page descriptor");
+        }
+        if (rc) return rc;
+    }
+    for (unsigned c = 0; c < SHM_NCLASS; c++) {
+        uint32_t n = 0;
+        for (uint32_t f = h->classes[c].partial_head; f; n++) {
+            uint64_t d = f - 1 < top ? atomic_load(&a->pages[f - 1].desc) : 0;
+            if (n >= in_partial[c] || PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c ||
+                !a->pages[f - 1].in_partial)
+                return ga__shm_corrupt(a, quiet, c, "class page list is broken");
+            f = a->pages[f - 1].next_partial;
+        }
+        if (n != in_partial[c]) return ga__shm_corrupt(a, quiet, c, "class page list lost pages");
+    }
+    for (uint32_t k = 0; k < SHM_HCHUNKS_MAX; k++) {
+        uint32_t pg1 = atomic_load(&h->hchunk[k]);
+        uint64_t d = pg1 && pg1 - 1 < top ? atomic_load(&a->pages[pg1 - 1].desc) : 0;
+        if (pg1 && (PD_KIND(d) != PG_HTABLE || PD_N(d) != k))
+            return ga__shm_corrupt(a, quiet, k, "handle-table directory is broken");
+    }
+    return 0;
+}
+
+static int check_header(shm_att_t *a, bool quiet)
+{
+    const shm_header_t *h = a->hdr;
+    if (h->magic != SHM_MAGIC || h->version != SHM_VERSION ||
+        h->header_size != sizeof(shm_header_t) || h->max_size != a->map_size ||
+        h->max_pages != a->max_pages || h->data_off != a->data_off ||
+        h->page_table_off != a->pt_off || h->heap_id != a->heap_id)
+        return ga__shm_corrupt(a, quiet, 0, "segment header changed");
+    uint64_t sum = ga__shm_hash(h, offsetof(shm_header_t, layout_sum), 0xcbf29ce484222325ull);
+    if (sum != h->layout_sum)
+        return ga__shm_corrupt(a, quiet, 0, "segment header checksum is wrong");
+    if (atomic_load(&((shm_header_t *)h)->init_state) != INIT_READY)
+        return ga__shm_corrupt(a, quiet, 0, "segment is not initialized");
+    return 0;
+}
+
+int ga_shared_check(ga_heap_t *heap, unsigned flags)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return GA_EINVAL;
+    bool quiet = (flags & GA_CHECK_QUIET) != 0;
+    int rc = check_header(a, quiet);
+    if (rc) return ga__set_error(rc);
+    if ((rc = lock_all(a, true)) != 0) return ga__set_error(rc);
+    uint64_t heap_blocks = 0, refs = 0, bytes = 0, nlive = 0;
+    rc = check_pages(a, quiet, &heap_blocks);
+    if (rc == 0) rc = ga__shm_check_handles(a, &refs, &bytes, &nlive, quiet);
+    if (rc == 0) rc = ga__shm_check_named(a, &refs, &bytes, &nlive, quiet);
+    if (rc == 0 && refs != heap_blocks)
+        rc = ga__shm_corrupt(a, quiet, heap_blocks,
+                             "heap-owned blocks and handle/object references differ");
+    unlock_all(a);
+    return rc ? ga__set_error(rc) : 0;
+}
+
+int ga__shared_heap_check(ga_heap_t *heap, unsigned flags)
+{
+    return ga_shared_check(heap, flags);
+}
+
+/* ---- statistics ------------------------------------------------------------------------- */
+
+static void count_block(ga_shared_stats_t *o, shm_att_t *a, unsigned st, size_t bs, int alive[])
+{
+    unsigned k = ST_KIND(st), s = ST_SLOT(st);
+    if (k == ST_KCACHED) {
+        o->bytes_cached += bs;
+        return;
+    }
+    if (k != ST_KALLOC) return;
+    o->blocks_in_use++;
+    o->bytes_in_use += bs;
+    if (s == SHM_SLOT_HEAP) {
+        o->heap_blocks++;
+    } else if (s == SHM_SLOT_ORPHAN) {
+        o->orphan_blocks++;
+    } else {
+        o->procs[s].blocks++;
+        o->procs[s].bytes += bs;
+        if (alive[s] == 0) {
+            o->dead_blocks++;
+            o->dead_bytes += bs;
+        }
+    }
+    (void)a;
+}
+
+int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a || !o) return ga__set_error(GA_EINVAL);
+    shm_header_t *h = a->hdr;
+    memset(o, 0, sizeof *o);
+    o->heap_id = a->heap_id;
+    o->reserved = a->map_size;
+    uint64_t top = top_pages(a);
+    o->committed = a->data_off + top * SHM_PAGE;
+    o->pages_total = top;
+    int alive[SHM_SLOTS];
+    for (unsigned s = 0; s < SHM_SLOTS; s++) {
+        alive[s] = ga__shm_slot_alive(a, s);
+        if (s < SHM_PROC_SLOTS && alive[s] >= 0) {
+            o->procs[s].pid = atomic_load(&h->slots[s].pid);
+            o->procs[s].alive = alive[s];
+            o->attached += alive[s] == 1;
+            o->dead += alive[s] == 0;
+        }
+    }
+    o->class_count = SHM_NCLASS;
+    for (unsigned c = 0; c < SHM_NCLASS; c++)
+        o->classes[c].block_size = ga__shm_class_size[c];
+    for (uint64_t p = 0; p < top; p++) {
+        uint64_t d = atomic_load(&a->pages[p].desc);
+        unsigned kind = PD_KIND(d), c = PD_CLASS(d);
+        if (kind == PG_FREE) {
+            o->pages_free++;
+        } else if (kind == PG_SMALL && c < SHM_NCLASS) {
+            size_t bs = ga__shm_class_size[c], before = o->blocks_in_use;
+            _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+            for (uint32_t i = 0; i < ga__shm_class_count(c); i++)
+                count_block(o, a, atomic_load_explicit(&st[i], memory_order_relaxed), bs, alive);
+            o->classes[c].pages++;
+            o->classes[c].bytes_reserved += SHM_PAGE;
+            o->classes[c].blocks_used += o->blocks_in_use - before;
+        } else if (kind == PG_LARGE && PD_N(d) > 0 && p + PD_N(d) <= top) {
+            count_block(o, a, PD_OWNER(d), (size_t)PD_N(d) * SHM_PAGE, alive);
+            p += PD_N(d) - 1;
+        }
+    }
+    o->objects = h->named_count;
+    o->repairs = atomic_load(&h->repairs);
+    long nh = ga_shared_handle_list(heap, NULL, 0);
+    o->handles_in_use = nh > 0 ? (size_t)nh : 0;
+    return 0;
+}
+
+int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out)
+{
+    ga_shared_stats_t s;
+    int rc = ga_shared_stats(heap, &s);
+    if (rc) return rc;
+    memset(out, 0, sizeof *out);
+    out->bytes_in_use = s.bytes_in_use;
+    out->blocks_in_use = s.blocks_in_use;
+    out->bytes_mapped = s.reserved;
+    out->bytes_committed = s.committed;
+    out->peak_mapped = s.reserved;
+    out->handles_in_use = s.handles_in_use;
+    out->threads = s.attached;
+    out->class_count = s.class_count;
+    memcpy(out->classes, s.classes, sizeof out->classes);
+    return 0;
+}

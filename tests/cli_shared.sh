@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The globalalloc CLI on shared heaps: help, usage errors, create, ls, stat, check, reclaim, rm
+# (refused while another process is attached), --json on each, damaged heaps. Peer processes are
+# tools/shared_peer.c: one dies attached (SIGKILL) holding blocks, one stays attached. JSON is
+# parsed with python3. Env: GA_BUILD_DIR (set by ctest).
+set -u
+BUILD=${GA_BUILD_DIR:?GA_BUILD_DIR must point to the build tree}
+CLI="$BUILD/tools/globalalloc"
+PEER="$BUILD/tools/ga_shared_peer"
+NAME="clitest$$"
+NAME2="clibad$$"
+HOLDER=""
+TMP=$(mktemp -d)
+pass=0
+fail=0
+
+cleanup() {
+    [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
+    "$CLI" rm --force "$NAME" >/dev/null 2>&1
+    "$CLI" rm --force "$NAME2" >/dev/null 2>&1
+    rm -f "/dev/shm/ga.$NAME2" # also when the damage made it something the CLI will not remove
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# expect STATUS DESCRIPTION -- command...: runs it, output in $TMP/out, checks the exit status.
+expect() {
+    local want=$1 desc=$2
+    shift 3
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local got=$?
+    if [ "$got" = "$want" ]; then ok; else bad "$desc: exit $got, wanted $want"; cat "$TMP/err" >&2; fi
+}
+contains() { if grep -q -- "$2" "$TMP/$1"; then ok; else bad "$3: '$2' not in $1"; cat "$TMP/$1" >&2; fi; }
+# json EXPR DESCRIPTION: evaluates a python expression on the JSON in $TMP/out (as j).
+json() {
+    if python3 -c "import json,sys; j=json.load(open('$TMP/out')); sys.exit(0 if ($1) else 1)"; then
+        ok
+    else
+        bad "$2: $1"
+        cat "$TMP/out" >&2
+    fi
+}
+
+
+# ---- help and usage -----------------------------------------------------------------------
+expect 0 "help" -- "$CLI" --help
+for section in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS "EXIT STATUS" FILES EXAMPLES; do
+    contains out "^$section" "help has $section"
+done
+expect 2 "no command" -- "$CLI"
+expect 2 "unknown command" -- "$CLI" frobnicate x
+expect 2 "unknown option" -- "$CLI" --frob ls
+expect 2 "stat without name" -- "$CLI" stat
+expect 0 "version" -- "$CLI" --version
+contains out "globalalloc [0-9]" "version printed"
+
+# ---- create, ls ----------------------------------------------------------------------------
+expect 0 "create" -- "$CLI" create "$NAME" 4M
+expect 1 "create twice" -- "$CLI" create "$NAME" 4M
+contains err "exists" "create twice says why"
+expect 1 "invalid name" -- "$CLI" stat "a/b"
+contains err "invalid name" "invalid name reported"
+expect 1 "missing heap" -- "$CLI" stat "nosuch$$"
+expect 0 "ls" -- "$CLI" ls
+contains out "^$NAME .*4.0 MiB.*0600 *ok" "ls shows the heap"
+expect 0 "ls --json" -- "$CLI" --json ls
+json "any(h['name']=='$NAME' and h['reserved']==4194304 and h['mode']=='0600' and h['attached']==0 for h in j['heaps'])" "ls --json"
+
+# ---- a peer dies attached, holding blocks -------------------------------------------------
+st=$( ("$PEER" "$NAME" die) 2>/dev/null; echo $?)
+[ "$st" = 137 ] && ok || bad "peer did not die by SIGKILL ($st)"
+expect 0 "stat --json after a death" -- "$CLI" --json stat "$NAME"
+json "j['dead']==1 and j['dead_blocks']==4 and j['objects']==1 and j['heap_blocks']==1" "dead peer reported"
+json "any(p['alive'] is False and p['blocks']==4 for p in j['processes'])" "dead process listed"
+json "any(o['name']=='greeting' and o['size']==32 for o in j['named_objects'])" "object listed"
+json "any(c['block_size']==112 and c['blocks_used']==3 for c in j['classes'])" "size classes"
+expect 0 "stat text" -- "$CLI" stat "$NAME"
+contains out "DEAD" "stat text marks the dead process"
+contains out "greeting: 32" "stat text lists the object"
+contains out "^reserved *4194304" "stat text reserved"
+expect 0 "check" -- "$CLI" check "$NAME"
+contains out "$NAME: ok" "check ok"
+expect 0 "ls counts the dead" -- "$CLI" --json ls
+json "any(h['name']=='$NAME' and h['dead']==1 for h in j['heaps'])" "ls --json dead"
+expect 0 "reclaim" -- "$CLI" --json reclaim "$NAME"
+json "j['ok'] and j['blocks_freed']>=4" "reclaim frees the dead peer's blocks"
+expect 0 "stat after reclaim" -- "$CLI" --json stat "$NAME"
+json "j['dead']==0 and j['dead_blocks']==0 and j['blocks_in_use']==1" "only the object is left"
+
+# ---- rm refuses while a peer is attached ---------------------------------------------------
+"$PEER" "$NAME" hold &
+HOLDER=$!
+for _ in $(seq 100); do
+    "$CLI" --json ls >"$TMP/out" 2>/dev/null
+    python3 -c "import json,sys; j=json.load(open('$TMP/out')); sys.exit(0 if any(h['name']=='$NAME' and h['attached']==1 for h in j['heaps']) else 1)" && break
+    sleep 0.05
+done
+json "any(h['name']=='$NAME' and h['attached']==1 for h in j['heaps'])" "peer attached"
+expect 1 "rm while attached" -- "$CLI" rm "$NAME"
+contains err "attached" "rm says why"
+expect 1 "rm --json while attached" -- "$CLI" --json rm "$NAME"
+json "j['ok'] is False and j['error']=='GA_EPERM'" "rm --json error"
+expect 0 "rm --force" -- "$CLI" rm --force "$NAME"
+expect 0 "ls after rm" -- "$CLI" ls
+if grep -q "^$NAME " "$TMP/out"; then bad "heap still listed after rm"; else ok; fi
+kill "$HOLDER" 2>/dev/null
+wait "$HOLDER" 2>/dev/null
+HOLDER=""
+
+# ---- damaged heaps -------------------------------------------------------------------------
+expect 0 "create second" -- "$CLI" create "$NAME2" 2M
+[ -f "/dev/shm/ga.$NAME2" ] || { echo "FAIL: no segment file for $NAME2" >&2; exit 1; }
+printf '\x05\x06' | dd of="/dev/shm/ga.$NAME2" bs=1 seek=48 conv=notrunc status=none
+expect 1 "check a damaged header" -- "$CLI" check "$NAME2"
+contains err "corrupt" "check reports corruption"
+expect 1 "check --json a damaged header" -- "$CLI" --json check "$NAME2"
+json "j['ok'] is False and j['error']=='GA_ECORRUPT'" "check --json error"
+printf 'XXXX' | dd of="/dev/shm/ga.$NAME2" bs=1 seek=0 conv=notrunc status=none
+expect 0 "ls with a foreign file" -- "$CLI" ls
+contains out "^$NAME2 .*incompatible" "ls marks the bad heap"
+expect 1 "stat a foreign file" -- "$CLI" --json stat "$NAME2"
+json "j['error']=='GA_EFORMAT'" "stat --json error"
+expect 0 "rm a damaged heap" -- "$CLI" rm "$NAME2"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
