@@ -187,6 +187,7 @@ static int start(const char *options)
     if (!ga__debug_enabled) {
         while (ga__dbg_secret == 0)
             ga__dbg_secret = ga__os_random();
+        ga__dbg_fork_init(); /* may allocate: debug mode is not on yet */
     }
     ga__dbg_opts = o;
     ga__debug_enabled = true;

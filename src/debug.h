@@ -92,6 +92,8 @@ int ga__debug_owns(const void *p);
 extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
 /* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
 void ga__dbg_thread_exit(void);
+/* Registers leak.c's fork handlers (once, when debug mode starts). */
+void ga__dbg_fork_init(void);
 /* Makes sure this thread's exit calls ga__dbg_thread_exit. */
 void ga__dbg_thread_note(void);
 /* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */

@@ -235,6 +235,19 @@ static void stacks_init(void)
     stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0;
 }
 
+/* fork: the child must not inherit a depot or stack-table lock held by a thread it lost. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&depot.lock);
+    pthread_mutex_lock(&stacks.lock);
+}
+static void fork_after(void)
+{
+    pthread_mutex_unlock(&stacks.lock);
+    pthread_mutex_unlock(&depot.lock);
+}
+void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_after); }
+
 void ga__dbg_thread_note(void)
 {
     pthread_once(&stacks.once, stacks_init);
@@ -691,7 +704,7 @@ static NO_SAN void consider(uintptr_t w)
 }
 
 static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
-static void scan_foreign(uintptr_t lo, uintptr_t hi);
+static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi);
 
 /* The i-th range the scan skips: our own mappings, then the used part of exited threads'
  * stacks (their thread descriptor and TLS, above, are still scanned: they hold the DTV). */
@@ -764,10 +777,13 @@ static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
  * the process exits frees its stack), so it is copied with process_vm_readv, which fails
  * instead of faulting; where that call is not allowed, read directly. */
 #define COPY_CHUNK ((size_t)64 << 10)
-static void scan_foreign(uintptr_t lo, uintptr_t hi)
+static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
 {
     static uint8_t *buf;
     static bool direct;
+#ifdef GA_ASAN
+    direct = true; /* ASan's process_vm_readv interceptor upsets its stack-scope poisoning */
+#endif
     if (buf == NULL && !direct) {
         buf = map_noscan(COPY_CHUNK);
         direct = buf == NULL;
