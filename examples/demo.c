@@ -15,6 +15,7 @@
 #include "global_store.h"
 #include "settings.h"
 #include "singleton.h"
+#include "shared_board.h"
 #include <globalalloc.h>
 #include <globalalloc/win32.h>
 #include <inttypes.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 static int failures;
 
@@ -425,6 +427,85 @@ static void demo_leak(void)
            LEAK_REQUEST, leak_block_size);
 }
 
+/* ---- 6. two processes share settings and a list through a shared heap ------------------- */
+
+static void demo_shared(void)
+{
+    printf("\n== 6. Two processes share a settings object and a growing list (shared heap) ==\n");
+    char name[64];
+    snprintf(name, sizeof name, "ga-demo-%ld", (long)getpid());
+    int created = 0;
+    ga_heap_t *heap = ga_shared_open(name, (size_t)16 << 20, GA_SHARED_CREATE, &created);
+    check(heap != NULL && created, "shared heap created");
+    if (heap == NULL)
+        return;
+    ga_set_share_heap(heap); /* GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE) now lands there */
+    board_t *b = board_open(heap, NULL);
+    board_set_settings(b, "light", 3);
+    board_append(b, "parent: first line");
+    unsigned long long h0 = board_list_handle(b);
+    printf("shared: parent created heap '%s' with settings (theme light, volume 3) and a list "
+           "(handle %#llx)\n",
+           name, h0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* A separate process: it attaches the heap by name and finds the objects by name. */
+        ga_heap_t *mine = ga_shared_open(name, 0, 0, NULL);
+        if (mine == NULL)
+            _exit(2);
+        ga_set_share_heap(mine);
+        int made = 1;
+        board_t *cb = board_open(mine, &made);
+        board_settings_t s;
+        board_get_settings(cb, &s);
+        printf("shared: child process attached; it reads theme %s, volume %d (version %u)\n",
+               s.theme, s.volume, s.version);
+        board_set_settings(cb, "dark", 7);
+        char line[64];
+        for (int i = 0; i < 100; i++) {
+            snprintf(line, sizeof line, "child: line %d", i);
+            board_append(cb, line);
+        }
+        int ok = made == 0 && board_list_handle(cb) == h0;
+        board_close(cb);
+        ga_shared_close(mine);
+        fflush(stdout);
+        _exit(ok ? 0 : 3);
+    }
+    char line[64];
+    for (int i = 0; i < 100; i++) { /* at the same time as the child */
+        snprintf(line, sizeof line, "parent: line %d", i);
+        board_append(b, line);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "shared child found the same objects");
+    board_settings_t s;
+    board_get_settings(b, &s);
+    size_t n = board_count(b), from_parent = 0, from_child = 0;
+    for (size_t i = 0; i < n; i++) {
+        board_line(b, i, line, sizeof line);
+        from_parent += strncmp(line, "parent:", 7) == 0;
+        from_child += strncmp(line, "child:", 6) == 0;
+    }
+    printf("shared: after the child exited the settings read theme %s, volume %d (version %u)\n",
+           s.theme, s.volume, s.version);
+    printf("shared: the list has %zu lines, %zu from the parent and %zu from the child, under the "
+           "same handle %#llx in both processes\n",
+           n, from_parent, from_child, (unsigned long long)board_list_handle(b));
+    check(strcmp(s.theme, "dark") == 0 && s.volume == 7 && s.version == 2,
+          "shared settings updated by the child");
+    check(n == 201 && from_parent == 101 && from_child == 100, "shared list has every line");
+    int rc = ga_heap_check(heap, 0);
+    printf("shared: shared heap check: %s\n", rc == 0 ? "clean" : ga_err_name(rc));
+    check(rc == 0, "shared heap check clean");
+    board_destroy(b);
+    ga_set_share_heap(NULL);
+    ga_shared_close(heap);
+    ga_shared_unlink(name, 0);
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 int main(void)
@@ -442,6 +523,7 @@ int main(void)
     demo_singleton();
     demo_settings();
     demo_moveable();
+    demo_shared();
     demo_leak();
 
     int rc = ga_heap_check(NULL, 0);

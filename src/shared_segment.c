@@ -454,9 +454,14 @@ static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_si
         l->data_off != h->data_off)
         return GA_EFORMAT;
     if (h->layout_sum != layout_sum(h) || h->heap_id == 0 || h->heap_id > 0x7FF) return GA_ECORRUPT;
+    /* A peer grows the file first and publishes npages_top after, so read the top first and
+     * then the size: a size read before the top could be older and make a sound heap look
+     * corrupt. */
     uint64_t top = atomic_load(&((shm_header_t *)h)->npages_top);
+    struct stat st;
+    if (fstat(a->fd, &st) == 0 && (uint64_t)st.st_size > file_size)
+        file_size = (uint64_t)st.st_size;
     if (top > l->max_pages || l->data_off + top * SHM_PAGE > file_size) return GA_ECORRUPT;
-    (void)a;
     return 0;
 }
 
