@@ -369,6 +369,40 @@ GA_API int ga_shared_check(ga_heap_t *heap, unsigned flags);
  * frees their slots. Returns the number of blocks freed, or GA_E*. */
 GA_API long ga_shared_reclaim_dead(ga_heap_t *heap);
 
+/* ---- debug heap ------------------------------------------------------------------------ */
+
+/* Debug mode (same library build): every block records its size, allocation number, thread and
+ * call stack; freed blocks are filled with 0xDD and held in a quarantine; guard bytes (0xFD)
+ * around each block are checked at free, realloc and ga_heap_check; fresh blocks are filled
+ * with 0xCD. Double frees, foreign pointers, overruns and writes after free are reported with
+ * both stacks. Switched on by GLOBALALLOC_DEBUG=1 or an option list (see README), or by: */
+
+/* Switches debug mode on with options ("1", or e.g. "stacks=32,quarantine=16m,exitcode=23").
+ * Blocks allocated before stay valid (they simply have no debug record). Returns 0, GA_EINVAL
+ * (bad option list: nothing changes) or GA_EPERM ("0" once debug mode is on: it cannot be
+ * switched off). */
+GA_API int ga_debug_enable(const char *options);
+/* 1 if debug mode is on, else 0. */
+GA_API int ga_debug_enabled(void);
+
+enum {
+    GA_LEAK_ALL = 1,   /* every live block, not only those no pointer reaches */
+    GA_LEAK_QUIET = 2, /* count only, print nothing */
+    GA_LEAK_NOSYM = 4, /* no file:line (no addr2line subprocess) */
+    GA_LEAK_SUMMARY = 8, /* after a report of leaks, count the blocks still referenced */
+};
+/* Writes the leak report to fd: live blocks that no pointer in the process reaches (a
+ * conservative scan, as LeakSanitizer), grouped by allocation stack, largest first, with
+ * function and file:line. Returns the number of leaked blocks, or GA_EPERM if debug mode is
+ * off. Other threads should not allocate meanwhile. */
+GA_API long ga_leak_report(int fd, unsigned flags);
+/* A mark: ga_leak_report_since(mark, ...) only considers blocks allocated after this call. */
+GA_API uint64_t ga_debug_mark(void);
+/* ga_leak_report limited to blocks allocated since mark (0: all). */
+GA_API long ga_leak_report_since(uint64_t mark, int fd, unsigned flags);
+/* Number of leaked blocks right now (ga_leak_report with GA_LEAK_QUIET). */
+GA_API long ga_leak_count(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,13 @@
  * free of a block whose segment this thread owns, on a page with no flags, pushes it back.
  * Everything else goes to the GA_NOINLINE slow paths in heap.c. Every free first checks the
  * segment map, so a foreign pointer is reported instead of trusted.
+ *
+ * Debug mode (src/debug.c) costs normal mode one predictable branch per entry point: when
+ * ga__debug_enabled is set, every entry hands over to its ga__debug_* twin, passing its
+ * caller's return address (the exact first frame of the allocation stack). The ga__engine_*
+ * functions at the end are the entry points without the hook, for the debug heap itself.
  */
+#include "debug.h"
 #include "engine.h"
 #include <errno.h>
 #include <string.h>
@@ -21,6 +27,16 @@ void ga__free_invalid(const void *p, int err, bool fatal)
                    "free(%p): pointer was not allocated by globalalloc (or is not a block start)",
                    p);
 }
+
+#define DEBUG_HOOK(call)                                                                       \
+    do {                                                                                       \
+        if (GA_UNLIKELY(ga__debug_enabled))                                                    \
+            return call;                                                                       \
+    } while (0)
+#define CALLER __builtin_return_address(0)
+
+static size_t usable_size(const void *p);
+static int owns(const void *p);
 
 static void *fail_alloc(int err)
 {
@@ -100,12 +116,28 @@ static size_t usable_in(ga_segment_t *seg, ga_page_t *page, const void *p)
 
 /* ---- raw blocks for the other layers ------------------------------------------------------ */
 
-void *ga__alloc(size_t size) { return alloc_fast(size, false); }
-void *ga__zalloc(size_t size) { return alloc_fast(size, true); }
-void ga__free(void *p) { free_fast(p); }
+void *ga__alloc(size_t size)
+{
+    DEBUG_HOOK(ga__debug_malloc(size, false, GA_DBG_RAW, CALLER));
+    return alloc_fast(size, false);
+}
+void *ga__zalloc(size_t size)
+{
+    DEBUG_HOOK(ga__debug_malloc(size, true, GA_DBG_RAW, CALLER));
+    return alloc_fast(size, true);
+}
+void ga__free(void *p)
+{
+    if (GA_UNLIKELY(ga__debug_enabled)) {
+        ga__debug_free(p, CALLER);
+        return;
+    }
+    free_fast(p);
+}
 
 size_t ga__usable_size(const void *p)
 {
+    DEBUG_HOOK(ga__debug_usable_size(p));
     ga_segment_t *seg = ga__segment_of(p);
     return usable_in(seg, ga__page_of(seg, p), p);
 }
@@ -116,7 +148,7 @@ bool ga__is_heap_memory(const void *p)
     return ga__segmap_has(seg) && (size_t)((const uint8_t *)p - (uint8_t *)seg) < seg->size;
 }
 
-bool ga__is_block_start(const void *p)
+static bool is_block_start(const void *p)
 {
     ga_segment_t *seg = ga__segment_of(p);
     if (p == NULL || ((uintptr_t)p & (GA_MIN_ALIGN - 1)) || !ga__segmap_has(seg))
@@ -155,16 +187,24 @@ static bool valid_user_ptr(const ga_segment_t *seg, const ga_page_t *page, const
            into < pow;
 }
 
+bool ga__is_block_start(const void *p)
+{
+    DEBUG_HOOK(ga__debug_is_block_start(p));
+    return is_block_start(p);
+}
+
 /* ---- the public malloc-style API ------------------------------------------------------------ */
 
 void *ga_malloc(size_t size)
 {
+    DEBUG_HOOK(ga__debug_malloc(size, false, GA_DBG_MALLOC, CALLER));
     void *p = alloc_fast(size, false);
     return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
 }
 
 void *ga_calloc(size_t n, size_t size)
 {
+    DEBUG_HOOK(ga__debug_calloc(n, size, CALLER));
     size_t total;
     if (GA_UNLIKELY(__builtin_mul_overflow(n, size, &total)))
         return fail_alloc(GA_EOVERFLOW);
@@ -172,7 +212,14 @@ void *ga_calloc(size_t n, size_t size)
     return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
 }
 
-void ga_free(void *p) { free_fast(p); }
+void ga_free(void *p)
+{
+    if (GA_UNLIKELY(ga__debug_enabled)) {
+        ga__debug_free(p, CALLER);
+        return;
+    }
+    free_fast(p);
+}
 
 /* Validates p for realloc/usable_size; NULL (after a report when `report`) if not ours. */
 static ga_page_t *live_page_of(const void *p, ga_segment_t **segp, bool report)
@@ -195,6 +242,7 @@ static ga_page_t *live_page_of(const void *p, ga_segment_t **segp, bool report)
 
 void *ga_realloc(void *p, size_t size)
 {
+    DEBUG_HOOK(ga__debug_realloc(p, size, CALLER));
     if (p == NULL)
         return ga_malloc(size);
     ga_segment_t *seg;
@@ -217,6 +265,7 @@ void *ga_realloc(void *p, size_t size)
 
 void *ga_aligned_alloc(size_t alignment, size_t size)
 {
+    DEBUG_HOOK(ga__debug_aligned_alloc(alignment, size, CALLER));
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
         ga__set_error(GA_EINVAL);
         errno = EINVAL;
@@ -257,6 +306,12 @@ void *ga_aligned_alloc(size_t alignment, size_t size)
 
 size_t ga_usable_size(const void *p)
 {
+    DEBUG_HOOK(ga__debug_usable_size(p));
+    return usable_size(p);
+}
+
+static size_t usable_size(const void *p)
+{
     if (p == NULL)
         return 0;
     ga_segment_t *seg;
@@ -266,12 +321,18 @@ size_t ga_usable_size(const void *p)
 
 int ga_owns(const void *p)
 {
+    DEBUG_HOOK(ga__debug_owns(p));
+    return owns(p);
+}
+
+static int owns(const void *p)
+{
     ga_segment_t *seg;
     if (p == NULL || live_page_of(p, &seg, false) == NULL)
         return 0;
     ga_page_t *page = ga__page_of(seg, p);
     if (seg->kind != GA_SEG_HUGE && atomic_load(&seg->owner) == ga__tl_heap &&
-        ga__is_block_start(p)) {
+        is_block_start(p)) {
         const ga_block_t *b = p;
         uintptr_t d = b->next ^ page->key;
         if ((d == 0 || d - (uintptr_t)page->start < ga__page_area(page)) &&
@@ -292,3 +353,11 @@ size_t ga_heap_collect(ga_heap_t *heap, int force)
     (void)heap;
     return ga__heap_collect(ga__tl_heap, force != 0);
 }
+
+/* ---- the engine without the debug hook (for src/debug.c) ------------------------------------ */
+
+void *ga__engine_alloc(size_t size, bool zero) { return alloc_fast(size, zero); }
+void ga__engine_free(void *p) { free_fast(p); }
+size_t ga__engine_usable(const void *p) { return usable_size(p); }
+bool ga__engine_is_block_start(const void *p) { return is_block_start(p); }
+int ga__engine_owns(const void *p) { return owns(p); }

@@ -9,6 +9,7 @@
  * the count the statistics use). Other threads must not allocate meanwhile (their free lists
  * are read without synchronisation). The statistics walk the same pages with relaxed loads.
  */
+#include "debug.h"
 #include "engine.h"
 #include <string.h>
 
@@ -170,6 +171,8 @@ int ga_heap_stats(ga_heap_t *heap, ga_stats_t *out)
     if (out == NULL || (heap != NULL && heap != ga_heap_default()))
         return ga__set_error(GA_EINVAL);
     ga__engine_stats(out);
+    if (GA_UNLIKELY(ga__debug_enabled))
+        ga__debug_stats(out);
     out->handles_in_use = ga__handle_count();
     return 0;
 }
@@ -181,5 +184,7 @@ int ga_heap_check(ga_heap_t *heap, unsigned flags)
     if (heap != NULL && heap != ga_heap_default())
         return GA_EINVAL;
     int rc = ga__engine_check(flags);
+    if (rc == 0 && GA_UNLIKELY(ga__debug_enabled))
+        rc = ga__debug_check(flags); /* guards of every debug block */
     return rc ? rc : ga__handle_check(flags);
 }

@@ -50,6 +50,15 @@ int ga__set_error(int err);
 void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- debug.c: the debug heap ---------------------------------------------------------- */
+
+/* For the other layers' misuse checks (GlobalFree of a stale handle, GlobalUnlock of an unlocked
+ * block, ...): prints what (one line), the debug block that value points to when it is one
+ * (address, size, allocation number, thread, allocation and free stacks), the current stack,
+ * then reports err through ga__report (aborting if fatal and the handler declines). Works, with
+ * less detail, when debug mode is off. Never allocates from the heap. */
+void ga__debug_misuse(int err, const void *value, bool fatal, const char *what);
+
 /* ---- engine (alloc.c, heap.c, page.c, segment.c): raw blocks -------------------------- */
 
 /* Raw block allocation for the other layers: no error reporting, no last error.

@@ -1,0 +1,639 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The debug heap: options (GLOBALALLOC_DEBUG, read once), debug blocks (header, fill patterns,
+ * guard bytes), the quarantine of freed blocks, and misuse reports with stacks.
+ *
+ * Invariants:
+ *  - ga__debug_enabled only goes false -> true. Blocks allocated before have no header and are
+ *    still freed, resized and measured correctly: a pointer whose header magic (keyed with the
+ *    pointer and a secret) does not match is handed to the engine unchanged.
+ *  - A freed debug block is FREED (both magic words), filled with GA_FILL_FREED and sits in the
+ *    quarantine until the quarantine holds more than its budget; on the way out its fill and
+ *    guards are verified (a write after free is reported), its state becomes RELEASED and the
+ *    engine gets it back. RELEASED survives in the second header word (the engine only writes
+ *    the first), which is how a late double free is still recognised.
+ *  - Nothing here allocates from the heap: the options are parsed in place, the quarantine ring
+ *    is mapped from the OS, and reports are formatted into stack buffers.
+ *  - The quarantine is per thread (budget `quarantine` bytes each); a thread's quarantine is
+ *    emptied when it exits (leak.c's thread-exit hook).
+ */
+#include "debug.h"
+#include "engine.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+bool ga__debug_enabled;
+uint64_t ga__dbg_secret;
+ga_dbg_opts_t ga__dbg_opts = {
+    .stacks = 16,
+    .guard = 16,
+    .quarantine = (size_t)1 << 20, /* per thread; small enough to stay mostly in cache */
+    .fill = true,
+    .free_stacks = true,
+    .symbolize = true,
+    .leaks = 1,
+    .exitcode = 0,
+    .check = 0,
+    .report_fd = 2,
+};
+GA_TLS int ga__dbg_busy;
+
+/* ga__dbg_verify flag: a broken block is fatal (free, realloc, reuse), not just reported. */
+#define FATAL_CHECK 0x80000000u
+static GA_TLS uint32_t tl_tid;
+static GA_TLS unsigned tl_ops;
+
+/* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
+ * that freed it, usually its owner: no cross-thread frees): a FIFO ring mapped on the thread's
+ * first free, emptied (and unmapped) when the thread exits. */
+#define QRING_CAP ((size_t)1 << 16)
+#define QPREFETCH 4 /* blocks ahead */
+typedef struct qring_s {
+    ga_dbg_hdr_t **ring;
+    size_t head, count, bytes;
+} qring_t;
+static GA_TLS qring_t tl_q;
+
+static inline uint64_t key(uint64_t m, const void *user)
+{
+    return m ^ (uintptr_t)user ^ ga__dbg_secret;
+}
+static inline uint8_t *user_of(ga_dbg_hdr_t *h)
+{
+    return (uint8_t *)h + GA_DBG_HDR;
+}
+static inline uint8_t *raw_of(ga_dbg_hdr_t *h)
+{
+    return (uint8_t *)h - h->pad;
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+static bool parse_size(const char *s, size_t len, size_t *out)
+{
+    size_t v = 0, i = 0;
+    if (len == 0) return false;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (v > SIZE_MAX / 10) return false;
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    if (i == 0) return false;
+    if (i < len) {
+        unsigned shift = s[i] == 'k' || s[i] == 'K'   ? 10
+                         : s[i] == 'm' || s[i] == 'M' ? 20
+                         : s[i] == 'g' || s[i] == 'G' ? 30
+                                                      : 0;
+        if (shift == 0 || i + 1 != len || v > (SIZE_MAX >> shift)) return false;
+        v <<= shift;
+    }
+    *out = v;
+    return true;
+}
+
+static bool word_is(const char *s, size_t len, const char *w)
+{
+    return strlen(w) == len && memcmp(s, w, len) == 0;
+}
+
+/* One "name" or "name=value" item into *o; false if unknown or malformed. */
+static bool parse_item(ga_dbg_opts_t *o, const char *s, size_t len, int *report_fd)
+{
+    const char *eq = memchr(s, '=', len);
+    size_t nlen = eq ? (size_t)(eq - s) : len;
+    const char *v = eq ? eq + 1 : "1";
+    size_t vlen = eq ? len - nlen - 1 : 1;
+    size_t n = 0;
+    bool is_num = parse_size(v, vlen, &n);
+    if (word_is(s, nlen, "1") || word_is(s, nlen, "on") || word_is(s, nlen, "all"))
+        return eq == NULL;
+    if (word_is(s, nlen, "leaks")) {
+        if (word_is(v, vlen, "all"))
+            o->leaks = 2;
+        else if (is_num && n <= 1)
+            o->leaks = (int)n;
+        else
+            return false;
+        return true;
+    }
+    if (word_is(s, nlen, "report")) {
+        if (word_is(v, vlen, "stderr")) {
+            *report_fd = 2;
+            return true;
+        }
+        char path[512];
+        if (vlen == 0 || vlen >= sizeof path) return false;
+        memcpy(path, v, vlen);
+        path[vlen] = 0;
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) return false;
+        *report_fd = fd;
+        return true;
+    }
+    if (!is_num) return false;
+    if (word_is(s, nlen, "stacks"))
+        o->stacks = n > 64 ? 64 : (unsigned)n;
+    else if (word_is(s, nlen, "guard"))
+        o->guard = n > 1024 ? 1024 : (unsigned)n;
+    else if (word_is(s, nlen, "quarantine"))
+        o->quarantine = n;
+    else if (word_is(s, nlen, "fill"))
+        o->fill = n != 0;
+    else if (word_is(s, nlen, "freestacks"))
+        o->free_stacks = n != 0;
+    else if (word_is(s, nlen, "symbolize"))
+        o->symbolize = n != 0;
+    else if (word_is(s, nlen, "exitcode"))
+        o->exitcode = n > 255 ? 255 : (int)n;
+    else if (word_is(s, nlen, "check"))
+        o->check = n > UINT32_MAX ? UINT32_MAX : (unsigned)n;
+    else
+        return false;
+    return true;
+}
+
+/* Parses a comma list into *out (starting from the defaults). "0"/"off"/"" mean off. */
+static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on)
+{
+    ga_dbg_opts_t o = ga__dbg_opts;
+    int fd = o.report_fd;
+    *on = !(s[0] == 0 || strcmp(s, "0") == 0 || strcmp(s, "off") == 0);
+    if (!*on) return 0;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (len > 0 && !parse_item(&o, s, len, &fd)) {
+            if (fd != o.report_fd && fd != 2) close(fd);
+            return GA_EINVAL;
+        }
+        s += len + (end != NULL);
+    }
+    o.report_fd = fd;
+    *out = o;
+    return 0;
+}
+
+static int start(const char *options)
+{
+    ga_dbg_opts_t o;
+    bool on;
+    int rc = parse_options(options, &o, &on);
+    if (rc != 0) return rc;
+    if (!on) return ga__debug_enabled ? GA_EPERM : 0;
+    if (!ga__debug_enabled) {
+        while (ga__dbg_secret == 0)
+            ga__dbg_secret = ga__os_random();
+        ga__dbg_fork_init(); /* may allocate: debug mode is not on yet */
+    }
+    ga__dbg_opts = o;
+    ga__debug_enabled = true;
+    return 0;
+}
+
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static void env_init(void)
+{
+    const char *s = getenv("GLOBALALLOC_DEBUG");
+    if (s != NULL && start(s) != 0) {
+        static const char msg[] = "globalalloc: GLOBALALLOC_DEBUG: bad option list (ignored)\n";
+        if (write(2, msg, sizeof msg - 1) < 0) {
+            /* nothing more to do */
+        }
+    }
+}
+
+void ga__debug_init(void)
+{
+    pthread_once(&env_once, env_init);
+}
+
+__attribute__((constructor(101))) static void debug_constructor(void)
+{
+    ga__debug_init();
+}
+
+int ga_debug_enable(const char *options)
+{
+    ga__debug_init();
+    return start(options ? options : "1");
+}
+
+int ga_debug_enabled(void)
+{
+    return ga__debug_enabled;
+}
+
+/* ---- reports -------------------------------------------------------------------------------- */
+
+static uint32_t thread_id(void)
+{
+    if (GA_UNLIKELY(tl_tid == 0)) tl_tid = (uint32_t)syscall(SYS_gettid);
+    return tl_tid;
+}
+
+static const char *kind_name(const ga_dbg_hdr_t *h)
+{
+    return h->kind == GA_DBG_RAW ? "raw/GlobalAlloc block" : "block";
+}
+
+void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, const char *what,
+                          void *ret)
+{
+    int fd = ga__dbg_opts.report_fd;
+    uint32_t now = ga__stack_capture(ret ? ret : __builtin_return_address(0));
+    ga__dbg_printf(fd, "globalalloc: ==== %s ====\n", what);
+    if (h != NULL) {
+        ga__dbg_printf(fd,
+                       "globalalloc: %s %p of %zu bytes, allocation #%llu, thread %u\n"
+                       "  allocated at:\n",
+                       kind_name(h), (void *)user_of(h), (size_t)h->size,
+                       (unsigned long long)h->serial, h->tid);
+        ga__stack_print(fd, h->alloc_stack, "    ");
+        if (h->free_stack) {
+            ga__dbg_printf(fd, "  freed at:\n");
+            ga__stack_print(fd, h->free_stack, "    ");
+        }
+    }
+    ga__dbg_printf(fd, "  bad call (pointer %p, thread %u) at:\n", p, thread_id());
+    ga__stack_print(fd, now, "    ");
+    if (h != NULL)
+        ga__report(err, (uintptr_t)p, fatal, "%s: %s %p (%zu bytes, allocation #%llu, thread %u)",
+                   what, kind_name(h), (void *)user_of(h), (size_t)h->size,
+                   (unsigned long long)h->serial, h->tid);
+    else
+        ga__report(err, (uintptr_t)p, fatal, "%s: pointer %p", what, p);
+}
+
+void ga__debug_misuse(int err, const void *value, bool fatal, const char *what)
+{
+    ga_dbg_hdr_t *h = ga__debug_enabled ? ga__dbg_header(value) : NULL;
+    if (h == NULL && ga__debug_enabled) h = ga__dbg_find(value);
+    ga__dbg_block_report(err, h, value, fatal, what, __builtin_return_address(0));
+}
+
+/* ---- block checks ------------------------------------------------------------------------- */
+
+/* First byte in [p, p+n) that is not c, or NULL. Two words per step, then one overlapping
+ * word for the rest; bytes only to locate a mismatch. */
+static const uint8_t *first_not(const uint8_t *p, size_t n, uint8_t c)
+{
+    const uint64_t w = 0x0101010101010101ull * c;
+    uint64_t a, b;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(&a, p + i, 8);
+        memcpy(&b, p + i + 8, 8);
+        if (((a ^ w) | (b ^ w)) != 0)
+            goto locate;
+    }
+    if (n >= 8) {
+        memcpy(&a, p + n - 8, 8);
+        b = w;
+        if (i + 8 <= n)
+            memcpy(&b, p + i, 8);
+        if (((a ^ w) | (b ^ w)) == 0)
+            return NULL;
+    }
+locate:
+    for (; i < n; i++)
+        if (p[i] != c)
+            return p + i;
+    return NULL;
+}
+
+/* Raw blocks (the Win32 layer's) keep their second word when freed: the layer's tag, which
+ * tells a double GlobalFree from a foreign pointer, as it does without debug mode. */
+static size_t kept_words(const ga_dbg_hdr_t *h)
+{
+    return h->kind == GA_DBG_RAW && h->size >= 16 ? 16 : 0;
+}
+
+static const uint8_t *freed_fill_broken(ga_dbg_hdr_t *h)
+{
+    uint8_t *user = user_of(h);
+    size_t keep = kept_words(h);
+    const uint8_t *bad = keep ? first_not(user, 8, GA_FILL_FREED) : NULL;
+    return bad ? bad : first_not(user + keep, h->size - keep, GA_FILL_FREED);
+}
+
+/* The common case, checked with a few loads: front guard and tail guard intact. */
+static inline bool guards_ok(const ga_dbg_hdr_t *h)
+{
+    const uint64_t w = 0x0101010101010101ull * GA_FILL_GUARD;
+    uint64_t f, a, b;
+    const uint8_t *tail = (const uint8_t *)h + GA_DBG_HDR + h->size;
+    memcpy(&f, h->front, 8);
+    if (GA_UNLIKELY(h->tail != 16))
+        return f == w && first_not(tail, h->tail, GA_FILL_GUARD) == NULL;
+    memcpy(&a, tail, 8);
+    memcpy(&b, tail + 8, 8);
+    return ((f ^ w) | (a ^ w) | (b ^ w)) == 0;
+}
+
+int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret)
+{
+    if (GA_LIKELY(guards_ok(h)) && (!freed || !ga__dbg_opts.fill || freed_fill_broken(h) == NULL))
+        return 0;
+    uint8_t *user = user_of(h);
+    const uint8_t *bad = first_not(h->front, GA_DBG_FRONT, GA_FILL_GUARD);
+    char what[160];
+    int err = GA_EOVERRUN;
+    if (bad) {
+        snprintf(what, sizeof what, "write before the start of a block (byte %d) found at %s",
+                 (int)(bad - user), when);
+    } else if ((bad = first_not(user + h->size, h->tail, GA_FILL_GUARD)) != NULL) {
+        snprintf(what, sizeof what,
+                 "write past the end of a block (byte %zu, size %zu) found at %s",
+                 (size_t)(bad - user), (size_t)h->size, when);
+    } else if (freed && ga__dbg_opts.fill && (bad = freed_fill_broken(h)) != NULL) {
+        err = GA_ECORRUPT;
+        snprintf(what, sizeof what, "use after free: freed block written at byte %zu, found at %s",
+                 (size_t)(bad - user), when);
+    } else {
+        return 0;
+    }
+    if (!(check_flags & GA_CHECK_QUIET))
+        ga__dbg_block_report(err, h, user, (check_flags & FATAL_CHECK) != 0, what, ret);
+    return err;
+}
+/* ---- the quarantine ------------------------------------------------------------------------ */
+
+static void release(ga_dbg_hdr_t *h, bool verify)
+{
+    uint8_t *user = user_of(h);
+    if (verify) ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
+    h->state = key(GA_DBG_RELEASED, user);
+    h->magic = 0;
+    ga__engine_free(raw_of(h));
+}
+
+/* Releases the oldest blocks until the thread's quarantine fits its budget (all: flush). */
+static void quarantine_trim(bool all)
+{
+    qring_t *q = &tl_q;
+    while (q->count > 0 && (all || q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP)) {
+        ga_dbg_hdr_t *h = q->ring[q->head];
+        q->head = (q->head + 1) & (QRING_CAP - 1);
+        q->count--;
+        q->bytes -= h->size + GA_DBG_HDR;
+        release(h, true);
+        /* The ring is FIFO: the block released a few frees from now is known, and long out of
+         * cache. Fetch its first lines now, so that checking it then does not wait. */
+        if (q->count > QPREFETCH) {
+            const char *next = (const char *)q->ring[(q->head + QPREFETCH) & (QRING_CAP - 1)];
+            __builtin_prefetch(next);
+            __builtin_prefetch(next + 64);
+            __builtin_prefetch(next + 128);
+            __builtin_prefetch(next + 192);
+        }
+    }
+}
+
+void ga__dbg_thread_exit(void)
+{
+    if (tl_q.ring != NULL) {
+        quarantine_trim(true);
+        ga__os_unmap(tl_q.ring, QRING_CAP * sizeof *tl_q.ring);
+        tl_q.ring = NULL;
+    }
+}
+
+static void quarantine_push(ga_dbg_hdr_t *h)
+{
+    qring_t *q = &tl_q;
+    if (GA_UNLIKELY(q->ring == NULL) && ga__dbg_opts.quarantine != 0) {
+        q->ring = ga__os_map_aligned(QRING_CAP * sizeof *q->ring, ga__os_page_size());
+        if (q->ring != NULL) ga__dbg_thread_note(); /* so that the thread's exit empties it */
+    }
+    if (q->ring == NULL) {
+        release(h, false); /* no quarantine: just verified by free_block */
+        return;
+    }
+    q->ring[(q->head + q->count) & (QRING_CAP - 1)] = h;
+    q->count++;
+    q->bytes += h->size + GA_DBG_HDR;
+    if (q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP) quarantine_trim(false);
+}
+
+/* ---- the hooks ------------------------------------------------------------------------------ */
+
+static void *fail(int err)
+{
+    ga__set_error(err);
+    errno = ENOMEM;
+    return NULL;
+}
+
+static void maybe_check(void)
+{
+    if (GA_UNLIKELY(ga__dbg_opts.check != 0) && ++tl_ops >= ga__dbg_opts.check) {
+        tl_ops = 0;
+        int rc = ga_heap_check(NULL, 0); /* reports what it finds */
+        if (rc != 0)
+            ga__report(rc, 0, true, "check=%u: the heap check failed (see above)",
+                       ga__dbg_opts.check);
+    }
+}
+
+/* A debug block of size bytes aligned to alignment (16 or more). */
+static void *block_new(size_t size, size_t alignment, bool zero, int kind, void *ret)
+{
+    size_t extra = GA_DBG_HDR + ga__dbg_opts.guard + (alignment > GA_MIN_ALIGN ? alignment : 0);
+    if (size > SIZE_MAX / 2 - extra) return NULL;
+    uint8_t *raw = ga__engine_alloc(size + extra, false);
+    if (raw == NULL) return NULL;
+    uint8_t *user = raw + GA_DBG_HDR;
+    if (alignment > GA_MIN_ALIGN)
+        user = (uint8_t *)(((uintptr_t)user + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)(user - GA_DBG_HDR);
+    size_t pad = (size_t)((uint8_t *)h - raw);
+    if (pad != 0) {
+        ((uint64_t *)raw)[0] = key(GA_DBG_REDIRECT, raw);
+        ((uint64_t *)raw)[1] = pad;
+    }
+    size_t slack = ga__engine_usable(raw) - pad - GA_DBG_HDR - size;
+    h->size = size;
+    h->serial = ga__dbg_next_serial();
+    h->alloc_stack = ga__dbg_busy ? 0 : ga__stack_capture(ret);
+    h->free_stack = 0;
+    h->tid = thread_id();
+    h->epoch = atomic_load_explicit(&ga__dbg_epoch, memory_order_relaxed);
+    h->pad = (uint32_t)pad;
+    size_t tail = (ga__dbg_opts.guard + 7) & ~(size_t)7;
+    h->tail = (uint16_t)(slack < tail ? slack : tail);
+    h->kind = (uint8_t)kind;
+    h->mark = 0;
+    memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
+    if (zero)
+        memset(user, 0, size);
+    else if (ga__dbg_opts.fill)
+        memset(user, GA_FILL_FRESH, size);
+    memset(user + size, GA_FILL_GUARD, h->tail);
+    h->magic = h->state = key(GA_DBG_LIVE, user);
+    return user;
+}
+
+void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret)
+{
+    void *p = block_new(size, GA_MIN_ALIGN, zero, kind, ret);
+    maybe_check();
+    return p != NULL || kind == GA_DBG_RAW ? p : fail(GA_ENOMEM);
+}
+
+void *ga__debug_calloc(size_t n, size_t size, void *ret)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) return fail(GA_EOVERFLOW);
+    void *p = block_new(total, GA_MIN_ALIGN, true, GA_DBG_MALLOC, ret);
+    maybe_check();
+    return p ? p : fail(GA_ENOMEM);
+}
+
+void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret)
+{
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > GA_MAX_ALIGN) {
+        ga__set_error(GA_EINVAL);
+        errno = alignment > GA_MAX_ALIGN ? ENOMEM : EINVAL;
+        return NULL;
+    }
+    void *p = block_new(size, alignment, false, GA_DBG_MALLOC, ret);
+    maybe_check();
+    return p ? p : fail(GA_ENOMEM);
+}
+
+/* True when p is a pointer the engine handed out before debug mode: not in or at a debug
+ * block, and accepted by the engine's own checks. */
+static bool pre_debug_block(const void *p)
+{
+    return p != NULL && ga__dbg_find(p) == NULL && ga__engine_usable(p) != 0;
+}
+
+/* True when p is the user pointer of a debug block that left the quarantine and whose engine
+ * block is still free. */
+__attribute__((no_sanitize("address", "thread"))) static bool is_released(const void *p)
+{
+    if (p == NULL || ((uintptr_t)p & 15) != 0 || ((uintptr_t)p & GA_SEGMENT_MASK) < GA_DBG_HDR ||
+        !ga__is_heap_memory(p))
+        return false;
+    return ((const ga_dbg_hdr_t *)((const uint8_t *)p - GA_DBG_HDR))->state ==
+           key(GA_DBG_RELEASED, p);
+}
+
+/* p is not a live or quarantined debug block: a raw block from before debug mode (freed by the
+ * engine), or misuse (reported). */
+static void free_other(void *p, void *ret, const char *call)
+{
+    char what[96];
+    if (is_released(p)) {
+        snprintf(what, sizeof what, "%s: double free (block already left the quarantine)", call);
+        ga__dbg_block_report(GA_EDOUBLEFREE, NULL, p, true, what, ret);
+        return;
+    }
+    ga_dbg_hdr_t *h = ga__dbg_find(p);
+    if (h == NULL && ga__is_heap_memory(p)) {
+        ga__engine_free(p); /* from before debug mode (the engine validates it) */
+        return;
+    }
+    if (h != NULL)
+        snprintf(what, sizeof what, "%s: pointer %+td bytes into a block (not its start)", call,
+                 (const uint8_t *)p - user_of(h));
+    else
+        snprintf(what, sizeof what, "%s: pointer was not allocated by globalalloc", call);
+    ga__dbg_block_report(GA_ENOTOWNED, h, p, true, what, ret);
+}
+static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
+{
+    if (ga__dbg_verify(h, false, FATAL_CHECK, call, ret) != 0) {
+        /* reported, and the handler chose to go on: repair, so it is reported once */
+        memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
+        memset(user_of(h) + h->size, GA_FILL_GUARD, h->tail);
+    }
+    h->free_stack = ga__dbg_opts.free_stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
+    if (ga__dbg_opts.fill) {
+        size_t keep = kept_words(h);
+        if (keep) memset(user_of(h), GA_FILL_FREED, 8);
+        memset(user_of(h) + keep, GA_FILL_FREED, h->size - keep);
+    }
+    h->magic = h->state = key(GA_DBG_FREED, user_of(h));
+    quarantine_push(h);
+}
+
+void ga__debug_free(void *p, void *ret)
+{
+    if (p == NULL) return;
+    ga_dbg_hdr_t *h = ga__dbg_header(p);
+    if (h == NULL) {
+        free_other(p, ret, "free");
+    } else if (h->state == key(GA_DBG_FREED, p)) {
+        ga__dbg_block_report(GA_EDOUBLEFREE, h, p, true, "free: double free", ret);
+    } else {
+        free_block(h, ret, "free");
+    }
+    maybe_check();
+}
+
+void *ga__debug_realloc(void *p, size_t size, void *ret)
+{
+    if (p == NULL) return ga__debug_malloc(size, false, GA_DBG_MALLOC, ret);
+    ga_dbg_hdr_t *h = ga__dbg_header(p);
+    size_t old;
+    if (h == NULL) {
+        if (!pre_debug_block(p)) {
+            free_other(p, ret, "realloc");
+            return fail(GA_ENOTOWNED);
+        }
+        old = ga__engine_usable(p); /* a block from before debug mode */
+    } else if (h->state == key(GA_DBG_FREED, p)) {
+        ga__dbg_block_report(GA_EDOUBLEFREE, h, p, true, "realloc: block was freed", ret);
+        return fail(GA_EDOUBLEFREE);
+    } else {
+        ga__dbg_verify(h, false, FATAL_CHECK, "realloc", ret);
+        old = h->size;
+    }
+    /* Always move: a stale pointer to the old block then hits the quarantine. */
+    void *q = block_new(size, GA_MIN_ALIGN, false, h ? h->kind : GA_DBG_MALLOC, ret);
+    if (q == NULL) return fail(GA_ENOMEM);
+    memcpy(q, p, old < size ? old : size);
+    if (h)
+        free_block(h, ret, "realloc");
+    else
+        ga__engine_free(p);
+    maybe_check();
+    return q;
+}
+
+size_t ga__debug_usable_size(const void *p)
+{
+    ga_dbg_hdr_t *h = ga__dbg_header(p);
+    if (h != NULL) return h->state == key(GA_DBG_LIVE, p) ? h->size : 0;
+    return pre_debug_block(p) ? ga__engine_usable(p) : 0;
+}
+
+bool ga__debug_is_block_start(const void *p)
+{
+    if (ga__dbg_header(p) != NULL || is_released(p))
+        return true; /* live, quarantined, or freed to the engine (and not reused yet) */
+    return ga__engine_is_block_start(p) && ga__dbg_find(p) == NULL;
+}
+
+int ga__debug_owns(const void *p)
+{
+    ga_dbg_hdr_t *h = ga__dbg_header(p);
+    if (h != NULL) return h->state == key(GA_DBG_LIVE, p);
+    return pre_debug_block(p) ? ga__engine_owns(p) : 0;
+}
+
+__attribute__((no_sanitize("address", "thread"))) ga_dbg_hdr_t *ga__dbg_header(const void *p)
+{
+    if (p == NULL || ((uintptr_t)p & 15) != 0 || ((uintptr_t)p & GA_SEGMENT_MASK) < GA_DBG_HDR ||
+        !ga__is_heap_memory(p))
+        return NULL;
+    ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)((uintptr_t)p - GA_DBG_HDR);
+    uint64_t s = h->state;
+    if ((s == key(GA_DBG_LIVE, p) || s == key(GA_DBG_FREED, p)) && h->magic == s) return h;
+    return NULL;
+}

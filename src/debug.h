@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The debug heap's internal contract between alloc.c (the hooks), check.c, debug.c (blocks,
+ * options, quarantine, misuse reports) and leak.c (stacks, walks, leak report).
+ *
+ * A debug block is an ordinary engine block laid out as
+ *
+ *     [redirect (aligned blocks only)][header: 64 bytes][user: size bytes][tail guard]
+ *
+ * The header ends with 8 guard bytes; the tail guard is `guard` bytes (default 16; fewer only
+ * if the option asks for more than the engine block has room for). A block is recognised by its
+ * header magic, keyed with the user address and a per-process secret, so a pointer that is not a
+ * debug block (allocated before debug mode was switched on, or never ours) is told apart without
+ * any table. Every engine block that is a debug block has, at its first word, either the header
+ * magic (LIVE or FREED) or the REDIRECT magic followed by the header's offset, which is what the
+ * leak walk looks for.
+ */
+#ifndef GA_DEBUG_HEAP_H
+#define GA_DEBUG_HEAP_H
+
+#include "internal.h"
+
+/* Set once when debug mode starts (environment at load time, or ga_debug_enable), never
+ * cleared. Plain bool: the hooks read it on every call, and it only ever goes false -> true. */
+extern bool ga__debug_enabled __attribute__((visibility("hidden"))); /* no GOT load */
+
+/* Block kinds (for reports): the malloc-style API, or raw blocks of the other layers. */
+enum { GA_DBG_MALLOC = 1, GA_DBG_RAW = 2 };
+
+#define GA_DBG_HDR   64u
+#define GA_DBG_FRONT 8u
+
+typedef struct ga_dbg_hdr_s {
+    uint64_t magic;       /* (GA_DBG_LIVE | GA_DBG_FREED) ^ user ^ secret; first word */
+    uint64_t state;       /* same value as magic, but survives the engine's free-list link */
+    uint64_t size;        /* requested bytes */
+    uint64_t serial;      /* allocation number, 1, 2, ... (unique, roughly in time order) */
+    uint32_t alloc_stack; /* stack depot ids (0 = none) */
+    uint32_t free_stack;
+    uint32_t tid;                /* allocating thread (kernel thread id) */
+    uint32_t epoch;              /* ga_debug_mark() epoch at allocation */
+    uint32_t pad;                /* bytes from the engine block start to this header */
+    uint16_t tail;               /* tail guard bytes after the user bytes */
+    uint8_t kind;                /* GA_DBG_MALLOC / GA_DBG_RAW */
+    uint8_t mark;                /* leak scan: reachable */
+    uint8_t front[GA_DBG_FRONT]; /* guard bytes before the user bytes */
+} ga_dbg_hdr_t;
+_Static_assert(sizeof(ga_dbg_hdr_t) == GA_DBG_HDR, "debug header is 64 bytes");
+
+#define GA_DBG_LIVE     0x6761444247564c31ull
+#define GA_DBG_FREED    0x6761444247465231ull
+#define GA_DBG_RELEASED 0x6761444247524c31ull
+#define GA_DBG_REDIRECT 0x6761444247524431ull
+
+/* Fill patterns (as the Windows CRT debug heap). */
+#define GA_FILL_FRESH 0xCD
+#define GA_FILL_FREED 0xDD
+#define GA_FILL_GUARD 0xFD
+
+typedef struct ga_dbg_opts_s {
+    unsigned stacks;   /* frames per stack (0: none) */
+    unsigned guard;    /* minimum tail guard bytes */
+    size_t quarantine; /* bytes of freed blocks each thread holds back */
+    bool fill;         /* fresh / freed fill patterns */
+    bool free_stacks;  /* record the stack of each free */
+    bool symbolize;    /* addr2line in reports */
+    int leaks;         /* at-exit report: 0 no, 1 unreachable blocks, 2 every live block */
+    int exitcode;      /* exit status when the at-exit report finds leaks (0: unchanged) */
+    unsigned check;    /* verify every debug block each `check` operations (0: never) */
+    int report_fd;     /* where reports go */
+} ga_dbg_opts_t;
+extern ga_dbg_opts_t ga__dbg_opts;
+extern uint64_t ga__dbg_secret;
+
+/* ---- alloc.c: the engine without the debug hook -------------------------------------- */
+void *ga__engine_alloc(size_t size, bool zero);
+void ga__engine_free(void *p);
+size_t ga__engine_usable(const void *p);
+bool ga__engine_is_block_start(const void *p);
+int ga__engine_owns(const void *p);
+
+/* ---- debug.c: the hooks (ret: the caller's return address, the first frame) -------------- */
+void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret);
+void *ga__debug_calloc(size_t n, size_t size, void *ret);
+void *ga__debug_realloc(void *p, size_t size, void *ret);
+void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret);
+void ga__debug_free(void *p, void *ret);
+size_t ga__debug_usable_size(const void *p);
+bool ga__debug_is_block_start(const void *p);
+int ga__debug_owns(const void *p);
+/* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
+extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
+/* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
+void ga__dbg_thread_exit(void);
+/* Registers leak.c's fork handlers (once, when debug mode starts). */
+void ga__dbg_fork_init(void);
+/* Makes sure this thread's exit calls ga__dbg_thread_exit. */
+void ga__dbg_thread_note(void);
+/* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */
+void ga__debug_init(void);
+
+/* Header of the debug block whose user pointer is p (live or freed), or NULL. Never faults. */
+ga_dbg_hdr_t *ga__dbg_header(const void *p);
+/* Verifies one block's guards (and, when freed, its fill); reports and returns GA_E* or 0. */
+int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret);
+/* Prints a block's description and stacks (ret: first frame of the bad call, NULL: here),
+ * then reports through ga__report. */
+void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, const char *what,
+                          void *ret);
+
+/* ---- leak.c: stacks, walks, reports ----------------------------------------------------- */
+/* Captures the current stack (first frame ret) into the depot; returns its id (0 = none). */
+uint32_t ga__stack_capture(void *ret);
+/* Writes a stack, symbolized when enabled, one frame a line, each line prefixed by indent. */
+void ga__stack_print(int fd, uint32_t id, const char *indent);
+/* Writes printf-style text to fd without allocating. */
+void ga__dbg_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
+ga_dbg_hdr_t *ga__dbg_find(const void *addr);
+/* Registers a mapping of ours that the leak scan must skip. */
+void ga__dbg_noscan(const void *p, size_t size);
+/* Walks every debug block of the process heap (registry lock held). */
+typedef void ga_dbg_visit_t(ga_dbg_hdr_t *h, bool freed, void *arg);
+void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
+/* Next allocation serial / current mark epoch. */
+uint64_t ga__dbg_next_serial(void);
+extern _Atomic uint32_t ga__dbg_epoch;
+/* ga_heap_stats in debug mode: blocks and bytes as the program sees them. */
+void ga__debug_stats(ga_stats_t *out);
+/* Debug half of ga_heap_check: every debug block's guards (and quarantined fill). */
+int ga__debug_check(unsigned flags);
+
+#endif /* GA_DEBUG_HEAP_H */

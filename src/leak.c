@@ -1,0 +1,1147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stacks and leaks for the debug heap: stack capture (frame-pointer walk), the stack depot,
+ * symbolization, walks over every debug block, the reachability scan, and the leak report
+ * (on demand and at exit).
+ *
+ * Stack capture: the hooks pass the caller's return address, which is always exact and becomes
+ * frame #0. The frame-pointer chain from here is then followed until that address shows up
+ * (our own frames are skipped that way) and from there up to the top of the thread's stack;
+ * every frame pointer must move up the stack, stay inside it and be 8-aligned, so code without
+ * frame pointers yields a shorter stack, never a fault. If the caller's address never shows up
+ * in the chain the stack is that one frame.
+ *
+ * Depot: each distinct stack is stored once (hash table of 32-bit ids into an append-only
+ * arena, both mapped from the OS); lookups are lock-free, inserts take a lock. A block keeps
+ * only the id.
+ *
+ * Leak = a live debug block that no pointer reaches (as LeakSanitizer): roots are every
+ * private writable mapping of the process (globals, stacks, TLS, other allocators) except our
+ * segments, plus every engine block that is not a debug block (blocks from before debug mode,
+ * and free blocks: conservative). Any word that points into a block's user bytes marks it, and
+ * marked blocks are scanned in turn. GA_LEAK_ALL (or leaks=all) lists every live block.
+ * The mark phase holds the registry lock so no segment is unmapped under the scan; reports are
+ * written after it is released (symbolization forks addr2line, and fork takes that lock).
+ */
+#include "debug.h"
+#include "engine.h"
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+void ga__dbg_printf(int fd, const char *fmt, ...)
+{
+    if (fd < 0) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0) write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+/* ---- our own mappings ------------------------------------------------------------------- */
+
+/* Our own mappings (depot, quarantine, buffers) hold no block pointers worth scanning. */
+static struct {
+    _Atomic uintptr_t lo, hi;
+} noscan[16];
+
+void ga__dbg_noscan(const void *p, size_t size)
+{
+    for (size_t i = 0; p && i < sizeof noscan / sizeof noscan[0]; i++) {
+        uintptr_t z = 0;
+        if (atomic_compare_exchange_strong(&noscan[i].lo, &z, (uintptr_t)p)) {
+            atomic_store(&noscan[i].hi, (uintptr_t)p + size);
+            return;
+        }
+    }
+}
+
+static void *map_noscan(size_t size)
+{
+    void *p = ga__os_map_aligned(size, ga__os_page_size());
+    ga__dbg_noscan(p, size);
+    return p;
+}
+
+/* ---- serials and epochs ------------------------------------------------------------------- */
+
+_Atomic uint32_t ga__dbg_epoch;
+static _Atomic uint64_t next_serial = 1;
+static GA_TLS uint64_t tl_serial, tl_serial_end;
+
+uint64_t ga__dbg_next_serial(void)
+{
+    if (GA_UNLIKELY(tl_serial == tl_serial_end)) {
+        tl_serial = atomic_fetch_add_explicit(&next_serial, 64, memory_order_relaxed);
+        tl_serial_end = tl_serial + 64;
+    }
+    return tl_serial++;
+}
+
+uint64_t ga_debug_mark(void)
+{
+    return atomic_fetch_add(&ga__dbg_epoch, 1) + 1;
+}
+
+/* ---- the stack depot ----------------------------------------------------------------------- */
+
+#define DEPOT_SLOTS ((size_t)1 << 21)
+#define DEPOT_WORDS ((size_t)32 << 20) /* 256 MiB of address space, touched as used */
+#define MAX_FRAMES  64
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t lock;
+    _Atomic uint32_t *slots; /* 0 = empty, else an arena word index */
+    uint64_t *arena;         /* record: (hash << 32 | depth), then depth frames */
+    size_t used;             /* arena words used (lock) */
+    size_t count;            /* stacks stored (lock) */
+} depot = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void depot_init(void)
+{
+    size_t pg = ga__os_page_size();
+    (void)pg;
+    depot.slots = map_noscan(DEPOT_SLOTS * sizeof(uint32_t));
+    depot.arena = map_noscan(DEPOT_WORDS * sizeof(uint64_t));
+    depot.used = 1; /* id 0 means "no stack" */
+}
+
+static uint32_t stack_hash(const uintptr_t *f, unsigned n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (unsigned i = 0; i < n; i++) {
+        h ^= f[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return (uint32_t)h | 1;
+}
+
+static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n)
+{
+    const uint64_t *r = &depot.arena[id];
+    if (r[0] != ((uint64_t)hash << 32 | n)) return false;
+    uint64_t diff = 0; /* a few words: inline, no memcmp call */
+    for (unsigned i = 0; i < n; i++)
+        diff |= r[i + 1] ^ f[i];
+    return diff == 0;
+}
+
+static uint32_t depot_put(const uintptr_t *f, unsigned n)
+{
+    if (GA_UNLIKELY(depot.arena == NULL)) {
+        pthread_once(&depot.once, depot_init);
+        if (depot.slots == NULL || depot.arena == NULL) return 0;
+    }
+    if (n == 0) return 0;
+    uint32_t hash = stack_hash(f, n);
+    size_t mask = DEPOT_SLOTS - 1, i = hash & mask;
+    for (;; i = (i + 1) & mask) {
+        uint32_t id = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
+        if (id == 0) break;
+        if (record_is(id, hash, f, n)) return id;
+    }
+    pthread_mutex_lock(&depot.lock);
+    uint32_t id = 0;
+    for (;; i = (i + 1) & mask) { /* continue from the empty slot: others may have filled it */
+        uint32_t cur = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
+        if (cur == 0) break;
+        if (record_is(cur, hash, f, n)) {
+            id = cur;
+            break;
+        }
+    }
+    if (id == 0 && depot.count < DEPOT_SLOTS / 4 * 3 && depot.used + n + 1 <= DEPOT_WORDS) {
+        id = (uint32_t)depot.used;
+        uint64_t *r = &depot.arena[id];
+        r[0] = (uint64_t)hash << 32 | n;
+        memcpy(r + 1, f, n * sizeof *f);
+        depot.used += n + 1;
+        depot.count++;
+        atomic_store_explicit(&depot.slots[i], id, memory_order_release);
+    }
+    pthread_mutex_unlock(&depot.lock);
+    return id;
+}
+
+static unsigned depot_get(uint32_t id, const uintptr_t **frames)
+{
+    if (id == 0 || depot.arena == NULL) return 0;
+    *frames = (const uintptr_t *)&depot.arena[id + 1];
+    return (unsigned)(depot.arena[id] & 0xffffffffu);
+}
+
+/* ---- stack capture ----------------------------------------------------------------------- */
+
+static GA_TLS uintptr_t tl_stack_hi; /* top of this thread's stack (0: not known yet) */
+
+/* Thread stacks seen by the debug heap, so the leak scan can skip the stacks of threads that
+ * exited (glibc keeps them mapped for reuse, full of stale pointers). A thread registers its
+ * stack on its first stack capture; a key destructor marks it dead at exit. */
+#define MAX_STACKS 1024
+static struct {
+    pthread_mutex_t lock;
+    pthread_once_t once;
+    pthread_key_t key;
+    bool have_key;
+    struct {
+        uintptr_t lo, hi;
+        uintptr_t tp; /* thread pointer (glibc: the thread descriptor) */
+        bool live;
+    } s[MAX_STACKS];
+    size_t n;
+} stacks = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static void thread_exit(void *arg)
+{
+    uintptr_t lo = (uintptr_t)arg;
+    ga__dbg_thread_exit();
+    pthread_mutex_lock(&stacks.lock);
+    for (size_t i = 0; i < stacks.n; i++)
+        if (stacks.s[i].lo == lo) stacks.s[i].live = false;
+    pthread_mutex_unlock(&stacks.lock);
+}
+
+static void stacks_init(void)
+{
+    stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0;
+}
+
+/* fork: the child must not inherit a depot or stack-table lock held by a thread it lost. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&depot.lock);
+    pthread_mutex_lock(&stacks.lock);
+}
+static void fork_after(void)
+{
+    pthread_mutex_unlock(&stacks.lock);
+    pthread_mutex_unlock(&depot.lock);
+}
+void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_after); }
+
+void ga__dbg_thread_note(void)
+{
+    pthread_once(&stacks.once, stacks_init);
+    if (stacks.have_key && pthread_getspecific(stacks.key) == NULL) {
+        ga__dbg_busy++; /* may allocate */
+        pthread_setspecific(stacks.key, (void *)1);
+        ga__dbg_busy--;
+    }
+}
+
+static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
+{
+    pthread_once(&stacks.once, stacks_init);
+    pthread_mutex_lock(&stacks.lock);
+    size_t i = 0; /* the same stack again (glibc reuses them), else a new entry */
+    while (i < stacks.n && stacks.s[i].lo != lo)
+        i++;
+    for (size_t k = 0; i == MAX_STACKS && k < stacks.n; k++)
+        if (!stacks.s[k].live)
+            i = k; /* full: forget a dead stack (it is then scanned: conservative) */
+    if (i < MAX_STACKS) {
+        stacks.s[i].lo = lo;
+        stacks.s[i].hi = hi;
+        stacks.s[i].tp = tp;
+        stacks.s[i].live = true;
+        if (i == stacks.n) stacks.n++;
+    }
+    pthread_mutex_unlock(&stacks.lock);
+    if (stacks.have_key) /* may allocate (undecorated: the caller is busy) */
+        pthread_setspecific(stacks.key, (void *)lo);
+}
+
+static pthread_t main_thread(void)
+{
+    static pthread_t main_id;
+    static bool known;
+    if (!known) { /* the constructor runs on the main thread */
+        main_id = pthread_self();
+        known = true;
+    }
+    return main_id;
+}
+__attribute__((constructor(102))) static void note_main_thread(void)
+{
+    main_thread();
+}
+
+/* glibc keeps the thread descriptor at the top of a thread's stack block, at the thread
+ * pointer == pthread_self(). Once the thread exited, the block (kept for reuse) is stale data
+ * except the descriptor's DTV pointer (x86-64: tp + 8), which still owns the dynamic TLS
+ * blocks: the scan reads that word only. Elsewhere the descriptor is scanned whole. */
+static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
+{
+    uintptr_t tp = (uintptr_t)pthread_self();
+    return tp > (uintptr_t)lo && tp + 16 <= hi ? tp : 0;
+}
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define DTV_SLOT(tp) ((tp) + 8)
+#endif
+
+static NO_SAN uintptr_t stack_top(uintptr_t here)
+{
+    if (tl_stack_hi > here) return tl_stack_hi;
+    pthread_attr_t attr;
+    uintptr_t hi = 0;
+    ga__dbg_busy++; /* pthread_getattr_np may allocate */
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *lo;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+            hi = (uintptr_t)lo + size;
+            if (pthread_self() != main_thread())
+                stack_register((uintptr_t)lo, hi, thread_descriptor(lo, hi));
+        }
+        pthread_attr_destroy(&attr);
+    }
+    ga__dbg_busy--;
+    tl_stack_hi = hi > here ? hi : here + 1; /* unknown: walk nothing */
+    return tl_stack_hi;
+}
+
+/* A frame record [saved fp, return address] at fp lies inside this thread's stack. */
+static inline bool frame_ok(uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+    return fp >= lo && fp < hi && hi - fp >= 16 && (fp & 7) == 0;
+}
+
+NO_SAN uint32_t ga__stack_capture(void *ret)
+{
+    unsigned max = ga__dbg_opts.stacks;
+    if (max == 0) return 0;
+    uintptr_t f[MAX_FRAMES];
+    unsigned n = 0;
+    f[n++] = (uintptr_t)ret;
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = fp, hi = GA_LIKELY(tl_stack_hi > lo) ? tl_stack_hi : stack_top(lo);
+    bool found = false;
+    for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) { /* skip our own frames */
+        const uintptr_t *rec = (const uintptr_t *)fp;
+        if (rec[0] <= fp) break;
+        fp = rec[0];
+        if (rec[1] == (uintptr_t)ret) {
+            found = true;
+            break;
+        }
+    }
+    while (found && n < max && frame_ok(fp, lo, hi)) {
+        const uintptr_t *rec = (const uintptr_t *)fp;
+        uintptr_t ra = rec[1];
+        if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) /* not code: a frame without a fp */
+            break;
+        f[n++] = ra;
+        if (rec[0] <= fp) break;
+        fp = rec[0];
+    }
+    return depot_put(f, n);
+}
+
+/* ---- symbolization ----------------------------------------------------------------------------
+ */
+
+#define SYM_MAX 2048
+#define SYM_LEN 240
+typedef struct sym_s {
+    uintptr_t addr;
+    char text[SYM_LEN];
+} sym_t;
+static struct {
+    pthread_mutex_t lock; /* one report at a time */
+    sym_t *tab;           /* SYM_MAX entries, mapped */
+    size_t n;
+    char *out; /* addr2line output buffer */
+} sym = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
+#define SYM_OUT ((size_t)1 << 20)
+
+static sym_t *sym_find(uintptr_t a)
+{
+    for (size_t i = 0; i < sym.n; i++)
+        if (sym.tab[i].addr == a) return &sym.tab[i];
+    return NULL;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Runs addr2line on module path for n addresses (offsets or absolute), filling texts. */
+static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsigned n)
+{
+    char hex[64][20];
+    const char *argv[64 + 10];
+    unsigned a = 0;
+    argv[a++] = "addr2line";
+    argv[a++] = "-a";
+    argv[a++] = "-f";
+    argv[a++] = "-i";
+    argv[a++] = "-C";
+    argv[a++] = "-e";
+    argv[a++] = path;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(hex[i], sizeof hex[i], "%#jx", (uintmax_t)offs[i]);
+        argv[a++] = hex[i];
+    }
+    argv[a] = NULL;
+    int pfd[2];
+    if (pipe(pfd) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(pfd[1], 1);
+        if (devnull >= 0) dup2(devnull, 2);
+        close(pfd[0]);
+        execve("/usr/bin/addr2line", (char *const *)argv, envp);
+        execve("/bin/addr2line", (char *const *)argv, envp);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    if (pid > 0) {
+        ssize_t r;
+        while (len < SYM_OUT - 1 && ((r = read(pfd[0], sym.out + len, SYM_OUT - 1 - len)) > 0 ||
+                                     (r < 0 && errno == EINTR)))
+            len += r > 0 ? (size_t)r : 0;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    close(pfd[0]);
+    sym.out[len] = 0;
+    /* -a -i: per address, its "0x..." line, then (function, file:line) pairs from the
+     * innermost inlined function out to the real one. */
+    int i = -1;
+    size_t used = 0;
+    char text[SYM_LEN];
+    for (char *line = sym.out, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) break;
+        *nl = 0;
+        if (line[0] == '0' && line[1] == 'x') {
+            i++;
+            used = 0;
+            if (i >= (int)n) break;
+            continue;
+        }
+        char *fn = line, *loc = nl + 1;
+        if (i < 0 || !(nl = strchr(loc, '\n'))) break;
+        *nl = 0;
+        bool have_fn = strcmp(fn, "??") != 0, have_loc = strncmp(loc, "??", 2) != 0;
+        if (!have_fn && !have_loc) continue;
+        char *disc = strstr(loc, " (discriminator");
+        if (disc) *disc = 0;
+        int w;
+        if (used == 0)
+            w = snprintf(text, sizeof text, "%s %s%s%s", have_fn ? fn : dst[i]->text,
+                         have_loc ? loc : "(", have_loc ? "" : base_name(path),
+                         have_loc ? "" : ")");
+        else
+            w = snprintf(text + used, sizeof text - used, ", inlined in %s %s", fn,
+                         have_loc ? loc : "");
+        if (w > 0) {
+            used = used + (size_t)w < sizeof text ? used + (size_t)w : sizeof text - 1;
+            memcpy(dst[i]->text, text, SYM_LEN);
+        }
+    }
+}
+
+static void exe_path(char *buf, size_t len)
+{
+    ssize_t r = readlink("/proc/self/exe", buf, len - 1);
+    buf[r > 0 ? (size_t)r : 0] = 0;
+}
+
+/* Gives every address of the depot stacks ids[0..n) a text (dladdr, then addr2line). */
+static void symbolize(const uint32_t *ids, size_t nids)
+{
+    if (sym.tab == NULL) {
+        sym.tab = map_noscan(SYM_MAX * sizeof(sym_t));
+        sym.out = map_noscan(SYM_OUT);
+        if (sym.tab == NULL || sym.out == NULL) return;
+    }
+    size_t first_new = sym.n;
+    for (size_t k = 0; k < nids; k++) {
+        const uintptr_t *f;
+        unsigned n = depot_get(ids[k], &f);
+        for (unsigned i = 0; i < n && sym.n < SYM_MAX; i++) {
+            if (sym_find(f[i])) continue;
+            sym_t *s = &sym.tab[sym.n++];
+            s->addr = f[i];
+            Dl_info info;
+            if (dladdr((void *)f[i], &info) && info.dli_fname) {
+                if (info.dli_sname)
+                    snprintf(s->text, SYM_LEN, "%s+%#tx (%s)", info.dli_sname,
+                             (char *)f[i] - (char *)info.dli_saddr, base_name(info.dli_fname));
+                else
+                    snprintf(s->text, SYM_LEN, "(%s+%#tx)", base_name(info.dli_fname),
+                             (char *)f[i] - (char *)info.dli_fbase);
+            } else {
+                snprintf(s->text, SYM_LEN, "(unknown)");
+            }
+        }
+    }
+    if (!ga__dbg_opts.symbolize) return;
+    char exe[512], mod[512];
+    exe_path(exe, sizeof exe);
+    /* one addr2line per module and up to 64 addresses */
+    static uint8_t done[SYM_MAX];
+    memset(done, 0, sizeof done);
+    for (size_t i = first_new; i < sym.n; i++) {
+        if (done[i]) continue;
+        Dl_info info;
+        if (!dladdr((void *)sym.tab[i].addr, &info) || info.dli_fname == NULL) {
+            done[i] = 1;
+            continue;
+        }
+        void *base = info.dli_fbase;
+        const Elf64_Ehdr *eh = base;
+        bool absolute = eh && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_type == ET_EXEC;
+        if (info.dli_fname[0] == 0 || strchr(info.dli_fname, '/') == NULL)
+            snprintf(mod, sizeof mod, "%s", exe);
+        else
+            snprintf(mod, sizeof mod, "%s", info.dli_fname);
+        uintptr_t offs[64];
+        sym_t *dst[64];
+        unsigned n = 0;
+        for (size_t j = i; j < sym.n && n < 64; j++) {
+            Dl_info o;
+            if (done[j] || !dladdr((void *)sym.tab[j].addr, &o) || o.dli_fbase != base) continue;
+            done[j] = 1;
+            uintptr_t a = sym.tab[j].addr - 1; /* the call, not the return address */
+            offs[n] = absolute ? a : a - (uintptr_t)base;
+            dst[n++] = &sym.tab[j];
+        }
+        ga__dbg_busy++;
+        run_addr2line(mod, offs, dst, n);
+        ga__dbg_busy--;
+    }
+}
+
+static void print_frames(int fd, uint32_t id, const char *indent)
+{
+    const uintptr_t *f;
+    unsigned n = depot_get(id, &f);
+    if (n == 0) {
+        ga__dbg_printf(fd, "%s(no stack recorded)\n", indent);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        sym_t *s = sym_find(f[i]);
+        ga__dbg_printf(fd, "%s#%u %#jx %s\n", indent, i, (uintmax_t)f[i], s ? s->text : "");
+    }
+}
+
+void ga__stack_print(int fd, uint32_t id, const char *indent)
+{
+    pthread_mutex_lock(&sym.lock);
+    symbolize(&id, 1);
+    print_frames(fd, id, indent);
+    pthread_mutex_unlock(&sym.lock);
+}
+
+/* ---- walks over debug blocks ---------------------------------------------------------------- */
+
+/* The debug header of engine block raw (NULL if none); *freed tells FREED from LIVE. */
+static NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *freed)
+{
+    const uint64_t *w = (const uint64_t *)raw;
+    ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)raw;
+    if (w[0] == (GA_DBG_REDIRECT ^ (uintptr_t)raw ^ ga__dbg_secret)) {
+        if (w[1] % 16 != 0 || w[1] + GA_DBG_HDR > block_size) return NULL;
+        h = (ga_dbg_hdr_t *)(raw + w[1]);
+    }
+    uint64_t user = (uintptr_t)h + GA_DBG_HDR;
+    if (h->magic != h->state) return NULL;
+    if (h->state == (GA_DBG_LIVE ^ user ^ ga__dbg_secret))
+        *freed = false;
+    else if (h->state == (GA_DBG_FREED ^ user ^ ga__dbg_secret))
+        *freed = true;
+    else
+        return NULL;
+    return h;
+}
+
+typedef void block_visit_t(uint8_t *raw, size_t size, void *arg);
+
+/* Every carved block of every page in use (live or free). pre: registry lock held. */
+static NO_SAN void walk_blocks(block_visit_t *visit, void *arg)
+{
+    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
+        if (seg->kind == GA_SEG_HUGE) {
+            ga_page_t *page = &seg->pages[0];
+            if (page->in_use)
+                visit(page->start, seg->size - (size_t)(page->start - (uint8_t *)seg), arg);
+            continue;
+        }
+        for (uint32_t i = 0; i < seg->page_count; i++) {
+            ga_page_t *page = &seg->pages[i];
+            if (!page->in_use) continue;
+            for (uint32_t k = 0; k < page->capacity; k++)
+                visit(page->start + (size_t)k * page->block_size, page->block_size, arg);
+        }
+    }
+}
+
+typedef struct dbg_walk_s {
+    ga_dbg_visit_t *visit;
+    void *arg;
+} dbg_walk_t;
+
+static void dbg_visit(uint8_t *raw, size_t size, void *arg)
+{
+    dbg_walk_t *w = arg;
+    bool freed;
+    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    if (h) w->visit(h, freed, w->arg);
+}
+
+void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg)
+{
+    dbg_walk_t w = {visit, arg};
+    walk_blocks(dbg_visit, &w);
+}
+
+/* The engine block containing addr; NULL if none. pre: registry lock held, or racy reads. */
+static NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
+{
+    ga_segment_t *seg = ga__segment_of((void *)addr);
+    if (!ga__segmap_has(seg)) return NULL;
+    if (seg->kind == GA_SEG_HUGE) {
+        ga_page_t *page = &seg->pages[0];
+        if (!page->in_use || addr < (uintptr_t)page->start || addr - (uintptr_t)seg >= seg->size)
+            return NULL;
+        *size = seg->size - (size_t)(page->start - (uint8_t *)seg);
+        return page->start;
+    }
+    if (addr - (uintptr_t)seg < seg->header_size) return NULL;
+    ga_page_t *page = ga__page_of(seg, (void *)addr);
+    if (!page->in_use || addr < (uintptr_t)page->start) return NULL;
+    size_t idx = ga__page_block_index(page, addr - (uintptr_t)page->start);
+    if (idx >= page->capacity) return NULL;
+    *size = page->block_size;
+    return page->start + idx * page->block_size;
+}
+
+ga_dbg_hdr_t *ga__dbg_find(const void *addr)
+{
+    size_t size;
+    bool freed;
+    if (!ga__debug_enabled || !ga__is_heap_memory(addr)) return NULL;
+    uint8_t *raw = block_containing((uintptr_t)addr, &size);
+    return raw ? classify(raw, size, &freed) : NULL;
+}
+
+/* ---- reachability ------------------------------------------------------------------------------
+ */
+
+static struct {
+    ga_dbg_hdr_t **stack; /* mark stack, mapped; grows by remapping */
+    size_t n, cap;
+    char *maps; /* /proc/self/maps text */
+} scan;
+#define MAPS_MAX ((size_t)8 << 20)
+
+static void push(ga_dbg_hdr_t *h)
+{
+    if (scan.n == scan.cap) {
+        size_t cap = scan.cap ? scan.cap * 2 : (size_t)1 << 16;
+        ga_dbg_hdr_t **s = ga__os_map_aligned(cap * sizeof *s, ga__os_page_size());
+        if (s == NULL) return; /* the block stays unmarked: reported (conservatively, as a leak) */
+        if (scan.stack) {
+            memcpy(s, scan.stack, scan.n * sizeof *s);
+            ga__os_unmap(scan.stack, scan.cap * sizeof *s);
+        }
+        scan.stack = s;
+        scan.cap = cap;
+    }
+    scan.stack[scan.n++] = h;
+}
+
+/* Marks the live block whose user bytes contain word w. */
+static NO_SAN void consider(uintptr_t w)
+{
+    size_t size;
+    bool freed;
+    uint8_t *raw = block_containing(w, &size);
+    if (raw == NULL) return;
+    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    if (h == NULL || freed || h->mark) return;
+    uintptr_t user = (uintptr_t)h + GA_DBG_HDR;
+    if (w < user || (w >= user + h->size && !(h->size == 0 && w == user))) return;
+    h->mark = 1;
+    push(h);
+}
+
+static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
+static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi);
+
+/* The i-th range the scan skips: our own mappings, then the used part of exited threads'
+ * stacks (their thread descriptor and TLS, above, are still scanned: they hold the DTV). */
+static bool skip_range(size_t i, uintptr_t *a, uintptr_t *b)
+{
+    size_t nn = sizeof noscan / sizeof noscan[0];
+    if (i < nn) {
+        *a = atomic_load(&noscan[i].lo);
+        *b = atomic_load(&noscan[i].hi);
+        return true;
+    }
+    i -= nn;
+    if (i >= stacks.n) return false;
+    *a = stacks.s[i].live ? 0 : stacks.s[i].lo;
+#ifdef DTV_SLOT
+    *b = stacks.s[i].hi;
+#else
+    *b = stacks.s[i].tp ? stacks.s[i].tp : stacks.s[i].hi;
+#endif
+    return true;
+}
+
+/* scan_range minus the skipped ranges. */
+static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
+{
+    uintptr_t a, b;
+    for (size_t i = first; lo < hi && skip_range(i, &a, &b); i++) {
+        if (a == 0 || b <= lo || a >= hi) continue;
+        if (a > lo) scan_clipped(lo, a, i + 1);
+        lo = b;
+    }
+    if (lo < hi) scan_foreign(lo, hi);
+}
+
+static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
+        uintptr_t w = *(const uintptr_t *)a;
+        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
+    }
+}
+
+static void drain(void)
+{
+    while (scan.n > 0) {
+        ga_dbg_hdr_t *h = scan.stack[--scan.n];
+        uintptr_t user = (uintptr_t)h + GA_DBG_HDR;
+        scan_range(user, user + h->size);
+    }
+}
+
+static void unmark(ga_dbg_hdr_t *h, bool freed, void *arg)
+{
+    (void)freed;
+    (void)arg;
+    h->mark = 0;
+}
+
+static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
+{
+    (void)arg;
+    bool freed;
+    if (classify(raw, size, &freed) != NULL) return;
+    /* word 0 of a free block is an encoded link; the rest is stale data (conservative) */
+    scan_range((uintptr_t)raw, (uintptr_t)raw + size);
+}
+
+/* Scans memory that is not ours: another thread may unmap it meanwhile (a thread exiting while
+ * the process exits frees its stack), so it is copied with process_vm_readv, which fails
+ * instead of faulting; where that call is not allowed, read directly. */
+#define COPY_CHUNK ((size_t)64 << 10)
+static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
+{
+    static uint8_t *buf;
+    static bool direct;
+#ifdef GA_ASAN
+    direct = true; /* ASan's process_vm_readv interceptor upsets its stack-scope poisoning */
+#endif
+    if (buf == NULL && !direct) {
+        buf = map_noscan(COPY_CHUNK);
+        direct = buf == NULL;
+    }
+    lo = (lo + 7) & ~(uintptr_t)7;
+    while (!direct && lo < hi) {
+        size_t n = hi - lo < COPY_CHUNK ? hi - lo : COPY_CHUNK;
+        struct iovec local = {buf, n}, remote = {(void *)lo, n};
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+            direct = true;
+            break;
+        }
+        if (got > 0)
+            for (size_t i = 0; i + 8 <= (size_t)got; i += 8) {
+                uintptr_t w;
+                memcpy(&w, buf + i, 8);
+                if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
+            }
+        if (got < (ssize_t)n) { /* unreadable from here: skip to the next page */
+            uintptr_t at = lo + (got > 0 ? (size_t)got : 0);
+            lo = (at | (ga__os_page_size() - 1)) + 1;
+        } else {
+            lo += n;
+        }
+    }
+    if (direct && lo < hi) scan_range(lo, hi);
+}
+
+static uintptr_t hexnum(const char **s)
+{
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return v;
+        v = v * 16 + (uintptr_t)d;
+    }
+}
+
+/* Scans every private writable mapping outside our segments; the calling thread's stack only
+ * from sp up. */
+static NO_SAN void scan_mappings(uintptr_t sp)
+{
+    if (scan.maps == NULL) scan.maps = map_noscan(MAPS_MAX);
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (scan.maps == NULL || fd < 0) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    size_t len = 0;
+    ssize_t r;
+    while (len < MAPS_MAX - 1 &&
+           ((r = read(fd, scan.maps + len, MAPS_MAX - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
+        len += r > 0 ? (size_t)r : 0;
+    close(fd);
+    scan.maps[len] = 0;
+    for (const char *s = scan.maps; *s;) {
+        uintptr_t lo = hexnum(&s);
+        s++;
+        uintptr_t hi = hexnum(&s);
+        s++;
+        bool rw_private = s[0] == 'r' && s[1] == 'w' && s[3] == 'p';
+        const char *nl = strchr(s, '\n');
+        const char *path = strchr(s, '/');
+        bool device = path && path < (nl ? nl : s + strlen(s)) && strncmp(path, "/dev/", 5) == 0;
+        s = nl ? nl + 1 : s + strlen(s);
+        if (!rw_private || device || hi - lo > ((uintptr_t)4 << 30))
+            continue; /* (sanitizer shadow memory is terabytes: skipped) */
+        if (sp >= lo && sp < hi) lo = sp;
+#ifdef DTV_SLOT
+        for (size_t i = 0; i < stacks.n; i++) {
+            uintptr_t slot = DTV_SLOT(stacks.s[i].tp);
+            if (!stacks.s[i].live && stacks.s[i].tp && slot >= lo && slot + 8 <= hi)
+                scan_foreign(slot, slot + 8);
+        }
+#endif
+        for (uintptr_t a = lo; a < hi;) {
+            uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
+            uintptr_t end = seg_end < hi ? seg_end : hi;
+            if (!ga__segmap_has(ga__segment_of((void *)a))) scan_clipped(a, end, 0);
+            a = end;
+        }
+    }
+}
+
+/* sp: where the caller's part of this thread's stack starts (our own frames below it hold
+ * only stale copies of pointers). */
+static void mark_reachable(uintptr_t sp)
+{
+    ga__dbg_walk(unmark, NULL);
+    scan_mappings(sp);
+    drain();
+    walk_blocks(root_block, NULL);
+    drain();
+}
+
+/* ---- grouping and the report ----------------------------------------------------------------- */
+
+typedef struct group_s {
+    uint32_t stack;
+    uint32_t tid;
+    uint64_t count, bytes, min, max, first_serial;
+    uintptr_t example;
+    uint8_t kind;
+} group_t;
+
+typedef struct collect_s {
+    group_t *g; /* open addressing on stack id, cap a power of two */
+    size_t cap, used;
+    uint32_t since;
+    bool all;
+    uint64_t blocks, bytes;
+    uint64_t reachable, reachable_bytes; /* live blocks not reported (still referenced) */
+} collect_t;
+
+static void collect(ga_dbg_hdr_t *h, bool freed, void *arg)
+{
+    collect_t *c = arg;
+    if (freed || h->epoch < c->since) return;
+    if (!c->all && h->mark) {
+        c->reachable++;
+        c->reachable_bytes += h->size;
+        return;
+    }
+    c->blocks++;
+    c->bytes += h->size;
+    if (c->g == NULL) return;
+    size_t mask = c->cap - 1, i = (h->alloc_stack * 0x9e3779b1u) & mask;
+    for (;; i = (i + 1) & mask) {
+        group_t *g = &c->g[i];
+        if (g->count == 0) {
+            if (c->used + 1 >= c->cap)
+                return; /* table full: the block is counted but not grouped */
+            c->used++;
+            *g = (group_t){.stack = h->alloc_stack,
+                           .tid = h->tid,
+                           .min = h->size,
+                           .max = h->size,
+                           .first_serial = h->serial,
+                           .example = (uintptr_t)h + GA_DBG_HDR,
+                           .kind = h->kind};
+        } else if (g->stack != h->alloc_stack) {
+            continue;
+        }
+        g->count++;
+        g->bytes += h->size;
+        if (h->size < g->min) g->min = h->size;
+        if (h->size > g->max) g->max = h->size;
+        if (h->serial < g->first_serial) {
+            g->first_serial = h->serial;
+            g->example = (uintptr_t)h + GA_DBG_HDR;
+            g->tid = h->tid;
+        }
+        return;
+    }
+}
+
+static bool group_before(const group_t *a, const group_t *b)
+{
+    return a->bytes != b->bytes ? a->bytes > b->bytes : a->first_serial < b->first_serial;
+}
+
+/* Compacts the table's groups to its front and sorts them, largest first (shell sort). */
+static size_t sort_groups(group_t *g, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cap; i++)
+        if (g[i].count) g[n++] = g[i];
+    for (size_t gap = n / 2; gap > 0; gap = gap == 2 ? 1 : gap * 5 / 11) {
+        for (size_t i = gap; i < n; i++) {
+            group_t t = g[i];
+            size_t j = i;
+            for (; j >= gap && group_before(&t, &g[j - gap]); j -= gap)
+                g[j] = g[j - gap];
+            g[j] = t;
+        }
+    }
+    return n;
+}
+
+#define MAX_GROUPS_PRINTED 100
+
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
+{
+    pthread_mutex_lock(&report_lock);
+    collect_t c = {.since = (uint32_t)mark, .all = (flags & GA_LEAK_ALL) != 0};
+    bool quiet = (flags & GA_LEAK_QUIET) || fd < 0;
+    pthread_mutex_lock(&depot.lock);
+    size_t nstacks = depot.count;
+    pthread_mutex_unlock(&depot.lock);
+    if (!quiet) {
+        c.cap = 64;
+        while (c.cap < 2 * nstacks + 16)
+            c.cap *= 2;
+        c.g = ga__os_map_aligned(c.cap * sizeof(group_t), ga__os_page_size());
+    }
+    ga__dbg_busy++;
+    ga__registry_lock();
+    if (!c.all) mark_reachable(sp);
+    ga__dbg_walk(collect, &c);
+    ga__registry_unlock();
+    if (!quiet && c.blocks > 0) {
+        size_t n = c.g ? sort_groups(c.g, c.cap) : 0;
+        ga__dbg_printf(fd,
+                       "globalalloc: ==== %s (pid %d): %llu bytes in %llu block%s from %zu "
+                       "allocation site%s ====\n",
+                       c.all ? "live blocks" : "LEAKS", (int)getpid(), (unsigned long long)c.bytes,
+                       (unsigned long long)c.blocks, c.blocks == 1 ? "" : "s", n,
+                       n == 1 ? "" : "s");
+        size_t shown = n < MAX_GROUPS_PRINTED ? n : MAX_GROUPS_PRINTED;
+        pthread_mutex_lock(&sym.lock);
+        if (!(flags & GA_LEAK_NOSYM)) {
+            uint32_t ids[MAX_GROUPS_PRINTED] = {0};
+            for (size_t i = 0; i < shown; i++)
+                ids[i] = c.g[i].stack;
+            symbolize(ids, shown);
+        }
+        for (size_t i = 0; i < shown; i++) {
+            group_t *g = &c.g[i];
+            char sizes[64];
+            if (g->min == g->max)
+                snprintf(sizes, sizeof sizes, "of %llu bytes", (unsigned long long)g->min);
+            else
+                snprintf(sizes, sizeof sizes, "of %llu..%llu bytes", (unsigned long long)g->min,
+                         (unsigned long long)g->max);
+            ga__dbg_printf(fd,
+                           "globalalloc: %llu bytes in %llu %s%s %s (first: %#jx, allocation "
+                           "#%llu, thread %u) allocated at:\n",
+                           (unsigned long long)g->bytes, (unsigned long long)g->count,
+                           g->kind == GA_DBG_RAW ? "raw/GlobalAlloc " : "",
+                           g->count == 1 ? "block" : "blocks", sizes, (uintmax_t)g->example,
+                           (unsigned long long)g->first_serial, g->tid);
+            print_frames(fd, g->stack, "    ");
+        }
+        pthread_mutex_unlock(&sym.lock);
+        if (n > shown)
+            ga__dbg_printf(fd, "globalalloc: ... and %zu more allocation sites\n", n - shown);
+    }
+    if (!quiet && (flags & GA_LEAK_SUMMARY) && c.reachable > 0 && c.blocks > 0)
+        ga__dbg_printf(fd,
+                       "globalalloc: (not leaks: %llu bytes in %llu blocks still referenced; "
+                       "GLOBALALLOC_DEBUG=leaks=all lists them)\n",
+                       (unsigned long long)c.reachable_bytes, (unsigned long long)c.reachable);
+    ga__dbg_busy--;
+    if (c.g) ga__os_unmap(c.g, c.cap * sizeof(group_t));
+    pthread_mutex_unlock(&report_lock);
+    return (long)c.blocks;
+}
+
+/* The scan of this thread's stack starts in this frame: __builtin_unwind_init makes the
+ * prologue save every callee-saved register (the caller's live values) just below the frame
+ * pointer, and everything below that is ours (stale copies of pointers, not roots). */
+GA_NOINLINE long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
+{
+    __builtin_unwind_init();
+    if (!ga__debug_enabled) return GA_EPERM;
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+#if defined(__x86_64__)
+    uintptr_t sp = fp - 5 * sizeof(void *); /* rbx r12 r13 r14 r15 */
+#else
+    uintptr_t sp = (uintptr_t)&fp; /* conservative: the whole frame */
+#endif
+    long n = report_since(mark, fd, flags, sp);
+    __asm__ volatile("" : : : "memory");
+    return n;
+}
+
+long ga_leak_report(int fd, unsigned flags)
+{
+    return ga_leak_report_since(0, fd, flags);
+}
+
+long ga_leak_count(void)
+{
+    return ga_leak_report_since(0, -1, GA_LEAK_QUIET);
+}
+
+__attribute__((destructor(101))) static void leak_at_exit(void)
+{
+    if (!ga__debug_enabled || ga__dbg_opts.leaks == 0) return;
+    unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
+    long n = ga_leak_report(ga__dbg_opts.report_fd, flags);
+    if (n > 0 && ga__dbg_opts.exitcode != 0) {
+        fflush(NULL);
+        _exit(ga__dbg_opts.exitcode);
+    }
+}
+
+/* ---- ga_heap_stats ------------------------------------------------------------------------ */
+
+typedef struct stats_s {
+    ga_stats_t *out;
+    uint64_t debug_blocks, debug_bytes; /* engine view of debug blocks */
+    uint64_t live, live_bytes;          /* user view: live debug blocks, requested bytes */
+} stats_t;
+
+static void stats_visit(uint8_t *raw, size_t size, void *arg)
+{
+    stats_t *st = arg;
+    bool freed;
+    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    if (h == NULL) return;
+    st->debug_blocks++;
+    st->debug_bytes += size;
+    if (freed && size <= GA_LARGE_MAX) { /* quarantined: free for the program */
+        ga_class_stats_t *cs = &st->out->classes[ga__size_class(size)];
+        cs->blocks_used -= cs->blocks_used > 0;
+    } else if (freed) {
+        st->out->huge_blocks -= st->out->huge_blocks > 0;
+    }
+    if (!freed) {
+        st->live++;
+        st->live_bytes += h->size;
+    }
+}
+
+/* In debug mode ga_heap_stats shows the program's view: quarantined blocks are free, and a
+ * debug block counts its usable bytes, which are its requested bytes (not its header, guards
+ * and class rounding). */
+void ga__debug_stats(ga_stats_t *out)
+{
+    stats_t st = {out, 0, 0, 0, 0};
+    ga__registry_lock();
+    walk_blocks(stats_visit, &st);
+    ga__registry_unlock();
+    out->blocks_in_use -=
+        out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
+    out->blocks_in_use += st.live;
+    out->bytes_in_use -= out->bytes_in_use >= st.debug_bytes ? st.debug_bytes : out->bytes_in_use;
+    out->bytes_in_use += st.live_bytes;
+}
+
+/* ---- ga_heap_check ------------------------------------------------------------------------- */
+
+typedef struct check_s {
+    ga_dbg_hdr_t *bad;
+    bool bad_freed;
+} check_t;
+
+static void check_visit(ga_dbg_hdr_t *h, bool freed, void *arg)
+{
+    check_t *c = arg;
+    if (c->bad == NULL && ga__dbg_verify(h, freed, GA_CHECK_QUIET, "heap check", NULL) != 0) {
+        c->bad = h;
+        c->bad_freed = freed;
+    }
+}
+
+int ga__debug_check(unsigned flags)
+{
+    check_t c = {NULL, false};
+    ga__registry_lock();
+    ga__dbg_walk(check_visit, &c);
+    ga__registry_unlock();
+    if (c.bad == NULL) return 0;
+    /* report outside the lock (symbolization forks) */
+    return ga__dbg_verify(c.bad, c.bad_freed, flags & GA_CHECK_QUIET, "ga_heap_check", NULL);
+}

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/* Death tests of the debug heap: a child process switches debug mode on, commits one classic
+ * heap bug with the default handler, and must die of SIGABRT with a report on stderr naming the
+ * block (address, size), its allocation site (this file's function) and the bad call's site.
+ * One test per class of bug: double free, late double free (after the quarantine), foreign
+ * pointer, interior pointer, write past the end, write before the start, write after free,
+ * realloc of a freed block; plus the at-exit leak report with exitcode=. */
+#include "test.h"
+#include <fcntl.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char out[1 << 16];
+static char addr[32]; /* the block address the child printed before the bug */
+
+/* Runs fn in a child with stderr captured into out; returns the wait status. */
+static int run_child(void (*fn)(void), const char *options)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        if (ga_debug_enable(options) != 0) _exit(99);
+        fn();
+        _exit(0);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof out - 1 && (r = read(pfd[0], out + len, sizeof out - 1 - len)) > 0)
+        len += (size_t)r;
+    out[len] = 0;
+    close(pfd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    addr[0] = 0;
+    const char *a = strstr(out, "ADDR=");
+    if (a) sscanf(a + 5, "%31s", addr);
+    return status;
+}
+
+static void tell(const void *p)
+{
+    fprintf(stderr, "ADDR=%p\n", p);
+}
+
+/* The text between "allocated at:" and the next section must name the allocating function. */
+static bool site_named(const char *section, const char *fn)
+{
+    const char *s = strstr(out, section);
+    if (s == NULL) return false;
+    const char *end = strstr(s + 1, "  bad call");
+    const char *hit = strstr(s, fn);
+    return hit != NULL && (end == NULL || hit < end || strcmp(section, "  bad call") == 0);
+}
+
+#define EXPECT_ABORT(status)                                                                       \
+    do {                                                                                           \
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);                                 \
+        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))                                 \
+            fprintf(stderr, "child status %#x, stderr:\n%s\n", status, out);                       \
+    } while (0)
+
+/* Checks the usual report: what, block address and size, allocation and bad-call sites. */
+static void expect_report(const char *what, const char *size, const char *alloc_fn,
+                          const char *bad_fn)
+{
+    CHECK(strstr(out, what) != NULL);
+    CHECK(addr[0] != 0);
+    char block[64];
+    snprintf(block, sizeof block, "block %s of %s bytes", addr, size);
+    CHECK(strstr(out, block) != NULL);
+    CHECK(strstr(out, "allocation #") != NULL);
+    if (alloc_fn) CHECK(site_named("  allocated at:", alloc_fn));
+    CHECK(site_named("  bad call", bad_fn));
+    CHECK(strstr(out, "death_debug.c:") != NULL);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+}
+
+/* ---- double free ---- */
+static __attribute__((noinline)) char *make_block_24(void)
+{
+    return ga_malloc(24);
+}
+static __attribute__((noinline)) void free_it_again(char *p)
+{
+    ga_free(p);
+}
+static void double_free_child(void)
+{
+    char *p = make_block_24();
+    tell(p);
+    ga_free(p);
+    free_it_again(p);
+}
+TEST(double_free)
+{
+    int st = run_child(double_free_child, "1");
+    EXPECT_ABORT(st);
+    expect_report("double free", "24", "make_block_24", "free_it_again");
+    CHECK(strstr(out, "  freed at:") != NULL);
+    CHECK(strstr(out, "error GA_EDOUBLEFREE") != NULL);
+}
+
+/* ---- double free after the block left the quarantine ---- */
+static void late_double_free_child(void)
+{
+    char *p = make_block_24();
+    tell(p);
+    ga_free(p);
+    for (int i = 0; i < 100; i++) /* push it out of a 1 KiB quarantine */
+        ga_free(ga_malloc(100));
+    free_it_again(p);
+}
+TEST(late_double_free)
+{
+    int st = run_child(late_double_free_child, "quarantine=1k");
+    EXPECT_ABORT(st);
+    CHECK(strstr(out, "double free (block already left the quarantine)") != NULL);
+    CHECK(site_named("  bad call", "free_it_again"));
+    CHECK(strstr(out, addr) != NULL);
+}
+
+/* ---- foreign pointer ---- */
+static __attribute__((noinline)) void free_foreign(void)
+{
+    static char not_ours[64];
+    tell(not_ours + 16);
+    ga_free(not_ours + 16);
+}
+TEST(foreign_pointer)
+{
+    int st = run_child(free_foreign, "1");
+    EXPECT_ABORT(st);
+    CHECK(strstr(out, "pointer was not allocated by globalalloc") != NULL);
+    CHECK(strstr(out, addr) != NULL);
+    CHECK(site_named("  bad call", "free_foreign"));
+    CHECK(strstr(out, "error GA_ENOTOWNED") != NULL);
+}
+
+/* ---- interior pointer ---- */
+static __attribute__((noinline)) char *make_block_200(void)
+{
+    return ga_malloc(200);
+}
+static __attribute__((noinline)) void free_middle(char *p)
+{
+    ga_free(p + 48);
+}
+static void interior_child(void)
+{
+    char *p = make_block_200();
+    tell(p);
+    free_middle(p);
+}
+TEST(interior_pointer)
+{
+    int st = run_child(interior_child, "1");
+    EXPECT_ABORT(st);
+    expect_report("pointer +48 bytes into a block", "200", "make_block_200", "free_middle");
+}
+
+/* ---- overrun / underrun ---- */
+static __attribute__((noinline)) char *make_block_13(void)
+{
+    return ga_malloc(13);
+}
+static void overrun_child(void)
+{
+    char *p = make_block_13();
+    tell(p);
+    p[13] = 'x'; /* one byte past the end */
+    free_it_again(p);
+}
+static void underrun_child(void)
+{
+    char *p = make_block_13();
+    tell(p);
+    p[-1] = 'x';
+    free_it_again(p);
+}
+TEST(write_past_the_end)
+{
+    int st = run_child(overrun_child, "1");
+    EXPECT_ABORT(st);
+    expect_report("write past the end of a block (byte 13, size 13)", "13", "make_block_13",
+                  "free_it_again");
+    CHECK(strstr(out, "error GA_EOVERRUN") != NULL);
+}
+TEST(write_before_the_start)
+{
+    int st = run_child(underrun_child, "1");
+    EXPECT_ABORT(st);
+    expect_report("write before the start of a block (byte -1)", "13", "make_block_13",
+                  "free_it_again");
+}
+
+/* ---- realloc checks guards too ---- */
+static __attribute__((noinline)) void grow(char *p)
+{
+    ga_realloc(p, 1000);
+}
+static void realloc_overrun_child(void)
+{
+    char *p = make_block_13();
+    tell(p);
+    p[20] = 'x';
+    grow(p);
+}
+TEST(realloc_finds_overrun)
+{
+    int st = run_child(realloc_overrun_child, "1");
+    EXPECT_ABORT(st);
+    expect_report("write past the end of a block (byte 20, size 13) found at realloc", "13",
+                  "make_block_13", "grow");
+}
+
+/* ---- check=N finds an overrun before the block is freed ---- */
+static __attribute__((noinline)) void next_call(void)
+{
+    ga_free(ga_malloc(8));
+}
+static void periodic_check_child(void)
+{
+    char *p = make_block_13();
+    tell(p);
+    p[15] = 'x';
+    next_call(); /* check=1: every call checks the whole heap */
+    fprintf(stderr, "NOT DETECTED\n");
+}
+TEST(periodic_check_finds_overrun)
+{
+    int st = run_child(periodic_check_child, "check=1");
+    EXPECT_ABORT(st);
+    CHECK(strstr(out, "NOT DETECTED") == NULL);
+    char block[64];
+    snprintf(block, sizeof block, "block %s of 13 bytes", addr);
+    CHECK(strstr(out, "write past the end of a block (byte 15, size 13) found at ga_heap_check") &&
+          strstr(out, block) && site_named("  allocated at:", "make_block_13"));
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+}
+
+/* ---- use after free ---- */
+static __attribute__((noinline)) void write_after_free(char *p)
+{
+    p[5] = 'x';
+}
+static void uaf_child(void)
+{
+    char *p = make_block_24();
+    tell(p);
+    ga_free(p);
+    write_after_free(p);
+    for (int i = 0; i < 200; i++) /* the block leaves a 1 KiB quarantine: checked */
+        ga_free(ga_malloc(64));
+}
+TEST(use_after_free)
+{
+    int st = run_child(uaf_child, "quarantine=1k");
+    EXPECT_ABORT(st);
+    expect_report("use after free: freed block written at byte 5", "24", "make_block_24",
+                  "uaf_child");
+    CHECK(strstr(out, "  freed at:") != NULL && site_named("  freed at:", "uaf_child"));
+}
+
+static __attribute__((noinline)) void realloc_freed(char *p)
+{
+    ga_realloc(p, 50);
+}
+static void realloc_freed_child(void)
+{
+    char *p = make_block_24();
+    tell(p);
+    ga_free(p);
+    realloc_freed(p);
+}
+TEST(realloc_of_freed_block)
+{
+    int st = run_child(realloc_freed_child, "1");
+    EXPECT_ABORT(st);
+    expect_report("realloc: block was freed", "24", "make_block_24", "realloc_freed");
+}
+
+/* ---- the at-exit report and exitcode ---- */
+static uintptr_t lost;
+static __attribute__((noinline)) void leak_at_exit_site(void)
+{
+    for (int i = 0; i < 2; i++)
+        lost ^= ~(uintptr_t)ga_malloc(300);
+}
+static void leak_child(void)
+{
+    leak_at_exit_site();
+    exit(0); /* the report runs at exit */
+}
+static void clean_child(void)
+{
+    void *p = ga_malloc(300);
+    ga_free(p);
+    exit(0);
+}
+TEST(exit_report_and_status)
+{
+    int st = run_child(leak_child, "exitcode=23");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 23);
+    CHECK(strstr(out, "LEAKS") && strstr(out, ": 600 bytes in 2 blocks from"));
+    CHECK(strstr(out, "leak_at_exit_site") != NULL);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+    st = run_child(clean_child, "exitcode=23");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(strstr(out, "LEAKS") == NULL);
+    st = run_child(leak_child, "leaks=0,exitcode=23");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(out[0] == 0);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+}
+
+TEST_MAIN(TEST_ENTRY(double_free), TEST_ENTRY(late_double_free), TEST_ENTRY(foreign_pointer),
+          TEST_ENTRY(interior_pointer), TEST_ENTRY(write_past_the_end),
+          TEST_ENTRY(write_before_the_start), TEST_ENTRY(realloc_finds_overrun),
+          TEST_ENTRY(periodic_check_finds_overrun), TEST_ENTRY(use_after_free),
+          TEST_ENTRY(realloc_of_freed_block), TEST_ENTRY(exit_report_and_status))
