@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# The debug heap through the preload and tools/globalalloc-leaks.sh (`globalalloc leaks`):
+# The debug heap through the preload and the CLI's `globalalloc leaks -- PROGRAM`:
 #   1. a C program that leaks: the report names the leaking function, file:line, sizes and
 #      counts, and -e STATUS makes the run fail;
 #   2. a clean C program, and one whose only unfreed block is still referenced: no report,
@@ -17,7 +17,8 @@ set -u
 build=${GA_BUILD_DIR:?GA_BUILD_DIR must name the build directory}
 src=${GA_SOURCE_DIR:?GA_SOURCE_DIR must name the source directory}
 preload=$build/libglobalalloc-preload.so
-leaks=$src/tools/globalalloc-leaks.sh
+cli=$build/tools/globalalloc
+leaks() { "$cli" leaks "$@"; }
 
 if grep -Eq '^GA_SANITIZE:[A-Z]+=.+' "$build/CMakeCache.txt" 2>/dev/null; then
     echo "SKIP: sanitizer build: LD_PRELOAD of the allocator cannot take effect"
@@ -78,7 +79,7 @@ EOF
 cc -g -O1 -fno-omit-frame-pointer -o "$tmp/leaky" "$tmp/leaky.c" &&
     cc -g -O1 -o "$tmp/clean" "$tmp/clean.c" || { echo "FAIL: cannot compile"; exit 1; }
 
-"$leaks" -e 42 -- "$tmp/leaky" >"$tmp/leaky.out" 2>"$tmp/leaky.err"
+leaks -e 42 -- "$tmp/leaky" >"$tmp/leaky.out" 2>"$tmp/leaky.err"
 rc=$?
 if [ $rc != 42 ]; then
     fail "leaky: exit status $rc, want 42 (-e 42 and leaks found)" "$tmp/leaky.out" "$tmp/leaky.err"
@@ -95,7 +96,7 @@ else
 fi
 
 # without -e the program's own status stays; -f writes the report to a file
-"$leaks" -f "$tmp/report.txt" -- "$tmp/leaky" >/dev/null 2>"$tmp/leaky2.err"
+leaks -f "$tmp/report.txt" -- "$tmp/leaky" >/dev/null 2>"$tmp/leaky2.err"
 rc=$?
 if [ $rc != 0 ] || [ -s "$tmp/leaky2.err" ] || ! grep -q 'leak_some_records' "$tmp/report.txt"; then
     fail "leaky -f: status $rc (want 0), report in the file, nothing on stderr" "$tmp/leaky2.err"
@@ -104,14 +105,14 @@ else
 fi
 
 # ---- 2. clean programs -------------------------------------------------------------------------
-"$leaks" -e 42 -- "$tmp/clean" >"$tmp/clean.out" 2>"$tmp/clean.err"
+leaks -e 42 -- "$tmp/clean" >"$tmp/clean.out" 2>"$tmp/clean.err"
 rc=$?
 if [ $rc != 5 ] || [ -s "$tmp/clean.err" ] || ! grep -q '^clean done$' "$tmp/clean.out"; then
     fail "clean: status $rc (want the program's 5), no report" "$tmp/clean.err"
 else
     pass "clean: no report (a block still referenced at exit is not a leak), status 5 kept"
 fi
-"$leaks" -o leaks=all -- "$tmp/clean" >/dev/null 2>"$tmp/clean_all.err"
+leaks -o leaks=all -- "$tmp/clean" >/dev/null 2>"$tmp/clean_all.err"
 if ! grep -q '100 bytes in 1 block of 100 bytes' "$tmp/clean_all.err"; then
     fail "clean with leaks=all: the referenced block must be listed" "$tmp/clean_all.err"
 else
@@ -136,7 +137,7 @@ print(collections.Counter(re.findall(r"[a-z]+", "a bb a ccc bb a")).most_common(
 print(subprocess.run(["true"]).returncode, work(100))
 EOF
     python3 "$tmp/work.py" >"$tmp/py.ref" 2>&1
-    "$leaks" -e 42 -- python3 "$tmp/work.py" >"$tmp/py.out" 2>"$tmp/py.err"
+    leaks -e 42 -- python3 "$tmp/work.py" >"$tmp/py.out" 2>"$tmp/py.err"
     rc=$?
     if [ $rc != 0 ] || [ -s "$tmp/py.err" ] || ! cmp -s "$tmp/py.ref" "$tmp/py.out"; then
         fail "python3: status $rc, want 0, no report, same output" "$tmp/py.err" "$tmp/py.out"
@@ -150,7 +151,7 @@ libc.malloc.restype = ctypes.c_void_p
 for i in range(4):
     libc.malloc(12345)
 EOF
-    "$leaks" -- python3 "$tmp/leak.py" >/dev/null 2>"$tmp/pyleak.err"
+    leaks -- python3 "$tmp/leak.py" >/dev/null 2>"$tmp/pyleak.err"
     if ! grep -q '49380 bytes in 4 blocks of 12345 bytes' "$tmp/pyleak.err"; then
         fail "python3 leaking through ctypes: not reported" "$tmp/pyleak.err"
     else
@@ -184,7 +185,7 @@ __attribute__((noinline)) static void release_twice(char *p) { free(p); free(p);
 int main(void) { char *p = make(); fprintf(stderr, "ADDR=%p\n", (void *)p); release_twice(p); return 0; }
 EOF
 cc -g -O0 -o "$tmp/dfree" "$tmp/dfree.c"
-"$leaks" -- "$tmp/dfree" >/dev/null 2>"$tmp/dfree.err"
+leaks -- "$tmp/dfree" >/dev/null 2>"$tmp/dfree.err"
 rc=$?
 addr=$(sed -n 's/^ADDR=//p' "$tmp/dfree.err")
 if [ $rc != 134 ] || ! grep -q "block $addr of 40 bytes" "$tmp/dfree.err" ||

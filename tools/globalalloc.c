@@ -19,7 +19,7 @@
 
 static const char *help_text =
     "NAME\n"
-    "    globalalloc - inspect and manage globalalloc shared heaps\n"
+    "    globalalloc - inspect shared heaps; run programs on the debug heap\n"
     "\n"
     "SYNOPSIS\n"
     "    globalalloc [--json] ls\n"
@@ -28,6 +28,7 @@ static const char *help_text =
     "    globalalloc [--json] create NAME [SIZE]\n"
     "    globalalloc [--json] reclaim NAME\n"
     "    globalalloc [--json] rm [--force] NAME\n"
+    "    globalalloc leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM [ARGS...]\n"
     "    globalalloc --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -52,6 +53,14 @@ static const char *help_text =
     "                their process slots (ga_shared_reclaim_dead).\n"
     "    rm NAME     Remove the name. Refused while another live process is attached,\n"
     "                unless --force is given. Attached processes keep their mapping.\n"
+    "    leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM [ARGS...]\n"
+    "                Run PROGRAM with globalalloc as its malloc (LD_PRELOAD of\n"
+    "                libglobalalloc-preload.so) and the debug heap on: misuse is reported on\n"
+    "                the spot, and at exit the blocks nothing points to any more are listed\n"
+    "                by allocation stack. -e: exit with STATUS when leaks are found (default:\n"
+    "                the program's status); -o: more GLOBALALLOC_DEBUG options (stacks=32,\n"
+    "                leaks=all, quarantine=4m, ...); -f: write the reports to FILE. The\n"
+    "                preload is $GLOBALALLOC_PRELOAD, else found next to this program.\n"
     "\n"
     "OPTIONS\n"
     "    --json      Print one JSON object instead of text.\n"
@@ -69,7 +78,8 @@ static const char *help_text =
     "EXAMPLES\n"
     "    globalalloc ls\n"
     "    globalalloc --json stat mycache\n"
-    "    globalalloc check mycache && globalalloc rm mycache\n";
+    "    globalalloc check mycache && globalalloc rm mycache\n"
+    "    globalalloc leaks -e 23 -- python3 script.py\n";
 
 static int json;
 static int usage(const char *msg);
@@ -359,17 +369,94 @@ static int cmd_rm(const char *name, int force)
     return 0;
 }
 
+/* ---- leaks: run a program on the debug heap ----------------------------------------------- */
+
+/* The preload library: $GLOBALALLOC_PRELOAD, else beside this executable in a build tree
+ * (build/tools/globalalloc -> build/libglobalalloc-preload.so) or an install (bin -> lib). */
+static int find_preload(char *out, size_t size)
+{
+    const char *env = getenv("GLOBALALLOC_PRELOAD");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return access(out, R_OK) == 0;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return 0;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    static const char *const rel[] = {"/../libglobalalloc-preload.so",
+                                      "/../lib/libglobalalloc-preload.so",
+                                      "/../lib64/libglobalalloc-preload.so",
+                                      "/../" GA_INSTALL_LIBDIR "/libglobalalloc-preload.so"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(out, size, "%s%s", exe, rel[i]);
+        if (access(out, R_OK) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int cmd_leaks(int argc, char **argv)
+{
+    const char *status = NULL, *extra = NULL, *file = NULL;
+    int i = 0;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "-o") == 0 ||
+             strcmp(argv[i], "-f") == 0) && i + 1 < argc) {
+            const char **dst = argv[i][1] == 'e' ? &status : argv[i][1] == 'o' ? &extra : &file;
+            *dst = argv[++i];
+        } else if (argv[i][0] == '-') {
+            return usage("leaks: unknown option");
+        } else {
+            break;
+        }
+    }
+    if (i >= argc)
+        return usage("leaks: missing PROGRAM");
+    if (status && (strspn(status, "0123456789") != strlen(status) || !*status))
+        return usage("leaks: -e takes a number");
+    char lib[4200];
+    if (!find_preload(lib, sizeof lib)) {
+        fprintf(stderr, "globalalloc: leaks: libglobalalloc-preload.so not found (set "
+                        "GLOBALALLOC_PRELOAD)\n");
+        return 2;
+    }
+    char opts[1024];
+    snprintf(opts, sizeof opts, "leaks=1%s%s%s%s%s%s", status ? ",exitcode=" : "",
+             status ? status : "", file ? ",report=" : "", file ? file : "", extra ? "," : "",
+             extra ? extra : "");
+    char preload[8400];
+    const char *old = getenv("LD_PRELOAD");
+    snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+    setenv("GLOBALALLOC_DEBUG", opts, 1);
+    setenv("LD_PRELOAD", preload, 1);
+    execvp(argv[i], argv + i);
+    fprintf(stderr, "globalalloc: leaks: cannot run %s: %s\n", argv[i], strerror(errno));
+    return 127;
+}
+
 static int usage(const char *msg)
 {
     fprintf(stderr,
             "globalalloc: %s\nUsage: globalalloc [--json] ls | stat NAME | check NAME | "
-            "create NAME [SIZE] | reclaim NAME | rm [--force] NAME\nTry 'globalalloc --help'.\n",
+            "create NAME [SIZE] | reclaim NAME | rm [--force] NAME | leaks [-e N] -- PROGRAM\n"
+            "Try 'globalalloc --help'.\n",
             msg);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "leaks") == 0)
+        return cmd_leaks(argc - 2, argv + 2);
     const char *args[8];
     int nargs = 0, force = 0;
     for (int i = 1; i < argc; i++) {
