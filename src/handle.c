@@ -253,7 +253,10 @@ __attribute__((no_sanitize("address"))) int ga__fixed_free(void *p)
         return 0;
     }
     if (expected == (GA__TAG_FREED ^ key)) {
-        ga__report(GA_EDOUBLEFREE, (uintptr_t)p, false, "fixed block %p freed twice", p);
+        if (ga_debug_enabled()) /* with the block's stacks */
+            ga__debug_misuse(GA_EDOUBLEFREE, p, false, "GlobalFree/LocalFree: block freed twice");
+        else
+            ga__report(GA_EDOUBLEFREE, (uintptr_t)p, false, "fixed block %p freed twice", p);
         return GA_EDOUBLEFREE;
     }
     return GA_ENOTOWNED;

@@ -153,6 +153,15 @@ static HANDLE alloc_common(UINT flags, SIZE_T size, bool local)
     return p;
 }
 
+/* In debug mode, misuse that Windows answers with an error code is also reported on the spot,
+ * with the block's allocation stack and the bad call's (the call still returns what Windows
+ * returns). */
+static void debug_misuse(int err, HANDLE v, const char *what)
+{
+    if (GA_UNLIKELY(ga_debug_enabled()))
+        ga__debug_misuse(err, v, false, what);
+}
+
 static HANDLE free_common(HANDLE v)
 {
     /* The common case first: a live fixed block, validated once by ga__fixed_free itself. */
@@ -189,11 +198,13 @@ static HANDLE free_common(HANDLE v)
         /* The data of a moveable block belongs to its handle: refuse rather than leave the
          * handle dangling (undefined on Windows). */
     case GA__K_STALE:
+        debug_misuse(GA_EHANDLE, v, "free of an invalid or already freed handle");
         set_err(ERROR_INVALID_HANDLE);
         return v;
     case GA__K_BOGUS:
         break;
     }
+    debug_misuse(GA_ENOTOWNED, v, "free of a pointer the heap never gave");
     set_err(ERROR_NOACCESS);
     return v;
 }
@@ -255,9 +266,12 @@ static BOOL unlock_common(HANDLE v, bool local)
         return FALSE;
     }
     if (rc == GA_ENOTLOCKED) {
+        debug_misuse(GA_ENOTLOCKED, v, local ? "LocalUnlock of a block that is not locked"
+                                             : "GlobalUnlock of a block that is not locked");
         set_err(ERROR_NOT_LOCKED);
         return FALSE;
     }
+    debug_misuse(GA_EHANDLE, v, "unlock of an invalid or freed handle");
     set_err(ERROR_INVALID_HANDLE);
     return local ? FALSE : TRUE; /* 64-bit Windows: GlobalUnlock(stale) is TRUE */
 }
