@@ -176,7 +176,7 @@ static bool valid_user_ptr(const ga_segment_t *seg, const ga_page_t *page, const
     if ((const uint8_t *)p < page->start || ((uintptr_t)p & (GA_MIN_ALIGN - 1)))
         return false;
     size_t off = (size_t)((const uint8_t *)p - page->start);
-    size_t idx = off / page->block_size;
+    size_t idx = ga__page_block_index(page, off);
     if (idx >= page->reserved)
         return false;
     size_t into = off - idx * page->block_size;

@@ -167,10 +167,14 @@ static void seg_free_remove(ga_theap_t *heap, ga_segment_t *seg)
 }
 
 /* Gives an empty page (used == 0, in no queue) back to its segment. */
-static void page_release(ga_theap_t *heap, ga_page_t *page)
+/* decommit: also give the page's memory back now (ga_heap_collect). Otherwise it stays
+ * committed for the next page formatted in this slot: decommitting on every release made a
+ * workload that cycles big blocks fault every page in again. */
+static void page_release_ex(ga_theap_t *heap, ga_page_t *page, bool decommit)
 {
     ga_segment_t *seg = ga__segment_of(page);
-    ga__page_decommit(seg, page);
+    if (decommit)
+        ga__page_decommit(seg, page);
     page->in_use = 0;
     page->kept = 0;
     atomic_store_explicit(&page->flags, GA_PAGE_FULL, memory_order_relaxed); /* not fast-freeable */
@@ -181,6 +185,11 @@ static void page_release(ga_theap_t *heap, ga_page_t *page)
     } else if (!seg->in_free_list) {
         seg_free_push(heap, seg);
     }
+}
+
+static void page_release(ga_theap_t *heap, ga_page_t *page)
+{
+    page_release_ex(heap, page, false);
 }
 
 static void page_unlink(ga_theap_t *heap, ga_page_t *page)
@@ -619,7 +628,7 @@ size_t ga__heap_collect(ga_theap_t *heap, bool force)
                 ga__page_collect(page);
                 if (ga__page_used(page) == 0) {
                     page_unlink(heap, page);
-                    page_release(heap, page);
+                    page_release_ex(heap, page, true);
                 } else if (c == GA_CLASS_COUNT && page->free) {
                     page_unfull(heap, page);
                 }
