@@ -272,7 +272,7 @@ void *ga__huge_alloc(size_t size, size_t alignment, bool zero)
         } else if (seg && seg->size < need) {
             ga__count_mapped((ptrdiff_t)(need - seg->size));
             seg->size = need;
-        } else if (seg && seg->size / 2 > need) { /* give back a tail we would waste */
+        } else if (seg && seg->size / 4 > need) { /* give back a tail we would mostly waste */
             ga__os_shrink(seg, seg->size, need);
             ga__count_mapped(-(ptrdiff_t)(seg->size - need));
             seg->size = need;
