@@ -14,20 +14,10 @@
 # 77 = sanitizer build (the preload cannot take effect there).
 set -u
 
-build=${GA_BUILD_DIR:?GA_BUILD_DIR must name the build directory}
-src=${GA_SOURCE_DIR:?GA_SOURCE_DIR must name the source directory}
-preload=$build/libglobalalloc-preload.so
+source "$(dirname "${BASH_SOURCE[0]}")/lib/preload_common.bash"
 cli=$build/tools/globalalloc
 leaks() { "$cli" leaks "$@"; }
 
-if grep -Eq '^GA_SANITIZE:[A-Z]+=.+' "$build/CMakeCache.txt" 2>/dev/null; then
-    echo "SKIP: sanitizer build: LD_PRELOAD of the allocator cannot take effect"
-    exit 77
-fi
-[ -f "$preload" ] || { echo "FAIL: preload library missing: $preload"; exit 1; }
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 export GLOBALALLOC_PRELOAD=$preload
 fails=0
 passes=0

@@ -12,17 +12,7 @@
 # Env: GA_BUILD_DIR (set by ctest). Exit 0 = all passed, 1 = a failure, 77 = sanitizer build.
 set -u
 
-build=${GA_BUILD_DIR:?GA_BUILD_DIR must name the build directory}
-preload=$build/libglobalalloc-preload.so
-
-if grep -Eq '^GA_SANITIZE:[A-Z]+=.+' "$build/CMakeCache.txt" 2>/dev/null; then
-    echo "SKIP: sanitizer build: LD_PRELOAD of the allocator cannot take effect"
-    exit 77
-fi
-if [ ! -f "$preload" ]; then
-    echo "FAIL: preload library missing: $preload (target globalalloc-preload not built?)"
-    exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib/preload_common.bash"
 for tool in git cmake sqlite3; do
     if ! command -v $tool >/dev/null; then
         echo "FAIL: $tool not installed (Debian package $tool)"
@@ -35,8 +25,6 @@ py=$(command -v /usr/bin/python3 || command -v python3) || {
     exit 1
 }
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
 

@@ -9,25 +9,13 @@
 # Env: GA_BUILD_DIR (set by ctest). Exit 0 = all passed, 1 = a failure, 77 = sanitizer build.
 set -u
 
-build=${GA_BUILD_DIR:?GA_BUILD_DIR must name the build directory}
-preload=$build/libglobalalloc-preload.so
+source "$(dirname "${BASH_SOURCE[0]}")/lib/preload_common.bash"
 bench=$build/bench/ga-bench
-
-if grep -Eq '^GA_SANITIZE:[A-Z]+=.+' "$build/CMakeCache.txt" 2>/dev/null; then
-    echo "SKIP: sanitizer build: LD_PRELOAD of the allocator cannot take effect"
-    exit 77
-fi
-if [ ! -f "$preload" ]; then
-    echo "FAIL: preload library missing: $preload (target globalalloc-preload not built?)"
-    exit 1
-fi
 if [ ! -x "$bench" ]; then
     echo "FAIL: $bench missing (configure with GA_BUILD_BENCH=ON)"
     exit 1
 fi
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
 scale=0.02
