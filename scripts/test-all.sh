@@ -10,25 +10,34 @@ scripts/deps.sh test
 jobs=$(nproc)
 configs=${GA_TEST_CONFIGS:-"release debug asan tsan"}
 status=0
+passed=0
+failed=0
 
 run_config() {
   local name=$1; shift
   local dir=build-ci-$name
   echo "=== [$name] configure + build"
-  cmake -S . -B "$dir" -DGA_WERROR=ON "$@" >/dev/null
-  cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "warning:|error:" || true
-  cmake --build "$dir" -j"$jobs" >/dev/null
+  if ! cmake -S . -B "$dir" -DGA_WERROR=ON "$@" >/dev/null ||
+     ! cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1; then
+    grep -E "warning:|error:" "$dir/build.log" | head -50
+    echo "=== [$name] BUILD FAILED"
+    status=1; failed=$((failed + 1)); return
+  fi
   echo "=== [$name] ctest"
-  (cd "$dir" && ctest -j"$jobs" --output-on-failure ${GA_CTEST_ARGS:-} ) || status=1
+  if (cd "$dir" && ctest -j"$jobs" --output-on-failure ${GA_CTEST_ARGS:-}); then
+    passed=$((passed + 1))
+  else
+    status=1; failed=$((failed + 1))
+  fi
 }
 
 for c in $configs; do
   case $c in
     release) run_config release -DCMAKE_BUILD_TYPE=Release ;;
     debug)   run_config debug -DCMAKE_BUILD_TYPE=Debug -DGA_DEBUG=3 -DCMAKE_C_COMPILER=clang ;;
-    asan)    GA_CTEST_ARGS="-LE preload" run_config asan -DCMAKE_BUILD_TYPE=Debug \
+    asan)    run_config asan -DCMAKE_BUILD_TYPE=Debug \
                "-DGA_SANITIZE=address;undefined" -DCMAKE_C_COMPILER=clang ;;
-    tsan)    GA_CTEST_ARGS="-LE preload|script" run_config tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    tsan)    GA_CTEST_ARGS="-LE script" run_config tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
                -DGA_SANITIZE=thread -DCMAKE_C_COMPILER=clang ;;
     *) echo "unknown config $c"; exit 2 ;;
   esac
@@ -36,7 +45,12 @@ done
 
 if [ -f bench/run.py ] && [[ " $configs " == *" release "* ]]; then
   echo "=== benchmark smoke run"
-  python3 bench/run.py --quick --require globalalloc --build build-ci-release || status=1
+  if python3 bench/run.py --quick --require globalalloc --build build-ci-release; then
+    passed=$((passed + 1))
+  else
+    status=1; failed=$((failed + 1))
+  fi
 fi
 if [ $status -eq 0 ]; then echo "ALL TEST CONFIGURATIONS PASSED"; else echo "SOME TESTS FAILED"; fi
+echo "configurations: $passed passed, $failed failed"
 exit $status
