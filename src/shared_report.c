@@ -76,6 +76,14 @@ typedef struct {
     uint64_t top;
 } walk_t;
 
+/* Data pages committed, never past what the file covers nor max_pages. */
+static uint64_t top_now(shm_att_t *a)
+{
+    uint64_t t = atomic_load_explicit(&a->hdr->npages_top, memory_order_acquire);
+    t = t <= atomic_load(&a->known_top) ? t : ga__shm_top_slow(a, t);
+    return t < a->max_pages ? t : a->max_pages;
+}
+
 /* Calls fn(arg, state, offset, size) for every allocated block. 0 or GA_ECORRUPT. */
 static int walk(walk_t *w, void (*fn)(void *, unsigned, uint64_t, uint64_t), void *arg)
 {
@@ -104,7 +112,8 @@ static int walk(walk_t *w, void (*fn)(void *, unsigned, uint64_t, uint64_t), voi
         case PG_LARGE: {
             uint64_t n = PD_N(d);
             unsigned b = PD_OWNER(d);
-            if (n == 0 || n > w->top - p || ST_KIND(b) == 0xC0u || ST_KIND(b) == 0)
+            if (n > w->top - p) w->top = top_now(a); /* the heap may have grown since */
+            if (n == 0 || w->top <= p || n > w->top - p || ST_KIND(b) == 0xC0u || ST_KIND(b) == 0)
                 return ga__shm_corrupt(a, true, p, "bad large block descriptor");
             if (ST_KIND(b) == ST_KALLOC) fn(arg, b, base, n * SHM_PAGE);
             p += n - 1;
@@ -170,9 +179,7 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
     if (!a) return GA_EINVAL;
     shm_header_t *h = a->hdr;
     bool json = (flags & GA_LEAK_JSON) != 0, quiet = (flags & GA_LEAK_QUIET) != 0;
-    uint64_t t = atomic_load_explicit(&h->npages_top, memory_order_acquire);
-    walk_t w = {.a = a, .top = t <= atomic_load(&a->known_top) ? t : ga__shm_top_slow(a, t)};
-    if (w.top > a->max_pages) w.top = a->max_pages;
+    walk_t w = {.a = a, .top = top_now(a)};
 
     int alive[SHM_PROC_SLOTS], pid[SHM_PROC_SLOTS];
     for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
