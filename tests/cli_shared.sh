@@ -52,6 +52,7 @@ expect 0 "help" -- "$CLI" --help
 for section in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS "EXIT STATUS" FILES EXAMPLES; do
     contains out "^$section" "help has $section"
 done
+contains out "^    owners \[--all\] NAME" "help documents owners"
 expect 2 "no command" -- "$CLI"
 expect 2 "unknown command" -- "$CLI" frobnicate x
 expect 2 "unknown option" -- "$CLI" --frob ls
