@@ -368,6 +368,13 @@ GA_API int ga_shared_check(ga_heap_t *heap, unsigned flags);
 /* Frees everything processes that died attached still held (cached and allocated blocks) and
  * frees their slots. Returns the number of blocks freed, or GA_E*. */
 GA_API long ga_shared_reclaim_dead(ga_heap_t *heap);
+/* Writes to fd the heap's allocated blocks by owner: live processes (pid, blocks, bytes; each
+ * block with GA_LEAK_ALL), processes that exited attached (pid, blocks, bytes, first blocks),
+ * and the heap's own (handles, named objects by name, detached processes' blocks). Flags:
+ * GA_LEAK_ALL, GA_LEAK_QUIET, GA_LEAK_JSON (one JSON object). A snapshot without locks; never
+ * allocates from the shared heap. Returns the blocks left by exited processes, or GA_EINVAL,
+ * GA_ECORRUPT, GA_ENOMEM. */
+GA_API long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags);
 
 /* ---- debug heap ------------------------------------------------------------------------ */
 
@@ -390,6 +397,7 @@ enum {
     GA_LEAK_QUIET = 2, /* count only, print nothing */
     GA_LEAK_NOSYM = 4, /* no file:line (no addr2line subprocess) */
     GA_LEAK_SUMMARY = 8, /* after a report of leaks, count the blocks still referenced */
+    GA_LEAK_JSON = 16,   /* ga_shared_leak_report only: one JSON object instead of text */
 };
 /* Writes the leak report to fd: live blocks that no pointer in the process reaches (a
  * conservative scan, as LeakSanitizer), grouped by allocation stack, largest first, with

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The globalalloc CLI on shared heaps: help, usage errors, create, ls, stat, check, reclaim, rm
-# (refused while another process is attached), --json on each, damaged heaps. Peer processes are
-# tools/shared_peer.c: one dies attached (SIGKILL) holding blocks, one stays attached. JSON is
-# parsed with python3. Env: GA_BUILD_DIR (set by ctest).
+# The globalalloc CLI on shared heaps: help, usage errors, create, ls, stat, check, owners,
+# reclaim, rm (refused while another process is attached), --json on each, damaged heaps. Peer
+# processes are tools/shared_peer.c: one dies attached (SIGKILL) holding blocks, one stays
+# attached. JSON is parsed with python3. Env: GA_BUILD_DIR (set by ctest).
 set -u
 BUILD=${GA_BUILD_DIR:?GA_BUILD_DIR must point to the build tree}
 CLI="$BUILD/tools/globalalloc"
@@ -52,6 +52,7 @@ expect 0 "help" -- "$CLI" --help
 for section in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS "EXIT STATUS" FILES EXAMPLES; do
     contains out "^$section" "help has $section"
 done
+contains out "^    owners \[--all\] NAME" "help documents owners"
 expect 2 "no command" -- "$CLI"
 expect 2 "unknown command" -- "$CLI" frobnicate x
 expect 2 "unknown option" -- "$CLI" --frob ls
@@ -87,10 +88,21 @@ expect 0 "check" -- "$CLI" check "$NAME"
 contains out "$NAME: ok" "check ok"
 expect 0 "ls counts the dead" -- "$CLI" --json ls
 json "any(h['name']=='$NAME' and h['dead']==1 for h in j['heaps'])" "ls --json dead"
+expect 0 "owners" -- "$CLI" owners "$NAME"
+contains out "^exited processes" "owners has the exited section"
+contains out "^  pid [0-9]*: 4 blocks, 262480 bytes" "owners gives the dead peer its 4 blocks"
+contains out "^      offset [0-9]* size 112" "owners lists the dead peer's blocks"
+contains out "^  object greeting: 32 bytes" "owners lists the object by name"
+expect 0 "owners --json" -- "$CLI" --json owners "$NAME"
+json "j['exited_blocks']==4 and len(j['exited'])==1 and j['exited'][0]['blocks']==4 and j['exited'][0]['bytes']==262480 and sorted(b['size'] for b in j['exited'][0]['list'])==[112,112,112,262144]" "owners --json exited"
+json "j['live']==[] and j['heap_blocks']==1 and j['objects'][0]['name']=='greeting'" "owners --json heap blocks"
+expect 2 "--all without owners" -- "$CLI" --all stat "$NAME"
 expect 0 "reclaim" -- "$CLI" --json reclaim "$NAME"
 json "j['ok'] and j['blocks_freed']>=4" "reclaim frees the dead peer's blocks"
 expect 0 "stat after reclaim" -- "$CLI" --json stat "$NAME"
 json "j['dead']==0 and j['dead_blocks']==0 and j['blocks_in_use']==1" "only the object is left"
+expect 0 "owners after reclaim" -- "$CLI" --json owners "$NAME"
+json "j['exited']==[] and j['exited_blocks']==0" "owners: nothing left by exited processes"
 
 # ---- rm refuses while a peer is attached ---------------------------------------------------
 "$PEER" "$NAME" hold &

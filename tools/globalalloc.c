@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * globalalloc: the command-line tool for shared heaps (ls, stat, check, create, reclaim, rm).
+ * globalalloc: the command-line tool for shared heaps (ls, stat, check, create, reclaim, owners,
+ * rm).
  * `ls` only reads headers (ga_shared_peek: no attach, no side effect); stat/check/reclaim attach
  * the heap like any other process for the duration of the command; rm unlinks the name.
  * Output is plain text, or JSON with --json (one object per command, on stdout).
@@ -27,6 +28,7 @@ static const char *help_text =
     "    globalalloc [--json] check NAME\n"
     "    globalalloc [--json] create NAME [SIZE]\n"
     "    globalalloc [--json] reclaim NAME\n"
+    "    globalalloc [--json] owners [--all] NAME\n"
     "    globalalloc [--json] rm [--force] NAME\n"
     "    globalalloc leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM [ARGS...]\n"
     "    globalalloc --help | --version\n"
@@ -51,6 +53,12 @@ static const char *help_text =
     "    reclaim NAME\n"
     "                Free every block still owned by processes that died attached, and\n"
     "                their process slots (ga_shared_reclaim_dead).\n"
+    "    owners [--all] NAME\n"
+    "                Show the allocated blocks of NAME by owner: live attached processes\n"
+    "                (pid, blocks, bytes; with --all each block's offset and size), processes\n"
+    "                that exited attached (pid, blocks, bytes and their first blocks: kept\n"
+    "                until reclaim), and the heap's own (handles, named objects by name,\n"
+    "                blocks of processes that detached). ga_shared_leak_report.\n"
     "    rm NAME     Remove the name. Refused while another live process is attached,\n"
     "                unless --force is given. Attached processes keep their mapping.\n"
     "    leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM [ARGS...]\n"
@@ -65,6 +73,7 @@ static const char *help_text =
     "OPTIONS\n"
     "    --json      Print one JSON object instead of text.\n"
     "    --force     With rm: remove even while other processes are attached.\n"
+    "    --all       With owners: list every block of live processes too.\n"
     "    -h, --help  Print this help.\n"
     "    --version   Print the library version.\n"
     "\n"
@@ -79,6 +88,7 @@ static const char *help_text =
     "    globalalloc ls\n"
     "    globalalloc --json stat mycache\n"
     "    globalalloc check mycache && globalalloc rm mycache\n"
+    "    globalalloc owners mycache\n"
     "    globalalloc leaks -e 23 -- python3 script.py\n";
 
 static int json;
@@ -323,6 +333,17 @@ static int cmd_reclaim(const char *name)
     return 0;
 }
 
+static int cmd_owners(const char *name, int all)
+{
+    ga_heap_t *h = attach(name);
+    if (!h) return 1;
+    fflush(stdout);
+    unsigned flags = (all ? GA_LEAK_ALL : 0) | (json ? GA_LEAK_JSON : 0);
+    long n = ga_shared_leak_report(h, STDOUT_FILENO, flags);
+    ga_shared_close(h);
+    return n < 0 ? fail(name, "cannot read the heap", (int)n) : 0;
+}
+
 static int cmd_create(const char *name, const char *size_arg)
 {
     size_t size = (size_t)64 << 20;
@@ -447,7 +468,8 @@ static int usage(const char *msg)
 {
     fprintf(stderr,
             "globalalloc: %s\nUsage: globalalloc [--json] ls | stat NAME | check NAME | "
-            "create NAME [SIZE] | reclaim NAME | rm [--force] NAME | leaks [-e N] -- PROGRAM\n"
+            "create NAME [SIZE] | reclaim NAME | owners [--all] NAME |\n"
+            "       rm [--force] NAME | leaks [-e N] -- PROGRAM\n"
             "Try 'globalalloc --help'.\n",
             msg);
     return 2;
@@ -458,12 +480,14 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "leaks") == 0)
         return cmd_leaks(argc - 2, argv + 2);
     const char *args[8];
-    int nargs = 0, force = 0;
+    int nargs = 0, force = 0, all = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
             force = 1;
+        } else if (strcmp(argv[i], "--all") == 0) {
+            all = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(help_text, stdout);
             return 0;
@@ -486,6 +510,8 @@ int main(int argc, char **argv)
         return cmd_create(args[1], nargs == 3 ? args[2] : NULL);
     if (nargs != 2) return usage("expected one heap name");
     if (force && strcmp(cmd, "rm") != 0) return usage("--force goes with rm");
+    if (all && strcmp(cmd, "owners") != 0) return usage("--all goes with owners");
+    if (strcmp(cmd, "owners") == 0) return cmd_owners(args[1], all);
     if (strcmp(cmd, "stat") == 0) return cmd_stat(args[1]);
     if (strcmp(cmd, "check") == 0) return cmd_check(args[1]);
     if (strcmp(cmd, "reclaim") == 0) return cmd_reclaim(args[1]);
