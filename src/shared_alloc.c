@@ -741,7 +741,7 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off)
 
 void *ga_shared_alloc(ga_heap_t *heap, size_t size)
 {
-    shm_att_t *a = ga__shm_att(heap);
+    shm_att_t *a = ga__shm_att_fast(heap);
     if (!a) return NULL;
     uint64_t off = ga__shm_alloc_off(a, size, false);
     return off ? a->base + off : NULL;
@@ -767,7 +767,7 @@ static uint64_t ptr_off(shm_att_t *a, const void *p)
 
 int ga_shared_free(ga_heap_t *heap, void *p)
 {
-    shm_att_t *a = ga__shm_att(heap);
+    shm_att_t *a = ga__shm_att_fast(heap);
     if (!a) return GA_EINVAL;
     if (!p) return 0;
     uint64_t off = ptr_off(a, p);
