@@ -570,7 +570,7 @@ static GA_NOINLINE int refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
     return tc->n[c] > 0 ? 0 : (rc ? rc : GA_EFULL);
 }
 
-static uint64_t alloc_small(shm_att_t *a, unsigned c, int *err)
+GA_INLINE uint64_t alloc_small(shm_att_t *a, unsigned c, int *err)
 {
     shm_tcache_t *tc = tc_get(a);
     if (GA_UNLIKELY(!tc)) {
@@ -593,6 +593,14 @@ uint64_t ga__shm_alloc_off(shm_att_t *a, size_t size, bool zero)
 {
     int err = 0;
     uint64_t off = 0;
+    if (GA_LIKELY(size <= SHM_SMALL_MAX && !zero)) { /* the thread-cache path, inlined */
+        off = alloc_small(a, size_class(size), &err);
+        if (GA_LIKELY(off)) return off;
+        if (err != GA_EFULL) {
+            ga__set_error(err ? err : GA_EFULL);
+            return 0;
+        }
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         if (size <= SHM_SMALL_MAX) {
             unsigned c = size_class(size);
@@ -631,7 +639,7 @@ typedef struct {
 } blockref_t;
 
 /* Resolves off to a block start. 0 or GA_ENOTOWNED. */
-static int resolve(shm_att_t *a, uint64_t off, blockref_t *b)
+GA_INLINE int resolve(shm_att_t *a, uint64_t off, blockref_t *b)
 {
     uint64_t top = top_pages(a);
     if (off < a->data_off || off >= a->data_off + top * SHM_PAGE || (off & 15)) return GA_ENOTOWNED;
@@ -658,7 +666,7 @@ static int resolve(shm_att_t *a, uint64_t off, blockref_t *b)
     return GA_ENOTOWNED;
 }
 
-static unsigned block_state(shm_att_t *a, const blockref_t *b)
+GA_INLINE unsigned block_state(shm_att_t *a, const blockref_t *b)
 {
     if (b->cls < SHM_NCLASS) return atomic_load(&state_bytes(a, b->pg)[b->idx]);
     return PD_OWNER(atomic_load(&a->pages[b->pg].desc));
@@ -672,7 +680,7 @@ size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state)
     return b.usable;
 }
 
-static bool cas_ref(shm_att_t *a, const blockref_t *b, unsigned from, unsigned to)
+GA_INLINE bool cas_ref(shm_att_t *a, const blockref_t *b, unsigned from, unsigned to)
 {
     if (b->cls < SHM_NCLASS) {
         uint8_t e = (uint8_t)from;
@@ -695,7 +703,16 @@ int ga__shm_free_off(shm_att_t *a, uint64_t off, unsigned expect, bool in_window
     blockref_t b;
     int rc = resolve(a, off, &b);
     if (rc) return rc;
-    unsigned mine = ST_CACHED(a->slot), cur;
+    unsigned mine = ST_CACHED(a->slot), cur = expect ? expect : ST_ALLOC(a->slot);
+    /* A small block's CAS is tried first with the likely state (our own allocation): on a
+     * miss it hands back the real state byte, which is then checked as before. So the common
+     * free reads the state byte once, inside the CAS. */
+    if (b.cls < SHM_NCLASS) {
+        uint8_t e = (uint8_t)cur;
+        if (GA_LIKELY(atomic_compare_exchange_strong(&state_bytes(a, b.pg)[b.idx], &e,
+                                                     (uint8_t)mine)))
+            goto small_cached;
+    }
     for (;;) {
         cur = block_state(a, &b);
         if (ST_KIND(cur) != ST_KALLOC)
@@ -704,6 +721,7 @@ int ga__shm_free_off(shm_att_t *a, uint64_t off, unsigned expect, bool in_window
         if (cas_ref(a, &b, cur, mine)) break;
     }
     if (b.cls == SHM_NCLASS) return in_window ? 0 : ga__shm_large_release(a, b.pg, mine);
+small_cached:;
     shm_tcache_t *tc = tc_get(a);
     if (!tc) return GA_ENOMEM; /* the block stays CACHED(me): recovered when we go */
     if (tc->n[b.cls] >= TC_CAP) flush_class(a, tc, b.cls, TC_CAP / 2);
@@ -723,7 +741,7 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off)
 
 void *ga_shared_alloc(ga_heap_t *heap, size_t size)
 {
-    shm_att_t *a = ga__shm_att(heap);
+    shm_att_t *a = ga__shm_att_fast(heap);
     if (!a) return NULL;
     uint64_t off = ga__shm_alloc_off(a, size, false);
     return off ? a->base + off : NULL;
@@ -749,7 +767,7 @@ static uint64_t ptr_off(shm_att_t *a, const void *p)
 
 int ga_shared_free(ga_heap_t *heap, void *p)
 {
-    shm_att_t *a = ga__shm_att(heap);
+    shm_att_t *a = ga__shm_att_fast(heap);
     if (!a) return GA_EINVAL;
     if (!p) return 0;
     uint64_t off = ptr_off(a, p);

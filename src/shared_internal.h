@@ -249,6 +249,18 @@ typedef struct shm_tcache_s {
 
 /* Validates heap and returns its attachment, or NULL + ga_last_error GA_EINVAL. */
 shm_att_t *ga__shm_att(ga_heap_t *heap);
+/* The attachment table and this thread's last hit in it (shared_segment.c). */
+extern _Atomic(shm_att_t *) ga__shm_atts[ATT_MAX];
+extern GA_TLS unsigned ga__shm_last_att;
+/* ga__shm_att with its common case inlined: heap is the attachment this thread used last.
+ * Same checks, in the same order: the pointer is compared with the table before it is read. */
+GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
+{
+    shm_att_t *a = (shm_att_t *)heap;
+    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a && a->state == ATT_OPEN))
+        return a;
+    return ga__shm_att(heap);
+}
 /* The attachment for a handle's heap id, or NULL (GA_EHANDLE set). */
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */

@@ -68,11 +68,14 @@
 
 static struct {
     pthread_mutex_t lock;
-    _Atomic(shm_att_t *) att[ATT_MAX]; /* read without the lock by ga__shm_att */
     _Atomic(shm_att_t *) by_id[2048];
     uint64_t serial;
     pthread_once_t once;
 } procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+/* The attachment table (written under procs.lock, read without it by ga__shm_att and its
+ * inline fast path in shared_internal.h), and each thread's last hit in it. */
+_Atomic(shm_att_t *) ga__shm_atts[ATT_MAX];
+GA_TLS unsigned ga__shm_last_att;
 
 void ga__shm_proc_lock(void)
 {
@@ -109,7 +112,8 @@ static void fork_child(void)
 {
     ga__shm_tcache_fork(2);
     for (unsigned i = 0; i < ATT_MAX; i++)
-        if (procs.att[i] && procs.att[i]->state == ATT_OPEN) procs.att[i]->state = ATT_INHERITED;
+        if (ga__shm_atts[i] && ga__shm_atts[i]->state == ATT_OPEN)
+            ga__shm_atts[i]->state = ATT_INHERITED;
     for (unsigned i = 0; i < 2048; i++)
         atomic_store(&procs.by_id[i], NULL);
     pthread_mutex_unlock(&procs.lock);
@@ -303,13 +307,12 @@ shm_att_t *ga__shm_att(ga_heap_t *heap)
 {
     /* Compare before dereferencing: heap may be any pointer. The slot of the last hit is
      * tried first. */
-    static GA_TLS unsigned last;
     shm_att_t *a = (shm_att_t *)heap;
-    if (GA_LIKELY(a && procs.att[last % ATT_MAX] == a))
+    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a))
         return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
     for (unsigned i = 0; a && i < ATT_MAX; i++) {
-        if (procs.att[i] == a) {
-            last = i;
+        if (ga__shm_atts[i] == a) {
+            ga__shm_last_att = i;
             return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
         }
     }
@@ -329,7 +332,7 @@ shm_att_t *ga__shm_att_by_ptr(const void *p)
 {
     uintptr_t u = (uintptr_t)p;
     for (unsigned i = 0; i < ATT_MAX; i++) {
-        shm_att_t *a = procs.att[i];
+        shm_att_t *a = ga__shm_atts[i];
         if (a && a->state == ATT_OPEN && u >= (uintptr_t)a->base &&
             u - (uintptr_t)a->base < a->map_size)
             return a;
@@ -342,7 +345,7 @@ bool ga__shared_is_heap(ga_heap_t *heap)
     shm_att_t *a = (shm_att_t *)heap;
     if (!a) return false;
     for (unsigned i = 0; i < ATT_MAX; i++)
-        if (procs.att[i] == a) return a->state == ATT_OPEN;
+        if (ga__shm_atts[i] == a) return a->state == ATT_OPEN;
     return false;
 }
 
@@ -590,7 +593,7 @@ static int open_segment(shm_att_t *a, const char *path, uint64_t max_size, unsig
 static shm_att_t *find_open(const char *name, const char *path)
 {
     for (unsigned i = 0; i < ATT_MAX; i++) {
-        shm_att_t *a = procs.att[i];
+        shm_att_t *a = ga__shm_atts[i];
         if (!a || a->state != ATT_OPEN || strcmp(a->name, name) != 0) continue;
         /* Same name; is it still the same file (not unlinked and made again)? */
         int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
@@ -609,13 +612,13 @@ static int register_att(shm_att_t *a)
     if (atomic_load(&procs.by_id[id]))
         return GA_EEXIST; /* another attached heap has the same random id */
     for (unsigned i = 0; i < ATT_MAX; i++) {
-        if (!procs.att[i]) {
+        if (!ga__shm_atts[i]) {
             a->index = i;
             a->heap_id = id;
             a->serial = ++procs.serial;
             a->refs = 1;
             a->state = ATT_OPEN;
-            procs.att[i] = a;
+            ga__shm_atts[i] = a;
             atomic_store_explicit(&procs.by_id[id], a, memory_order_release);
             return 0;
         }
@@ -709,7 +712,7 @@ int ga_shared_close(ga_heap_t *heap)
     pthread_mutex_lock(&procs.lock);
     bool known = false;
     for (unsigned i = 0; i < ATT_MAX; i++)
-        known |= a && procs.att[i] == a && a->magic == ATT_MAGIC;
+        known |= a && ga__shm_atts[i] == a && a->magic == ATT_MAGIC;
     if (!known) {
         pthread_mutex_unlock(&procs.lock);
         return ga__set_error(GA_EINVAL);
@@ -725,7 +728,7 @@ int ga_shared_close(ga_heap_t *heap)
         atomic_fetch_sub(&a->hdr->attach_count, 1);
         atomic_store(&procs.by_id[a->heap_id], NULL);
     }
-    procs.att[a->index] = NULL;
+    ga__shm_atts[a->index] = NULL;
     a->magic = 0;
     pthread_mutex_unlock(&procs.lock);
     att_free(a);
