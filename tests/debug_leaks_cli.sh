@@ -137,15 +137,18 @@ EOF
     cat >"$tmp/leak.py" <<'EOF'
 import ctypes
 libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
+libc.malloc.restype = None  # no Python int keeps a copy of the address
 for i in range(4):
     libc.malloc(12345)
 EOF
+    # The scan is conservative (as LeakSanitizer's): a stale copy of an address somewhere in
+    # the interpreter's memory can make a lost block look reachable, so at least one of the
+    # four must be reported, with the right size.
     leaks -- python3 "$tmp/leak.py" >/dev/null 2>"$tmp/pyleak.err"
-    if ! grep -q '49380 bytes in 4 blocks of 12345 bytes' "$tmp/pyleak.err"; then
+    if ! grep -Eq ' bytes in [1-4] blocks? of 12345 bytes' "$tmp/pyleak.err"; then
         fail "python3 leaking through ctypes: not reported" "$tmp/pyleak.err"
     else
-        pass "python3 leaking 4 x 12345 bytes through ctypes: reported"
+        pass "python3 leaking 12345-byte blocks through ctypes: reported"
     fi
 else
     fail "python3 not installed"
