@@ -8,6 +8,7 @@
  * has drained the ring and freed the handles, not one block is in use.
  */
 #include "test.h"
+#include "shared_test_util.h"
 #include "internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,11 +37,7 @@
 #define NHANDLES (NPROC * NTHREAD * 2)
 #define MIB      ((size_t)1 << 20)
 
-static char heap_name[64];
-static void cleanup(void)
-{
-    ga_shared_unlink(heap_name, GA_SHARED_FORCE);
-}
+static const char *heap_name;
 
 typedef struct {
     _Atomic uint64_t ring[RING];
@@ -126,8 +123,7 @@ static int child(int proc)
 
 TEST(processes_and_threads_trade_blocks)
 {
-    snprintf(heap_name, sizeof heap_name, "churn%d", (int)getpid());
-    atexit(cleanup);
+    heap_name = shm_test_name("churn");
     heap = ga_shared_open(heap_name, 128 * MIB, GA_SHARED_CREATE, NULL);
     CHECK(heap != NULL);
     if (!heap) return;

@@ -10,6 +10,7 @@
  * Bounded: at most ITERATIONS kills and at most BUDGET_S seconds.
  */
 #include "test.h"
+#include "shared_test_util.h"
 #include "internal.h"
 #include <poll.h>
 #include <signal.h>
@@ -21,28 +22,7 @@
 #define BUDGET_S   40.0
 #define MIB        ((size_t)1 << 20)
 
-static char heap_name[64];
-static void cleanup(void)
-{
-    ga_shared_unlink(heap_name, GA_SHARED_FORCE);
-}
-
-/* Unlink our heaps also when a check crashes (atexit does not run then). */
-static pid_t owner_pid;
-static void on_fatal(int sig)
-{
-    if (getpid() == owner_pid) cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-static void install_cleanup(void)
-{
-    owner_pid = getpid();
-    atexit(cleanup);
-    signal(SIGABRT, on_fatal);
-    signal(SIGSEGV, on_fatal);
-    signal(SIGBUS, on_fatal);
-}
+static const char *heap_name;
 
 static uint64_t rng_state;
 static uint64_t rnd(void)
@@ -179,8 +159,7 @@ static size_t count_live(void **p, size_t n)
 
 TEST(kill_children_at_random)
 {
-    snprintf(heap_name, sizeof heap_name, "killtest%d", (int)getpid());
-    install_cleanup();
+    heap_name = shm_test_name("killtest");
     ga_set_error_handler(quiet_handler, NULL);
     int created = 0;
     ga_heap_t *h = ga_shared_open(heap_name, 64 * MIB, GA_SHARED_CREATE, &created);

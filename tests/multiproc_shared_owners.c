@@ -8,6 +8,7 @@
  * section is empty. A damaged page descriptor or state byte gives GA_ECORRUPT, not a crash.
  */
 #include "test.h"
+#include "shared_test_util.h"
 #include "shared_internal.h"
 #include <signal.h>
 #include <stdlib.h>
@@ -20,18 +21,7 @@
 static const size_t dead_sizes[N_DEAD] = {16, 100, 1000, 16384, 200000};
 static const size_t live_sizes[M_LIVE] = {48, 3000, 70000};
 
-static char heap_name[64];
-static pid_t owner_pid;
-static void cleanup(void)
-{
-    if (getpid() == owner_pid) ga_shared_unlink(heap_name, GA_SHARED_FORCE);
-}
-static void on_fatal(int sig)
-{
-    cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+static const char *heap_name;
 
 typedef struct {
     uint64_t off, size;
@@ -139,7 +129,7 @@ static void check_section(const char *text, const char *after, const char *befor
 static void run(int how)
 {
     static char text[65536];
-    snprintf(heap_name, sizeof heap_name, "owners%d_%d", (int)getpid(), how);
+    heap_name = shm_test_name(how == 0 ? "owners_exit" : how == 1 ? "owners_kill" : "owners_hold");
     ga_heap_t *h = ga_shared_open(heap_name, 8u << 20, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
     CHECK(h != NULL);
     if (!h) return;
@@ -231,7 +221,7 @@ TEST(dead_by_sigkill)
 /* Damaged metadata: GA_ECORRUPT, and nothing is read outside the mapping. */
 TEST(corrupt_segment)
 {
-    snprintf(heap_name, sizeof heap_name, "owners%d_bad", (int)getpid());
+    heap_name = shm_test_name("owners_bad");
     ga_heap_t *h = ga_shared_open(heap_name, 4u << 20, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
     CHECK(h != NULL);
     if (!h) return;
@@ -268,16 +258,6 @@ TEST(corrupt_segment)
     ASSERT_EQ(ga_shared_check(h, 0), 0);
     ga_shared_close(h);
     ASSERT_EQ(ga_shared_unlink(heap_name, 0), 0);
-}
-
-static void setup(void) __attribute__((constructor));
-static void setup(void)
-{
-    owner_pid = getpid();
-    atexit(cleanup);
-    signal(SIGABRT, on_fatal);
-    signal(SIGSEGV, on_fatal);
-    signal(SIGBUS, on_fatal);
 }
 
 TEST_MAIN(TEST_ENTRY(dead_by_exit), TEST_ENTRY(dead_by_sigkill), TEST_ENTRY(corrupt_segment))

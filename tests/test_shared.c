@@ -5,6 +5,7 @@
  * even when a check fails.
  */
 #include "test.h"
+#include "shared_test_util.h"
 #include "internal.h"
 #include "shared_internal.h"
 #include <errno.h>
@@ -18,38 +19,7 @@
 
 #define MIB ((size_t)1 << 20)
 
-static char names[32][96];
-static int nnames;
-
-static void cleanup(void)
-{
-    for (int i = 0; i < nnames; i++)
-        ga_shared_unlink(names[i], GA_SHARED_FORCE);
-}
-
-/* Unlink our heaps also when a check crashes (atexit does not run then). */
-static pid_t owner_pid;
-static void on_fatal(int sig)
-{
-    if (getpid() == owner_pid) cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-static void install_cleanup(void)
-{
-    owner_pid = getpid();
-    atexit(cleanup);
-    signal(SIGABRT, on_fatal);
-    signal(SIGSEGV, on_fatal);
-    signal(SIGBUS, on_fatal);
-}
-
-static const char *heap_name(const char *tag)
-{
-    if (nnames == 0) install_cleanup();
-    snprintf(names[nnames], sizeof names[nnames], "test%d_%s", (int)getpid(), tag);
-    return names[nnames++];
-}
+static const char *heap_name(const char *tag) { return shm_test_name(tag); }
 
 static int reports;
 static int count_reports(int err, const char *msg, uintptr_t ptr, void *arg)

@@ -9,6 +9,7 @@
  * must answer 0 or GA_ECORRUPT. Under ASan a stray write would also be flagged.
  */
 #include "test.h"
+#include "shared_test_util.h"
 #include "internal.h"
 #include "shared_internal.h"
 #include <fcntl.h>
@@ -20,11 +21,7 @@
 
 #define MIB ((size_t)1 << 20)
 
-static char name[64];
-static void cleanup(void)
-{
-    ga_shared_unlink(name, GA_SHARED_FORCE);
-}
+static const char *name;
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t rnd(void)
@@ -475,20 +472,10 @@ TEST(random_damage_never_crashes)
 
 TEST_MAIN(TEST_ENTRY(targeted_damage), TEST_ENTRY(random_damage_never_crashes))
 
-static void fatal_cleanup(int sig)
-{
-    cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 __attribute__((constructor)) static void setup(void)
 {
-    snprintf(name, sizeof name, "corrupt%d", (int)getpid());
+    name = shm_test_name("corrupt");
     const char *seed = getenv("GA_TEST_SEED");
     rng = seed ? strtoull(seed, NULL, 0) : rng ^ ((uint64_t)getpid() << 20);
     printf("seed %llu\n", (unsigned long long)rng);
-    atexit(cleanup);
-    signal(SIGABRT, fatal_cleanup);
-    signal(SIGSEGV, fatal_cleanup);
 }

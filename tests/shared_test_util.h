@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * For the shared-heap tests: unique heap names that are unlinked when the test process exits,
+ * and also when a check crashes it (SIGABRT/SIGSEGV/SIGBUS: atexit does not run then). Only
+ * the process that made a name unlinks it, so forked children may exit freely.
+ */
+#ifndef GA_SHARED_TEST_UTIL_H
+#define GA_SHARED_TEST_UTIL_H
+
+#include <globalalloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char shm_test_names[32][96];
+static int shm_test_count;
+static pid_t shm_test_owner;
+
+static void shm_test_cleanup(void)
+{
+    if (getpid() != shm_test_owner)
+        return;
+    for (int i = 0; i < shm_test_count; i++)
+        ga_shared_unlink(shm_test_names[i], GA_SHARED_FORCE);
+}
+
+static void shm_test_on_fatal(int sig)
+{
+    shm_test_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A heap name unique to this process ("<tag><pid>"), unlinked at exit or crash. */
+static const char *shm_test_name(const char *tag)
+{
+    if (shm_test_count == 0) {
+        shm_test_owner = getpid();
+        atexit(shm_test_cleanup);
+        signal(SIGABRT, shm_test_on_fatal);
+        signal(SIGSEGV, shm_test_on_fatal);
+        signal(SIGBUS, shm_test_on_fatal);
+    }
+    if (shm_test_count == (int)(sizeof shm_test_names / sizeof shm_test_names[0]))
+        abort(); /* a test needs more names than this helper holds */
+    char *n = shm_test_names[shm_test_count++];
+    snprintf(n, sizeof shm_test_names[0], "%s%d", tag, (int)getpid());
+    return n;
+}
+
+#endif
