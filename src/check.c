@@ -36,8 +36,7 @@ static long count_list(const ga_page_t *page, const ga_block_t *head, bool encod
     return n;
 }
 
-static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx, unsigned flags,
-                      long *live)
+static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx, unsigned flags)
 {
     if (page->class_idx >= GA_CLASS_COUNT || page->block_size != ga__class_size[page->class_idx])
         return corrupt(flags, page, "page block size does not match its size class");
@@ -67,12 +66,10 @@ static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx
         return corrupt(flags, page, "more cross-thread frees than used blocks");
     if ((uint32_t)nx != atomic_load(&page->xfree_count))
         return corrupt(flags, page, "cross-thread free count does not match its list");
-    *live = (long)used - nx;
     return 0;
 }
 
-static int check_segment(const ga_segment_t *seg, unsigned flags, long live[GA_CLASS_COUNT],
-                         long pages[GA_CLASS_COUNT])
+static int check_segment(const ga_segment_t *seg, unsigned flags)
 {
     if (seg->magic != (GA_SEGMENT_MAGIC ^ (uintptr_t)seg))
         return corrupt(flags, seg, "segment magic is wrong");
@@ -94,12 +91,9 @@ static int check_segment(const ga_segment_t *seg, unsigned flags, long live[GA_C
         if (!page->in_use)
             continue;
         in_use++;
-        long n = 0;
-        int rc = check_page(seg, page, i, flags, &n);
+        int rc = check_page(seg, page, i, flags);
         if (rc)
             return rc;
-        live[page->class_idx] += n;
-        pages[page->class_idx]++;
     }
     if (in_use != seg->used_pages)
         return corrupt(flags, seg, "segment's count of pages in use is wrong");
@@ -108,11 +102,10 @@ static int check_segment(const ga_segment_t *seg, unsigned flags, long live[GA_C
 
 int ga__engine_check(unsigned flags)
 {
-    long live[GA_CLASS_COUNT] = {0}, pages[GA_CLASS_COUNT] = {0};
     int rc = 0;
     ga__registry_lock();
     for (ga_segment_t *seg = ga__all_segments; seg && rc == 0; seg = seg->all_next)
-        rc = check_segment(seg, flags, live, pages);
+        rc = check_segment(seg, flags);
     ga__registry_unlock();
     return rc;
 }
