@@ -176,7 +176,6 @@ static void page_release_ex(ga_theap_t *heap, ga_page_t *page, bool decommit)
     if (decommit)
         ga__page_decommit(seg, page);
     page->in_use = 0;
-    page->kept = 0;
     atomic_store_explicit(&page->flags, GA_PAGE_FULL, memory_order_relaxed); /* not fast-freeable */
     seg->used_pages--;
     if (seg->used_pages == 0) {
@@ -247,7 +246,6 @@ static void adopt_segment(ga_theap_t *heap, ga_segment_t *seg)
         ga__page_collect(page);
         page_clear_xfull(page);
         atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
-        page->kept = 0;
         if (ga__page_used(page) == 0) {
             bool last = seg->used_pages == 1;
             page_release(heap, page); /* the last page takes the segment with it */
@@ -379,7 +377,6 @@ static ga_theap_t *heap_thread_init(void)
     atomic_store(&heap->delayed, 0);
     for (size_t w = 0; w < GA_DIRECT_SLOTS; w++)
         heap->direct[w] = &ga__empty_page;
-    heap->thread_id = ga__os_thread_id();
     heap->live = true;
     heap->reg_prev = NULL;
     heap->reg_next = ga__all_heaps;
@@ -512,7 +509,6 @@ void *ga__alloc_slow(ga_theap_t *heap, size_t size, bool zero)
     page->free = next;
     b->next = 0;
     GA_UNPOISON(b, page->block_size);
-    page->kept = 0;
     ga__page_set_used(page, ga__page_used(page) + 1);
     if (zero)
         memset(b, 0, page->block_size);
@@ -532,7 +528,6 @@ void ga__page_after_local_free(ga_theap_t *heap, ga_page_t *page)
         /* The page that serves allocations stays, empty: releasing it now would have the next
          * allocation of this class format a fresh page (batch alloc/free churn). At most one
          * empty page per class is kept; ga_heap_collect and thread exit release them. */
-        page->kept = 1;
         return;
     }
     page_unlink(heap, page);

@@ -37,7 +37,6 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     page->free = NULL;
     page->key = (uintptr_t)(ga__secret ^ ((uintptr_t)page * 0x9E3779B97F4A7C15ull)) | 1;
     page->in_use = 1;
-    page->kept = 0;
     page->next = page->prev = NULL;
     ga__page_set_used(page, 0);
     atomic_store_explicit(&page->flags, 0, memory_order_relaxed);

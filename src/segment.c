@@ -167,7 +167,6 @@ static void orphan_page(ga_page_t *page)
     }
     ga__page_set_used(page, page->capacity - n);
     page->next = page->prev = NULL;
-    page->kept = 0;
     atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
     if (atomic_load(&page->xfree) & GA_XFREE_FULL)
         atomic_fetch_and(&page->xfree, ~GA_XFREE_FULL);

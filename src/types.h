@@ -82,7 +82,6 @@ typedef struct __attribute__((aligned(128))) ga_page_s {
     uint32_t block_size;   /* bytes per block; multiple of 16 */
     _Atomic uint8_t class_idx; /* size class; block_size == ga__class_size[class_idx] */
     _Atomic uint8_t in_use;    /* page serves a class (else a free slot of the segment) */
-    uint8_t kept;          /* empty but retained as the last page of its class */
     _Atomic uint8_t flags; /* GA_PAGE_* */
     _Atomic uint32_t used; /* blocks handed out and not yet collected back (incl. xfree ones) */
     uintptr_t key;         /* free-list encoding key (random per page) */
@@ -124,7 +123,6 @@ struct ga_theap_s {
     ga_segment_t *seg_free[GA_SEG_KINDS]; /* segments with at least one free page slot */
     ga_segment_t *cached[GA_SEG_KINDS];   /* one empty segment per kind kept for reuse */
     _Atomic uint32_t delayed;             /* another thread freed into one of our full pages */
-    uint64_t thread_id;
     bool live;
     ga_theap_t *reg_next, *reg_prev; /* registry of live heaps (registry lock) */
 };

@@ -28,8 +28,6 @@ bool ga__os_try_extend(void *p, size_t old_size, size_t new_size);
 void ga__os_shrink(void *p, size_t old_size, size_t new_size);
 /* 64 bits of OS randomness (falls back to a time/address mix). */
 uint64_t ga__os_random(void);
-/* A small integer that identifies the calling thread for reports. */
-uint64_t ga__os_thread_id(void);
 /* Test hook: make the n-th next OS mapping fail (0 = never). */
 void ga__os_fail_after(unsigned long n);
 

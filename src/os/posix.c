@@ -13,7 +13,6 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/random.h>
-#include <sys/syscall.h>
 #endif
 
 static _Atomic unsigned long fail_countdown;
@@ -124,13 +123,4 @@ uint64_t ga__os_random(void)
     v = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&v ^
         ((uint64_t)getpid() << 32);
     return v ? v : 0x2545F4914F6CDD1Dull;
-}
-
-uint64_t ga__os_thread_id(void)
-{
-#ifdef __linux__
-    return (uint64_t)syscall(SYS_gettid);
-#else
-    return (uint64_t)(uintptr_t)&fail_countdown ^ (uint64_t)getpid();
-#endif
 }
