@@ -277,31 +277,50 @@ void ga__debug_misuse(int err, const void *value, bool fatal, const char *what)
 
 /* ---- block checks ------------------------------------------------------------------------- */
 
-/* First byte in [p, p+n) that is not c, or NULL. Two words per step, then one overlapping
- * word for the rest; bytes only to locate a mismatch. */
+/* Filling and checking patterns: 16-byte vector steps and one last overlapping step, no call
+ * and no tree of size tests (glibc's memset for small sizes is one); on the alloc/free paths
+ * the loop's exit is the only branch that depends on the size. */
+typedef uint8_t v16_t __attribute__((vector_size(16)));
+
+static inline v16_t splat(uint8_t c)
+{
+    v16_t v = {0};
+    return v + c;
+}
+
+/* glibc's memset (vector widths chosen at run time) beats an inline loop here. */
+static inline void fill(uint8_t *p, size_t n, uint8_t c)
+{
+    memset(p, c, n);
+}
+
+/* True when every byte in [p, p+n) is c. Reads every byte, no early exit (the answer is almost
+ * always yes: an exit per step would only add branches). */
+static inline bool all_are(const uint8_t *p, size_t n, uint8_t c)
+{
+    if (GA_LIKELY(n >= 16)) {
+        v16_t v = splat(c), acc = {0}, x;
+        for (size_t i = 0; i < n - 16; i += 16) {
+            memcpy(&x, p + i, 16);
+            acc |= x ^ v;
+        }
+        memcpy(&x, p + n - 16, 16);
+        acc |= x ^ v;
+        uint64_t w[2];
+        memcpy(w, &acc, 16);
+        return (w[0] | w[1]) == 0;
+    }
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i] ^ c;
+    return acc == 0;
+}
+
+/* First byte in [p, p+n) that is not c, or NULL (reports only: locates what all_are found). */
 static const uint8_t *first_not(const uint8_t *p, size_t n, uint8_t c)
 {
-    const uint64_t w = 0x0101010101010101ull * c;
-    uint64_t a, b;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        memcpy(&a, p + i, 8);
-        memcpy(&b, p + i + 8, 8);
-        if (((a ^ w) | (b ^ w)) != 0)
-            goto locate;
-    }
-    if (n >= 8) {
-        memcpy(&a, p + n - 8, 8);
-        b = w;
-        if (i + 8 <= n)
-            memcpy(&b, p + i, 8);
-        if (((a ^ w) | (b ^ w)) == 0)
-            return NULL;
-    }
-locate:
-    for (; i < n; i++)
-        if (p[i] != c)
-            return p + i;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != c) return p + i;
     return NULL;
 }
 
@@ -310,6 +329,14 @@ locate:
 static size_t kept_words(const ga_dbg_hdr_t *h)
 {
     return h->kind == GA_DBG_RAW && h->size >= 16 ? 16 : 0;
+}
+
+static bool freed_fill_ok(ga_dbg_hdr_t *h)
+{
+    const uint8_t *user = user_of(h);
+    size_t keep = kept_words(h);
+    if (GA_UNLIKELY(keep) && !all_are(user, 8, GA_FILL_FREED)) return false;
+    return all_are(user + keep, h->size - keep, GA_FILL_FREED);
 }
 
 static const uint8_t *freed_fill_broken(ga_dbg_hdr_t *h)
@@ -327,8 +354,7 @@ static inline bool guards_ok(const ga_dbg_hdr_t *h)
     uint64_t f, a, b;
     const uint8_t *tail = (const uint8_t *)h + GA_DBG_HDR + h->size;
     memcpy(&f, h->front, 8);
-    if (GA_UNLIKELY(h->tail != 16))
-        return f == w && first_not(tail, h->tail, GA_FILL_GUARD) == NULL;
+    if (GA_UNLIKELY(h->tail != 16)) return f == w && all_are(tail, h->tail, GA_FILL_GUARD);
     memcpy(&a, tail, 8);
     memcpy(&b, tail + 8, 8);
     return ((f ^ w) | (a ^ w) | (b ^ w)) == 0;
@@ -336,8 +362,7 @@ static inline bool guards_ok(const ga_dbg_hdr_t *h)
 
 int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret)
 {
-    if (GA_LIKELY(guards_ok(h)) && (!freed || !ga__dbg_opts.fill || freed_fill_broken(h) == NULL))
-        return 0;
+    if (GA_LIKELY(guards_ok(h)) && (!freed || !ga__dbg_opts.fill || freed_fill_ok(h))) return 0;
     uint8_t *user = user_of(h);
     const uint8_t *bad = first_not(h->front, GA_DBG_FRONT, GA_FILL_GUARD);
     char what[160];
@@ -365,38 +390,44 @@ int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char
 static void release(ga_dbg_hdr_t *h, bool verify)
 {
     uint8_t *user = user_of(h);
-    if (verify) ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
+    if (verify && GA_UNLIKELY(!guards_ok(h) || (ga__dbg_opts.fill && !freed_fill_ok(h))))
+        ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
     h->state = key(GA_DBG_RELEASED, user);
     h->magic = 0;
     ga__engine_free(raw_of(h));
 }
 
-/* Releases the oldest blocks until the thread's quarantine fits its budget (all: flush). */
-static void quarantine_trim(bool all)
+/* Releases the thread's oldest quarantined block. */
+static void release_oldest(qring_t *q)
+{
+    ga_dbg_hdr_t *h = q->ring[q->head];
+    q->head = (q->head + 1) & (QRING_CAP - 1);
+    q->count--;
+    q->bytes -= h->size + GA_DBG_HDR;
+    /* The ring is FIFO: the block released a few frees from now is known, and long out of
+     * cache. Fetch its first lines now, so that checking it then does not wait. */
+    if (q->count > QPREFETCH) {
+        const char *next = (const char *)q->ring[(q->head + QPREFETCH) & (QRING_CAP - 1)];
+        __builtin_prefetch(next);
+        __builtin_prefetch(next + 64);
+        __builtin_prefetch(next + 128);
+        __builtin_prefetch(next + 192);
+    }
+    release(h, true);
+}
+
+/* Releases the oldest blocks until the quarantine holds at most `limit` bytes (and has room). */
+static void quarantine_trim(size_t limit)
 {
     qring_t *q = &tl_q;
-    while (q->count > 0 && (all || q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP)) {
-        ga_dbg_hdr_t *h = q->ring[q->head];
-        q->head = (q->head + 1) & (QRING_CAP - 1);
-        q->count--;
-        q->bytes -= h->size + GA_DBG_HDR;
-        release(h, true);
-        /* The ring is FIFO: the block released a few frees from now is known, and long out of
-         * cache. Fetch its first lines now, so that checking it then does not wait. */
-        if (q->count > QPREFETCH) {
-            const char *next = (const char *)q->ring[(q->head + QPREFETCH) & (QRING_CAP - 1)];
-            __builtin_prefetch(next);
-            __builtin_prefetch(next + 64);
-            __builtin_prefetch(next + 128);
-            __builtin_prefetch(next + 192);
-        }
-    }
+    while (q->count > 0 && (q->bytes > limit || q->count == QRING_CAP))
+        release_oldest(q);
 }
 
 void ga__dbg_thread_exit(void)
 {
     if (tl_q.ring != NULL) {
-        quarantine_trim(true);
+        quarantine_trim(0);
         ga__os_unmap(tl_q.ring, QRING_CAP * sizeof *tl_q.ring);
         tl_q.ring = NULL;
     }
@@ -416,7 +447,15 @@ static void quarantine_push(ga_dbg_hdr_t *h)
     q->ring[(q->head + q->count) & (QRING_CAP - 1)] = h;
     q->count++;
     q->bytes += h->size + GA_DBG_HDR;
-    if (q->bytes > ga__dbg_opts.quarantine || q->count == QRING_CAP) quarantine_trim(false);
+    /* Over budget: one block out per block in, so the quarantine hovers at its budget and this
+     * branch goes the same way nearly every time (draining down to the budget after each push
+     * would loop a size-dependent number of times). Only a big block pushing it past 5/4 of
+     * the budget drains more. */
+    size_t budget = ga__dbg_opts.quarantine;
+    if (GA_LIKELY(q->bytes > budget || q->count == QRING_CAP)) {
+        release_oldest(q);
+        if (GA_UNLIKELY(q->bytes > budget + budget / 4)) quarantine_trim(budget);
+    }
 }
 
 /* ---- the hooks ------------------------------------------------------------------------------ */
@@ -439,23 +478,34 @@ static void maybe_check(void)
     }
 }
 
+/* Inlined into each hook (as free_block): every hook then captures stacks from the same
+ * depth, which keeps ga__stack_capture's skip loop predictable. */
+#define HOOK_PART static inline __attribute__((always_inline))
+
 /* A debug block of size bytes aligned to alignment (16 or more). */
-static void *block_new(size_t size, size_t alignment, bool zero, int kind, void *ret)
+HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, void *ret)
 {
-    size_t extra = GA_DBG_HDR + ga__dbg_opts.guard + (alignment > GA_MIN_ALIGN ? alignment : 0);
+    size_t guard = ga__dbg_opts.guard;
+    size_t extra = GA_DBG_HDR + guard + (alignment > GA_MIN_ALIGN ? alignment : 0);
     if (size > SIZE_MAX / 2 - extra) return NULL;
     uint8_t *raw = ga__engine_alloc(size + extra, false);
     if (raw == NULL) return NULL;
     uint8_t *user = raw + GA_DBG_HDR;
-    if (alignment > GA_MIN_ALIGN)
+    if (GA_UNLIKELY(alignment > GA_MIN_ALIGN))
         user = (uint8_t *)(((uintptr_t)user + alignment - 1) & ~(uintptr_t)(alignment - 1));
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)(user - GA_DBG_HDR);
     size_t pad = (size_t)((uint8_t *)h - raw);
-    if (pad != 0) {
+    if (GA_UNLIKELY(pad != 0)) {
         ((uint64_t *)raw)[0] = key(GA_DBG_REDIRECT, raw);
         ((uint64_t *)raw)[1] = pad;
     }
-    size_t slack = ga__engine_usable(raw) - pad - GA_DBG_HDR - size;
+    /* The guard rounded up to 8 bytes, if the engine block has room (it has when the guard is
+     * a multiple of 8, the default: no need to ask the engine). */
+    size_t tail = (guard + 7) & ~(size_t)7;
+    if (GA_UNLIKELY(tail != guard)) {
+        size_t slack = ga__engine_usable(raw) - pad - GA_DBG_HDR - size;
+        tail = slack < tail ? slack : tail;
+    }
     h->size = size;
     h->serial = ga__dbg_next_serial();
     h->alloc_stack = ga__dbg_busy ? 0 : ga__stack_capture(ret);
@@ -463,16 +513,15 @@ static void *block_new(size_t size, size_t alignment, bool zero, int kind, void 
     h->tid = thread_id();
     h->epoch = atomic_load_explicit(&ga__dbg_epoch, memory_order_relaxed);
     h->pad = (uint32_t)pad;
-    size_t tail = (ga__dbg_opts.guard + 7) & ~(size_t)7;
-    h->tail = (uint16_t)(slack < tail ? slack : tail);
+    h->tail = (uint16_t)tail;
     h->kind = (uint8_t)kind;
     h->mark = 0;
     memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
     if (zero)
-        memset(user, 0, size);
+        fill(user, size, 0);
     else if (ga__dbg_opts.fill)
-        memset(user, GA_FILL_FRESH, size);
-    memset(user + size, GA_FILL_GUARD, h->tail);
+        fill(user, size, GA_FILL_FRESH);
+    fill(user + size, tail, GA_FILL_GUARD);
     h->magic = h->state = key(GA_DBG_LIVE, user);
     return user;
 }
@@ -545,18 +594,24 @@ static void free_other(void *p, void *ret, const char *call)
         snprintf(what, sizeof what, "%s: pointer was not allocated by globalalloc", call);
     ga__dbg_block_report(GA_ENOTOWNED, h, p, true, what, ret);
 }
-static void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
+HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 {
-    if (ga__dbg_verify(h, false, FATAL_CHECK, call, ret) != 0) {
+    if (GA_UNLIKELY(!guards_ok(h)) && ga__dbg_verify(h, false, FATAL_CHECK, call, ret) != 0) {
         /* reported, and the handler chose to go on: repair, so it is reported once */
         memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
         memset(user_of(h) + h->size, GA_FILL_GUARD, h->tail);
     }
     h->free_stack = ga__dbg_opts.free_stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
+    if (GA_UNLIKELY(h->size + GA_DBG_HDR > ga__dbg_opts.quarantine)) {
+        /* Bigger than the whole quarantine: it could only pass straight through (flushing the
+         * rest on its way), so it goes back at once, unfilled and unchecked. */
+        release(h, false);
+        return;
+    }
     if (ga__dbg_opts.fill) {
         size_t keep = kept_words(h);
-        if (keep) memset(user_of(h), GA_FILL_FREED, 8);
-        memset(user_of(h) + keep, GA_FILL_FREED, h->size - keep);
+        if (GA_UNLIKELY(keep)) fill(user_of(h), 8, GA_FILL_FREED);
+        fill(user_of(h) + keep, h->size - keep, GA_FILL_FREED);
     }
     h->magic = h->state = key(GA_DBG_FREED, user_of(h));
     quarantine_push(h);
@@ -576,6 +631,28 @@ void ga__debug_free(void *p, void *ret)
     maybe_check();
 }
 
+/* realloc moves blocks of up to this many bytes, so that a stale pointer to the old block hits
+ * the quarantine. Bigger blocks are resized in place when the engine block has room (or, huge,
+ * can grow): moving them on every call would make a program that grows a buffer by small
+ * appends quadratic (valgrind and ASan, which always move, are). */
+#define REALLOC_MOVE_MAX ((size_t)4096)
+
+/* Resizes a live block (no alignment padding) inside its engine block; false if it cannot. */
+HOOK_PART bool resize_in_place(ga_dbg_hdr_t *h, size_t size, void *ret)
+{
+    size_t tail = (ga__dbg_opts.guard + 7) & ~(size_t)7;
+    if (h->pad != 0 || size > SIZE_MAX / 2 - GA_DBG_HDR - tail ||
+        !ga__engine_resize_in_place(raw_of(h), GA_DBG_HDR + size + tail))
+        return false;
+    uint8_t *user = user_of(h);
+    if (size > h->size && ga__dbg_opts.fill) fill(user + h->size, size - h->size, GA_FILL_FRESH);
+    fill(user + size, tail, GA_FILL_GUARD);
+    h->size = size;
+    h->tail = (uint16_t)tail;
+    h->alloc_stack = ga__dbg_busy ? 0 : ga__stack_capture(ret); /* where it got this size */
+    return true;
+}
+
 void *ga__debug_realloc(void *p, size_t size, void *ret)
 {
     if (p == NULL) return ga__debug_malloc(size, false, GA_DBG_MALLOC, ret);
@@ -593,8 +670,12 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
     } else {
         ga__dbg_verify(h, false, FATAL_CHECK, "realloc", ret);
         old = h->size;
+        if (old > REALLOC_MOVE_MAX && resize_in_place(h, size, ret)) {
+            maybe_check();
+            return p;
+        }
     }
-    /* Always move: a stale pointer to the old block then hits the quarantine. */
+    /* Move: a stale pointer to the old block then hits the quarantine. */
     void *q = block_new(size, GA_MIN_ALIGN, false, h ? h->kind : GA_DBG_MALLOC, ret);
     if (q == NULL) return fail(GA_ENOMEM);
     memcpy(q, p, old < size ? old : size);

@@ -134,14 +134,20 @@ static void depot_init(void)
     depot.used = 1; /* id 0 means "no stack" */
 }
 
-static uint32_t stack_hash(const uintptr_t *f, unsigned n)
+/* A frame's share of its stack's hash: independent multiplies (one per frame, each position
+ * with its own odd constant) pipeline, where a chained hash waits on each product. The capture
+ * adds them up while it walks; stack_hash mixes the sum. */
+static inline uint64_t frame_hash(uintptr_t ra, unsigned i)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    for (unsigned i = 0; i < n; i++) {
-        h ^= f[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
+    return (ra ^ (i * 0x632be59bd9b4e019ull)) * (0xff51afd7ed558ccdull + 2 * i);
+}
+
+static inline uint32_t stack_hash(uint64_t sum, unsigned n)
+{
+    uint64_t h = sum + 0x9e3779b97f4a7c15ull * (n + 1);
+    h ^= h >> 31;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
     return (uint32_t)h | 1;
 }
 
@@ -149,20 +155,22 @@ static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, uns
 {
     const uint64_t *r = &depot.arena[id];
     if (r[0] != ((uint64_t)hash << 32 | n)) return false;
-    uint64_t diff = 0; /* a few words: inline, no memcmp call */
+    /* Word by word with an exit (which keeps compilers from vectorizing it): f was just
+     * written a word at a time, and 16-byte loads of it would stall on store forwarding. */
     for (unsigned i = 0; i < n; i++)
-        diff |= r[i + 1] ^ f[i];
-    return diff == 0;
+        if (r[i + 1] != f[i]) return false;
+    return true;
 }
 
-static uint32_t depot_put(const uintptr_t *f, unsigned n)
+/* The id of the stack f[0..n) whose frame_hash sum is sum: found, or added. */
+static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
 {
     if (GA_UNLIKELY(depot.arena == NULL)) {
         pthread_once(&depot.once, depot_init);
         if (depot.slots == NULL || depot.arena == NULL) return 0;
     }
     if (n == 0) return 0;
-    uint32_t hash = stack_hash(f, n);
+    uint32_t hash = stack_hash(sum, n);
     size_t mask = DEPOT_SLOTS - 1, i = hash & mask;
     for (;; i = (i + 1) & mask) {
         uint32_t id = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
@@ -342,10 +350,13 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
     uintptr_t f[MAX_FRAMES];
     unsigned n = 0;
     f[n++] = (uintptr_t)ret;
+    uint64_t sum = frame_hash((uintptr_t)ret, 0);
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     uintptr_t lo = fp, hi = GA_LIKELY(tl_stack_hi > lo) ? tl_stack_hi : stack_top(lo);
+    /* Skip our own frames: up to the record whose return address is the caller's. The hooks
+     * call this at the same depth, so this loop runs the same number of times every call. */
     bool found = false;
-    for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) { /* skip our own frames */
+    for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) {
         const uintptr_t *rec = (const uintptr_t *)fp;
         if (rec[0] <= fp) break;
         fp = rec[0];
@@ -354,16 +365,20 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
             break;
         }
     }
-    while (found && n < max && frame_ok(fp, lo, hi)) {
+    if (!found) return depot_put(f, n, sum);
+    /* Each next frame pointer must be above the last (so inside [lo, hi) reduces to one
+     * unsigned compare; found implies hi - lo >= 16) and 8-aligned; return addresses that point
+     * into the stack area are not code (a frame without a frame pointer): the walk stops. */
+    while (n < max && fp - lo <= hi - lo - 16 && (fp & 7) == 0) {
         const uintptr_t *rec = (const uintptr_t *)fp;
-        uintptr_t ra = rec[1];
-        if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) /* not code: a frame without a fp */
-            break;
+        uintptr_t ra = rec[1], next = rec[0];
+        if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) break;
+        sum += frame_hash(ra, n);
         f[n++] = ra;
-        if (rec[0] <= fp) break;
-        fp = rec[0];
+        if (next <= fp) break;
+        fp = next;
     }
-    return depot_put(f, n);
+    return depot_put(f, n, sum);
 }
 
 /* ---- symbolization ----------------------------------------------------------------------------
