@@ -424,12 +424,37 @@ static void quarantine_trim(size_t limit)
         release_oldest(q);
 }
 
+/* Rings of exited threads, kept for the next threads: mapping and unmapping one per thread made
+ * programs that run many short threads pay page faults and a TLB shootdown per thread. Slots
+ * are taken and given with one atomic exchange (no lock: fork-safe). */
+#define SPARE_RINGS 64
+static _Atomic(ga_dbg_hdr_t **) spare_rings[SPARE_RINGS];
+
+static ga_dbg_hdr_t **ring_get(void)
+{
+    for (size_t i = 0; i < SPARE_RINGS; i++)
+        if (atomic_load_explicit(&spare_rings[i], memory_order_relaxed) != NULL) {
+            ga_dbg_hdr_t **r = atomic_exchange(&spare_rings[i], NULL);
+            if (r != NULL) return r;
+        }
+    return ga__os_map_aligned(QRING_CAP * sizeof(ga_dbg_hdr_t *), ga__os_page_size());
+}
+
+static void ring_put(ga_dbg_hdr_t **r)
+{
+    for (size_t i = 0; i < SPARE_RINGS; i++) {
+        ga_dbg_hdr_t **none = NULL;
+        if (atomic_compare_exchange_strong(&spare_rings[i], &none, r)) return;
+    }
+    ga__os_unmap(r, QRING_CAP * sizeof *r);
+}
+
 void ga__dbg_thread_exit(void)
 {
     if (tl_q.ring != NULL) {
         quarantine_trim(0);
-        ga__os_unmap(tl_q.ring, QRING_CAP * sizeof *tl_q.ring);
-        tl_q.ring = NULL;
+        ring_put(tl_q.ring);
+        tl_q = (qring_t){NULL, 0, 0, 0};
     }
 }
 
@@ -437,7 +462,7 @@ static void quarantine_push(ga_dbg_hdr_t *h)
 {
     qring_t *q = &tl_q;
     if (GA_UNLIKELY(q->ring == NULL) && ga__dbg_opts.quarantine != 0) {
-        q->ring = ga__os_map_aligned(QRING_CAP * sizeof *q->ring, ga__os_page_size());
+        q->ring = ring_get();
         if (q->ring != NULL) ga__dbg_thread_note(); /* so that the thread's exit empties it */
     }
     if (q->ring == NULL) {
@@ -447,15 +472,21 @@ static void quarantine_push(ga_dbg_hdr_t *h)
     q->ring[(q->head + q->count) & (QRING_CAP - 1)] = h;
     q->count++;
     q->bytes += h->size + GA_DBG_HDR;
-    /* Over budget: one block out per block in, so the quarantine hovers at its budget and this
-     * branch goes the same way nearly every time (draining down to the budget after each push
-     * would loop a size-dependent number of times). Only a big block pushing it past 5/4 of
-     * the budget drains more. */
     size_t budget = ga__dbg_opts.quarantine;
-    if (GA_LIKELY(q->bytes > budget || q->count == QRING_CAP)) {
-        release_oldest(q);
-        if (GA_UNLIKELY(q->bytes > budget + budget / 4)) quarantine_trim(budget);
-    }
+    if (GA_UNLIKELY(q->bytes > budget + budget / 4 || q->count == QRING_CAP))
+        quarantine_trim(budget); /* a big block came in */
+}
+
+/* Called at the start of each free, before the freed block's header is read (it is usually not
+ * in the cache: the program touched the block's bytes, not its header): releasing the oldest
+ * block first gives the processor independent work while that load is under way. Over budget,
+ * one block goes out per block in, so the quarantine hovers at its budget and this branch goes
+ * the same way nearly every time (draining down to the budget would loop a size-dependent
+ * number of times); only a big block pushing it past 5/4 of the budget drains more. */
+static inline void quarantine_make_room(void)
+{
+    qring_t *q = &tl_q;
+    if (GA_LIKELY(q->bytes > ga__dbg_opts.quarantine) && q->count > 0) release_oldest(q);
 }
 
 /* ---- the hooks ------------------------------------------------------------------------------ */
@@ -490,6 +521,11 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     if (size > SIZE_MAX / 2 - extra) return NULL;
     uint8_t *raw = ga__engine_alloc(size + extra, false);
     if (raw == NULL) return NULL;
+    /* The next block of this class: the engine reads its link on the next allocation, and this
+     * layer then writes all of it; its quarantine stay took it out of the cache. */
+    const char *next = (const char *)ga__page_of(ga__segment_of(raw), raw)->free;
+    __builtin_prefetch(next);
+    __builtin_prefetch(next + 64);
     uint8_t *user = raw + GA_DBG_HDR;
     if (GA_UNLIKELY(alignment > GA_MIN_ALIGN))
         user = (uint8_t *)(((uintptr_t)user + alignment - 1) & ~(uintptr_t)(alignment - 1));
@@ -620,6 +656,8 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 void ga__debug_free(void *p, void *ret)
 {
     if (p == NULL) return;
+    __builtin_prefetch((const char *)p - GA_DBG_HDR); /* any address: prefetches never fault */
+    quarantine_make_room();
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
         free_other(p, ret, "free");
