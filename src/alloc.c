@@ -3,16 +3,14 @@
  * The malloc-style API of the process heap (ga_malloc, ga_free, ...), the raw block calls for
  * the other layers (ga__alloc, ga__free, ...), and the pointer validation they share.
  *
- * Fast paths: malloc of up to GA_DIRECT_MAX bytes pops the free list of heap->direct[]'s page;
- * free of a block whose segment this thread owns, on a page with no flags, pushes it back.
- * Everything else goes to the GA_NOINLINE slow paths in heap.c. Every free first checks the
- * segment map, so a foreign pointer is reported instead of trusted.
+ * The fast paths themselves are in alloc_fast.h (shared with the debug heap).
  *
  * Debug mode (src/debug.c) costs normal mode one predictable branch per entry point: when
  * ga__debug_enabled is set, every entry hands over to its ga__debug_* twin, passing its
  * caller's return address (the exact first frame of the allocation stack). The ga__engine_*
  * functions at the end are the entry points without the hook, for the debug heap itself.
  */
+#include "alloc_fast.h"
 #include "debug.h"
 #include "engine.h"
 #include <errno.h>
@@ -45,66 +43,6 @@ static void *fail_alloc(int err)
     return NULL;
 }
 
-GA_INLINE void *alloc_fast(size_t size, bool zero)
-{
-    ga_theap_t *heap = ga__tl_heap;
-    if (GA_LIKELY(size <= GA_DIRECT_MAX)) {
-        ga_page_t *page = heap->direct[(size + 15) >> 4];
-        ga_block_t *b = page->free;
-        if (GA_LIKELY(b != NULL)) {
-            ga_block_t *next = ga__decode(page, b->next);
-            /* GA_CHECK: a link must stay in the segment, or a write after free broke it. */
-            if (GA_LIKELY(((uintptr_t)next ^ (uintptr_t)b) >> GA_SEGMENT_SHIFT == 0 ||
-                          next == NULL)) {
-                page->free = next;
-                b->next = 0;
-                GA_UNPOISON(b, page->block_size);
-                ga__page_set_used(page, ga__page_used(page) + 1);
-                if (zero)
-                    memset(b, 0, page->block_size);
-                return b;
-            }
-        }
-    }
-    return ga__alloc_slow(heap, size, zero);
-}
-
-GA_INLINE void free_fast(void *p)
-{
-    ga_segment_t *seg = ga__segment_of(p);
-    if (GA_UNLIKELY(!ga__segmap_has(seg))) {
-        if (p != NULL)
-            ga__free_invalid(p, GA_ENOTOWNED, true);
-        return;
-    }
-    ga_page_t *page = ga__page_of(seg, p);
-    ga_theap_t *heap = ga__tl_heap;
-    ga_block_t *b = p;
-    size_t off = (size_t)((uint8_t *)p - page->start);
-    size_t idx = ga__page_block_index(page, off);
-    /* Only an owned, unflagged page and an exact block start take the fast path. */
-    if (GA_LIKELY(atomic_load_explicit(&seg->owner, memory_order_relaxed) == heap &&
-                  atomic_load_explicit(&page->flags, memory_order_relaxed) == 0 &&
-                  idx * page->block_size == off && idx < page->capacity)) {
-        uintptr_t d = b->next ^ page->key;
-        /* A first word that decodes to a link of this page suggests a double free: the slow
-         * path confirms (a tail call keeps this path free of saved registers). */
-        if (GA_UNLIKELY(d == 0 || d - (uintptr_t)page->start < ga__page_area(page))) {
-            ga__free_slow(seg, page, b, p);
-            return;
-        }
-        b->next = ga__encode(page, page->free);
-        page->free = b;
-        GA_POISON_FREE(b, page->block_size);
-        uint32_t used = ga__page_used(page) - 1;
-        ga__page_set_used(page, used);
-        if (GA_UNLIKELY(used == 0))
-            ga__page_after_local_free(heap, page);
-        return;
-    }
-    ga__free_slow(seg, page, b, p);
-}
-
 /* Usable bytes from p to the end of its block. pre: p is in a live page of seg. */
 static size_t usable_in(ga_segment_t *seg, ga_page_t *page, const void *p)
 {
@@ -119,12 +57,12 @@ static size_t usable_in(ga_segment_t *seg, ga_page_t *page, const void *p)
 void *ga__alloc(size_t size)
 {
     DEBUG_HOOK(ga__debug_malloc(size, false, GA_DBG_RAW, CALLER));
-    return alloc_fast(size, false);
+    return ga__alloc_fast(size, false);
 }
 void *ga__zalloc(size_t size)
 {
     DEBUG_HOOK(ga__debug_malloc(size, true, GA_DBG_RAW, CALLER));
-    return alloc_fast(size, true);
+    return ga__alloc_fast(size, true);
 }
 void ga__free(void *p)
 {
@@ -132,7 +70,7 @@ void ga__free(void *p)
         ga__debug_free(p, CALLER);
         return;
     }
-    free_fast(p);
+    ga__free_fast(p);
 }
 
 size_t ga__usable_size(const void *p)
@@ -198,7 +136,7 @@ bool ga__is_block_start(const void *p)
 void *ga_malloc(size_t size)
 {
     DEBUG_HOOK(ga__debug_malloc(size, false, GA_DBG_MALLOC, CALLER));
-    void *p = alloc_fast(size, false);
+    void *p = ga__alloc_fast(size, false);
     return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
 }
 
@@ -208,7 +146,7 @@ void *ga_calloc(size_t n, size_t size)
     size_t total;
     if (GA_UNLIKELY(__builtin_mul_overflow(n, size, &total)))
         return fail_alloc(GA_EOVERFLOW);
-    void *p = alloc_fast(total, true);
+    void *p = ga__alloc_fast(total, true);
     return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
 }
 
@@ -218,7 +156,7 @@ void ga_free(void *p)
         ga__debug_free(p, CALLER);
         return;
     }
-    free_fast(p);
+    ga__free_fast(p);
 }
 
 /* Validates p for realloc/usable_size; NULL (after a report when `report`) if not ours. */
@@ -255,11 +193,11 @@ void *ga_realloc(void *p, size_t size)
     if (seg->kind == GA_SEG_HUGE && size > GA_LARGE_MAX && p == page->start &&
         ga__huge_try_resize(seg, size))
         return p;
-    void *q = alloc_fast(size, false);
+    void *q = ga__alloc_fast(size, false);
     if (q == NULL)
         return fail_alloc(GA_ENOMEM);
     memcpy(q, p, size < usable ? size : usable);
-    free_fast(p);
+    ga__free_fast(p);
     return q;
 }
 
@@ -283,7 +221,7 @@ void *ga_aligned_alloc(size_t alignment, size_t size)
     size_t padded = size + alignment - GA_MIN_ALIGN;
     void *p;
     if (padded <= GA_LARGE_MAX && alignment <= GA_LARGE_MAX / 2) {
-        uint8_t *b = alloc_fast(padded, false);
+        uint8_t *b = ga__alloc_fast(padded, false);
         if (b == NULL)
             return fail_alloc(GA_ENOMEM);
         p = (void *)(((uintptr_t)b + alignment - 1) & ~(uintptr_t)(alignment - 1));
@@ -356,8 +294,8 @@ size_t ga_heap_collect(ga_heap_t *heap, int force)
 
 /* ---- the engine without the debug hook (for src/debug.c) ------------------------------------ */
 
-void *ga__engine_alloc(size_t size, bool zero) { return alloc_fast(size, zero); }
-void ga__engine_free(void *p) { free_fast(p); }
+void *ga__engine_alloc(size_t size, bool zero) { return ga__alloc_fast(size, zero); }
+void ga__engine_free(void *p) { ga__free_fast(p); }
 size_t ga__engine_usable(const void *p) { return usable_size(p); }
 bool ga__engine_resize_in_place(void *p, size_t size)
 {

@@ -18,6 +18,7 @@
  *    emptied when it exits (leak.c's thread-exit hook).
  */
 #include "debug.h"
+#include "alloc_fast.h"
 #include "engine.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,16 @@ GA_TLS int ga__dbg_busy;
 #define FATAL_CHECK 0x80000000u
 static GA_TLS uint32_t tl_tid;
 static GA_TLS unsigned tl_ops;
+static GA_TLS uint64_t tl_serial, tl_serial_end; /* serials reserved by this thread */
+
+static inline uint64_t next_serial(void)
+{
+    if (GA_UNLIKELY(tl_serial == tl_serial_end)) {
+        tl_serial = atomic_fetch_add_explicit(&ga__dbg_serials, 64, memory_order_relaxed);
+        tl_serial_end = tl_serial + 64;
+    }
+    return tl_serial++;
+}
 
 /* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
  * that freed it, usually its owner: no cross-thread frees): a FIFO ring mapped on the thread's
@@ -394,7 +405,7 @@ static void release(ga_dbg_hdr_t *h, bool verify)
         ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
     h->state = key(GA_DBG_RELEASED, user);
     h->magic = 0;
-    ga__engine_free(raw_of(h));
+    ga__free_fast(raw_of(h));
 }
 
 /* Releases the thread's oldest quarantined block. */
@@ -519,7 +530,7 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     size_t guard = ga__dbg_opts.guard;
     size_t extra = GA_DBG_HDR + guard + (alignment > GA_MIN_ALIGN ? alignment : 0);
     if (size > SIZE_MAX / 2 - extra) return NULL;
-    uint8_t *raw = ga__engine_alloc(size + extra, false);
+    uint8_t *raw = ga__alloc_fast(size + extra, false);
     if (raw == NULL) return NULL;
     /* The next block of this class: the engine reads its link on the next allocation, and this
      * layer then writes all of it; its quarantine stay took it out of the cache. */
@@ -543,8 +554,8 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
         tail = slack < tail ? slack : tail;
     }
     h->size = size;
-    h->serial = ga__dbg_next_serial();
-    h->alloc_stack = ga__dbg_busy ? 0 : ga__stack_capture(ret);
+    h->serial = next_serial();
+    h->alloc_stack = ga__dbg_busy || !ga__dbg_opts.stacks ? 0 : ga__stack_capture(ret);
     h->free_stack = 0;
     h->tid = thread_id();
     h->epoch = atomic_load_explicit(&ga__dbg_epoch, memory_order_relaxed);
@@ -637,7 +648,8 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
         memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
         memset(user_of(h) + h->size, GA_FILL_GUARD, h->tail);
     }
-    h->free_stack = ga__dbg_opts.free_stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
+    h->free_stack =
+        ga__dbg_opts.free_stacks && ga__dbg_opts.stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
     if (GA_UNLIKELY(h->size + GA_DBG_HDR > ga__dbg_opts.quarantine)) {
         /* Bigger than the whole quarantine: it could only pass straight through (flushing the
          * rest on its way), so it goes back at once, unfilled and unchecked. */
@@ -687,7 +699,7 @@ HOOK_PART bool resize_in_place(ga_dbg_hdr_t *h, size_t size, void *ret)
     fill(user + size, tail, GA_FILL_GUARD);
     h->size = size;
     h->tail = (uint16_t)tail;
-    h->alloc_stack = ga__dbg_busy ? 0 : ga__stack_capture(ret); /* where it got this size */
+    h->alloc_stack = ga__dbg_busy || !ga__dbg_opts.stacks ? 0 : ga__stack_capture(ret); /* where it got this size */
     return true;
 }
 
@@ -748,9 +760,10 @@ int ga__debug_owns(const void *p)
 
 __attribute__((no_sanitize("address", "thread"))) ga_dbg_hdr_t *ga__dbg_header(const void *p)
 {
+    ga_segment_t *seg = ga__segment_of(p);
     if (p == NULL || ((uintptr_t)p & 15) != 0 || ((uintptr_t)p & GA_SEGMENT_MASK) < GA_DBG_HDR ||
-        !ga__is_heap_memory(p))
-        return NULL;
+        !ga__segmap_has(seg) || (size_t)((const uint8_t *)p - (uint8_t *)seg) >= seg->size)
+        return NULL; /* not in (or before the first block of) a segment of ours: not a block */
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)((uintptr_t)p - GA_DBG_HDR);
     uint64_t s = h->state;
     if ((s == key(GA_DBG_LIVE, p) || s == key(GA_DBG_FREED, p)) && h->magic == s) return h;

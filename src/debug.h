@@ -125,8 +125,8 @@ void ga__dbg_noscan(const void *p, size_t size);
 /* Walks every debug block of the process heap (registry lock held). */
 typedef void ga_dbg_visit_t(ga_dbg_hdr_t *h, bool freed, void *arg);
 void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
-/* Next allocation serial / current mark epoch. */
-uint64_t ga__dbg_next_serial(void);
+/* Next unreserved allocation serial (threads take them 64 at a time) / current mark epoch. */
+extern _Atomic uint64_t ga__dbg_serials;
 extern _Atomic uint32_t ga__dbg_epoch;
 /* ga_heap_stats in debug mode: blocks and bytes as the program sees them. */
 void ga__debug_stats(ga_stats_t *out);

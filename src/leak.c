@@ -93,17 +93,7 @@ static void *map_noscan(size_t size)
 /* ---- serials and epochs ------------------------------------------------------------------- */
 
 _Atomic uint32_t ga__dbg_epoch;
-static _Atomic uint64_t next_serial = 1;
-static GA_TLS uint64_t tl_serial, tl_serial_end;
-
-uint64_t ga__dbg_next_serial(void)
-{
-    if (GA_UNLIKELY(tl_serial == tl_serial_end)) {
-        tl_serial = atomic_fetch_add_explicit(&next_serial, 64, memory_order_relaxed);
-        tl_serial_end = tl_serial + 64;
-    }
-    return tl_serial++;
-}
+_Atomic uint64_t ga__dbg_serials = 1;
 
 uint64_t ga_debug_mark(void)
 {
