@@ -344,9 +344,17 @@ NO_SAN uint32_t ga__stack_capture(void *ret)
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     uintptr_t lo = fp, hi = GA_LIKELY(tl_stack_hi > lo) ? tl_stack_hi : stack_top(lo);
     /* Skip our own frames: up to the record whose return address is the caller's. The hooks
-     * call this at the same depth, so this loop runs the same number of times every call. */
+     * call this directly, so that record is usually the second one: tried first, straight. */
     bool found = false;
-    for (int i = 0; i < 8 && frame_ok(fp, lo, hi); i++) {
+    if (GA_LIKELY(frame_ok(fp, lo, hi))) {
+        uintptr_t up = ((const uintptr_t *)fp)[0];
+        if (up > fp && frame_ok(up, lo, hi) && ((const uintptr_t *)up)[1] == (uintptr_t)ret &&
+            ((const uintptr_t *)up)[0] > up) {
+            fp = ((const uintptr_t *)up)[0];
+            found = true;
+        }
+    }
+    for (int i = 0; !found && i < 8 && frame_ok(fp, lo, hi); i++) {
         const uintptr_t *rec = (const uintptr_t *)fp;
         if (rec[0] <= fp) break;
         fp = rec[0];
