@@ -276,6 +276,134 @@ TEST(raw_blocks_of_other_layers)
           strstr(report_buf, "leak_raw"));
 }
 
+static __attribute__((noinline)) void *alloc_8000(void)
+{
+    return ga_malloc(8000);
+}
+static __attribute__((noinline)) void *grow_to_8100(void *p)
+{
+    return ga_realloc(p, 8100);
+}
+
+TEST(realloc_moves_small_blocks_and_resizes_big_ones_in_place)
+{
+    /* up to 4 KiB: always a new block, the old one goes to the quarantine */
+    unsigned char *p = ga_malloc(100);
+    memset(p, 'a', 100);
+    unsigned char *q = ga_realloc(p, 120);
+    CHECK(q != NULL && q != p);
+    ASSERT_EQ(ga_owns(p), 0);
+    ASSERT_EQ(p[0], 0xDD);
+    for (int i = 0; i < 100; i++)
+        ASSERT_EQ(q[i], 'a');
+    for (int i = 100; i < 120; i++)
+        ASSERT_EQ(q[i], 0xCD);
+    ga_free(q);
+
+    /* bigger: in place while the engine block has room (10000 + 80 -> a 10240-byte block) */
+    unsigned char *b = ga_malloc(10000);
+    memset(b, 'b', 10000);
+    unsigned char *b2 = ga_realloc(b, 10050);
+    ASSERT_EQ(b2, b);
+    ASSERT_EQ(ga_usable_size(b2), 10050);
+    ASSERT_EQ(b2[9999], 'b');
+    for (int i = 10000; i < 10050; i++)
+        ASSERT_EQ(b2[i], 0xCD);
+    for (int i = 10050; i < 10050 + 24; i++) /* the tail guard moved (guard=24) */
+        ASSERT_EQ(b2[i], 0xFD);
+    CHECK_HEAP();
+    unsigned char *b3 = ga_realloc(b2, 5000); /* shrinking stays too */
+    ASSERT_EQ(b3, b);
+    ASSERT_EQ(ga_usable_size(b3), 5000);
+    ASSERT_EQ(b3[5000], 0xFD);
+    CHECK_HEAP();
+    b3[5000] = 0; /* one past the new end */
+    ASSERT_EQ(ga_heap_check(NULL, GA_CHECK_QUIET), GA_EOVERRUN);
+    b3[5000] = 0xFD;
+    unsigned char *b4 = ga_realloc(b3, 300000); /* no room: moves */
+    CHECK(b4 != NULL && b4 != b3);
+    ASSERT_EQ(b4[4999], 'b');
+    ASSERT_EQ(b4[299999], 0xCD);
+    unsigned char *b5 = ga_realloc(b4, 3u << 20); /* huge: grows in place or moves, intact */
+    CHECK(b5 != NULL);
+    ASSERT_EQ(b5[4999], 'b');
+    ASSERT_EQ(b5[(3u << 20) - 1], 0xCD);
+    ASSERT_EQ(ga_usable_size(b5), 3u << 20);
+    CHECK_HEAP();
+    ga_free(b5);
+
+    /* the block's allocation site becomes the realloc that gave it its size */
+    uint64_t mark = ga_debug_mark();
+    static volatile uintptr_t grown; /* hidden from the scan, as `hidden` */
+    void *x = grow_to_8100(alloc_8000());
+    grown = ~(uintptr_t)x;
+    x = NULL;
+    clobber_stack();
+    ASSERT_EQ(report(mark, 0), 1);
+    CHECK(strstr(report_buf, "8100 bytes") && strstr(report_buf, "grow_to_8100"));
+    ga_free((void *)~grown);
+}
+
+TEST(blocks_bigger_than_the_quarantine_bypass_it)
+{
+    unsigned char *small = ga_malloc(40);
+    ga_free(small); /* quarantined (64 KiB each thread here) */
+    unsigned char *big = ga_malloc(100000);
+    memset(big, 1, 100000);
+    ga_free(big); /* straight back: it would have flushed the quarantine */
+    ASSERT_EQ(ga_owns(big), 0);
+    small[3] = 'x'; /* so the small block is still checked: it did not leave */
+    ASSERT_EQ(ga_heap_check(NULL, GA_CHECK_QUIET), GA_ECORRUPT);
+    small[3] = 0xDD;
+    CHECK_HEAP();
+    /* a second free of the big block is still a double free */
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    ga_set_error_handler(record_handler, NULL);
+    seen_err = 0;
+    ga_free(big);
+    ASSERT_EQ(seen_err, GA_EDOUBLEFREE);
+    CHECK(strstr(seen_msg, "left the quarantine") != NULL);
+    ga_set_error_handler(NULL, NULL);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+}
+
+/* Short threads: each frees into its own quarantine, which its exit empties (checking every
+ * block); the rings are handed on to later threads. One thread writes after a free. */
+static void *short_thread(void *arg)
+{
+    unsigned char *keep[100];
+    for (int i = 0; i < 100; i++)
+        keep[i] = ga_malloc(16 + (size_t)i);
+    for (int i = 0; i < 100; i++)
+        ga_free(keep[i]);
+    if (arg != NULL) keep[50][7] = 'u'; /* use after free, found when the thread exits */
+    return NULL;
+}
+
+TEST(short_threads_empty_their_quarantine)
+{
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    ga_set_error_handler(record_handler, NULL);
+    seen_count = 0;
+    for (int i = 0; i < 40; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, short_thread, i == 30 ? (void *)1 : NULL);
+        pthread_join(t, NULL);
+    }
+    ASSERT_EQ(seen_count, 1);
+    ASSERT_EQ(seen_err, GA_ECORRUPT);
+    CHECK(strstr(seen_msg, "use after free") && strstr(seen_msg, "66 bytes"));
+    ga_set_error_handler(NULL, NULL);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+    CHECK_HEAP();
+}
+
 enum { TN = 2, TITER = 20000 };
 static void *thread_churn(void *arg)
 {
@@ -313,4 +441,6 @@ TEST_MAIN(TEST_ENTRY(enable_and_options), TEST_ENTRY(blocks_from_before_debug_mo
           TEST_ENTRY(fill_patterns_and_guards),
           TEST_ENTRY(heap_check_finds_overruns_and_writes_after_free),
           TEST_ENTRY(misuse_goes_to_the_error_handler), TEST_ENTRY(raw_blocks_of_other_layers),
-          TEST_ENTRY(threads))
+          TEST_ENTRY(realloc_moves_small_blocks_and_resizes_big_ones_in_place),
+          TEST_ENTRY(blocks_bigger_than_the_quarantine_bypass_it),
+          TEST_ENTRY(short_threads_empty_their_quarantine), TEST_ENTRY(threads))
