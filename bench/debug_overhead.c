@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * debug_overhead: the workload for comparing debug allocators (bench/debug_overhead.sh).
+ * debug_overhead: the workload for comparing debug allocators (bench/debug_overhead.py).
  * Alloc-heavy churn on 2 threads: each keeps a live set of 4096 blocks of mixed small sizes
  * (8..1024 bytes, mostly under 64) and replaces a random one per step: read it, free it,
  * allocate another, write it. Allocations come from four call sites two to four calls deep,
  * so stack capture does real work. It links no allocator: LD_PRELOAD, a sanitizer runtime or
  * valgrind chooses what is measured.
  *
- *   debug_overhead [STEPS_PER_THREAD] [THREADS]     prints "seconds=X cpu=Y checksum=C"
+ * MODE "touch" (the default) reads and writes two bytes of each block: nearly all the time is
+ * the allocator's, the harshest case for a debug allocator. MODE "use" writes every byte of a
+ * new block and reads every eighth back before freeing it, as a program that uses what it
+ * allocates does.
+ *
+ *   debug_overhead [STEPS_PER_THREAD] [THREADS] [MODE]   prints "seconds=X cpu=Y checksum=C"
  * (seconds: wall time of the threads; cpu: user+system time of the process so far, which a
  * busy machine disturbs less).
  */
@@ -22,6 +27,7 @@
 #define LIVE 4096
 
 static uint64_t steps = 5000000;
+static int use_all; /* MODE "use" */
 
 static inline uint64_t rnd(uint64_t *s)
 {
@@ -101,10 +107,14 @@ static void *worker(void *arg)
         size_t i = (size_t)(x % LIVE);
         unsigned char *p = slot[i];
         sum += p[0] + p[len[i] - 1];
+        if (use_all)
+            for (size_t j = 0; j < len[i]; j += 8)
+                sum += p[j];
         free(p);
         len[i] = pick_size(x >> 20);
         p = make(len[i], x >> 40);
         if (p == NULL) abort();
+        if (use_all) memset(p, (int)k, len[i]);
         p[0] = (unsigned char)k;
         p[len[i] - 1] = (unsigned char)(k >> 8);
         slot[i] = p;
@@ -120,6 +130,7 @@ int main(int argc, char **argv)
     if (argc > 1) steps = strtoull(argv[1], NULL, 10);
     if (argc > 2) threads = atoi(argv[2]);
     if (threads < 1 || threads > 64) threads = 2;
+    if (argc > 3) use_all = strcmp(argv[3], "use") == 0;
     struct timespec t0, t1;
     pthread_t t[64];
     clock_gettime(CLOCK_MONOTONIC, &t0);

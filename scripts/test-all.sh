@@ -45,7 +45,10 @@ done
 
 if [ -f bench/run.py ] && [[ " $configs " == *" release "* ]]; then
   echo "=== benchmark smoke run"
-  if python3 bench/run.py --quick --require globalalloc --build build-ci-release; then
+  # run.py: every allocator on every workload; debug_overhead.py: the debug heap (and ASan) on
+  # the same workloads, checksums compared with glibc's
+  if python3 bench/run.py --quick --require globalalloc --build build-ci-release &&
+    python3 bench/debug_overhead.py build-ci-release --quick; then
     passed=$((passed + 1))
   else
     status=1; failed=$((failed + 1))

@@ -8,14 +8,21 @@
  *    still freed, resized and measured correctly: a pointer whose header magic (keyed with the
  *    pointer and a secret) does not match is handed to the engine unchanged.
  *  - A freed debug block is FREED (both magic words), filled with GA_FILL_FREED and sits in the
- *    quarantine until the quarantine holds more than its budget; on the way out its fill and
+ *    quarantine while the quarantine holds more than its budget; on the way out its fill and
  *    guards are verified (a write after free is reported), its state becomes RELEASED and the
  *    engine gets it back. RELEASED survives in the second header word (the engine only writes
- *    the first), which is how a late double free is still recognised.
+ *    the first), which is how a late double free is still recognised. A block bigger than the
+ *    whole budget is RELEASED at once, unfilled (it could only pass straight through).
+ *  - realloc gives blocks of up to REALLOC_MOVE_MAX bytes a new block (a stale pointer then
+ *    hits the quarantine) and resizes bigger ones in place when their engine block allows.
  *  - Nothing here allocates from the heap: the options are parsed in place, the quarantine ring
  *    is mapped from the OS, and reports are formatted into stack buffers.
  *  - The quarantine is per thread (budget `quarantine` bytes each); a thread's quarantine is
- *    emptied when it exits (leak.c's thread-exit hook).
+ *    emptied when it exits (leak.c's thread-exit hook) and its ring kept for the next thread.
+ *
+ * Speed: every hook inlines the engine's fast paths (alloc_fast.h) and captures its stacks
+ * itself (the skip over our own frames is then one straight check); a free releases the oldest
+ * quarantined block before it reads the freed block's header, so the two overlap.
  */
 #include "debug.h"
 #include "alloc_fast.h"
@@ -60,15 +67,15 @@ static inline uint64_t next_serial(void)
 }
 
 /* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
- * that freed it, usually its owner: no cross-thread frees): a FIFO ring mapped on the thread's
- * first free, emptied (and unmapped) when the thread exits. */
+ * that freed it, usually its owner: no cross-thread frees): a FIFO ring, mapped with its state
+ * on the thread's first free and handed on when the thread exits (see thread_exit). */
 #define QRING_CAP ((size_t)1 << 16)
 #define QPREFETCH 4 /* blocks ahead */
 typedef struct qring_s {
-    ga_dbg_hdr_t **ring;
     size_t head, count, bytes;
+    ga_dbg_hdr_t *slot[QRING_CAP];
 } qring_t;
-static GA_TLS qring_t tl_q;
+static GA_TLS qring_t *tl_q;
 
 static inline uint64_t key(uint64_t m, const void *user)
 {
@@ -411,14 +418,14 @@ static void release(ga_dbg_hdr_t *h, bool verify)
 /* Releases the thread's oldest quarantined block. */
 static void release_oldest(qring_t *q)
 {
-    ga_dbg_hdr_t *h = q->ring[q->head];
+    ga_dbg_hdr_t *h = q->slot[q->head];
     q->head = (q->head + 1) & (QRING_CAP - 1);
     q->count--;
     q->bytes -= h->size + GA_DBG_HDR;
     /* The ring is FIFO: the block released a few frees from now is known, and long out of
      * cache. Fetch its first lines now, so that checking it then does not wait. */
     if (q->count > QPREFETCH) {
-        const char *next = (const char *)q->ring[(q->head + QPREFETCH) & (QRING_CAP - 1)];
+        const char *next = (const char *)q->slot[(q->head + QPREFETCH) & (QRING_CAP - 1)];
         __builtin_prefetch(next);
         __builtin_prefetch(next + 64);
         __builtin_prefetch(next + 128);
@@ -430,57 +437,76 @@ static void release_oldest(qring_t *q)
 /* Releases the oldest blocks until the quarantine holds at most `limit` bytes (and has room). */
 static void quarantine_trim(size_t limit)
 {
-    qring_t *q = &tl_q;
-    while (q->count > 0 && (q->bytes > limit || q->count == QRING_CAP))
+    qring_t *q = tl_q;
+    while (q != NULL && q->count > 0 && (q->bytes > limit || q->count == QRING_CAP))
         release_oldest(q);
 }
 
-/* Rings of exited threads, kept for the next threads: mapping and unmapping one per thread made
- * programs that run many short threads pay page faults and a TLB shootdown per thread. Slots
- * are taken and given with one atomic exchange (no lock: fork-safe). */
-#define SPARE_RINGS 64
-static _Atomic(ga_dbg_hdr_t **) spare_rings[SPARE_RINGS];
+/* Rings of exited threads, for the next threads: mapping and unmapping one per thread made
+ * programs that run many short threads pay page faults and a TLB shootdown per thread. The
+ * first PARKED_RINGS are handed on with their blocks: emptying a quarantine at exit released a
+ * whole budget of blocks at once, mostly into pages of threads that had exited too, which cost
+ * programs that hand work from thread to thread (larson) a fifth of their time; the next
+ * thread releases them one per free instead. The others go back empty. Slots are taken and
+ * given with one atomic exchange (no lock: fork-safe). */
+#define SPARE_RINGS  64
+#define PARKED_RINGS 2
+static _Atomic(qring_t *) parked_rings[PARKED_RINGS];
+static _Atomic(qring_t *) spare_rings[SPARE_RINGS];
 
-static ga_dbg_hdr_t **ring_get(void)
+static bool ring_give(_Atomic(qring_t *) *slots, size_t n, qring_t *r)
 {
-    for (size_t i = 0; i < SPARE_RINGS; i++)
-        if (atomic_load_explicit(&spare_rings[i], memory_order_relaxed) != NULL) {
-            ga_dbg_hdr_t **r = atomic_exchange(&spare_rings[i], NULL);
-            if (r != NULL) return r;
-        }
-    return ga__os_map_aligned(QRING_CAP * sizeof(ga_dbg_hdr_t *), ga__os_page_size());
+    for (size_t i = 0; i < n; i++) {
+        qring_t *none = NULL;
+        if (atomic_load_explicit(&slots[i], memory_order_relaxed) == NULL &&
+            atomic_compare_exchange_strong(&slots[i], &none, r))
+            return true;
+    }
+    return false;
 }
 
-static void ring_put(ga_dbg_hdr_t **r)
+static qring_t *ring_take(_Atomic(qring_t *) *slots, size_t n)
 {
-    for (size_t i = 0; i < SPARE_RINGS; i++) {
-        ga_dbg_hdr_t **none = NULL;
-        if (atomic_compare_exchange_strong(&spare_rings[i], &none, r)) return;
-    }
-    ga__os_unmap(r, QRING_CAP * sizeof *r);
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load_explicit(&slots[i], memory_order_relaxed) != NULL) {
+            qring_t *r = atomic_exchange(&slots[i], NULL);
+            if (r != NULL) return r;
+        }
+    return NULL;
+}
+
+static qring_t *ring_get(void)
+{
+    qring_t *r = ring_take(parked_rings, PARKED_RINGS);
+    if (r == NULL) r = ring_take(spare_rings, SPARE_RINGS);
+    if (r == NULL) r = ga__os_map_aligned(sizeof(qring_t), ga__os_page_size()); /* zeroed */
+    return r;
 }
 
 void ga__dbg_thread_exit(void)
 {
-    if (tl_q.ring != NULL) {
-        quarantine_trim(0);
-        ring_put(tl_q.ring);
-        tl_q = (qring_t){NULL, 0, 0, 0};
-    }
+    qring_t *q = tl_q;
+    if (q == NULL) return;
+    tl_q = NULL;
+    if (q->count > 0 && ring_give(parked_rings, PARKED_RINGS, q)) return;
+    tl_q = q; /* emptied by this thread: releases check the blocks (and may report) */
+    quarantine_trim(0);
+    tl_q = NULL;
+    if (!ring_give(spare_rings, SPARE_RINGS, q)) ga__os_unmap(q, sizeof *q);
 }
 
 static void quarantine_push(ga_dbg_hdr_t *h)
 {
-    qring_t *q = &tl_q;
-    if (GA_UNLIKELY(q->ring == NULL) && ga__dbg_opts.quarantine != 0) {
-        q->ring = ring_get();
-        if (q->ring != NULL) ga__dbg_thread_note(); /* so that the thread's exit empties it */
+    qring_t *q = tl_q;
+    if (GA_UNLIKELY(q == NULL) && ga__dbg_opts.quarantine != 0) {
+        q = tl_q = ring_get();
+        if (q != NULL) ga__dbg_thread_note(); /* so that the thread's exit hands it on */
     }
-    if (q->ring == NULL) {
+    if (q == NULL) {
         release(h, false); /* no quarantine: just verified by free_block */
         return;
     }
-    q->ring[(q->head + q->count) & (QRING_CAP - 1)] = h;
+    q->slot[(q->head + q->count) & (QRING_CAP - 1)] = h;
     q->count++;
     q->bytes += h->size + GA_DBG_HDR;
     size_t budget = ga__dbg_opts.quarantine;
@@ -496,8 +522,9 @@ static void quarantine_push(ga_dbg_hdr_t *h)
  * number of times); only a big block pushing it past 5/4 of the budget drains more. */
 static inline void quarantine_make_room(void)
 {
-    qring_t *q = &tl_q;
-    if (GA_LIKELY(q->bytes > ga__dbg_opts.quarantine) && q->count > 0) release_oldest(q);
+    qring_t *q = tl_q;
+    if (GA_LIKELY(q != NULL) && q->bytes > ga__dbg_opts.quarantine && q->count > 0)
+        release_oldest(q);
 }
 
 /* ---- the hooks ------------------------------------------------------------------------------ */
