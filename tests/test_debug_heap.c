@@ -370,8 +370,9 @@ TEST(blocks_bigger_than_the_quarantine_bypass_it)
     close(null);
 }
 
-/* Short threads: each frees into its own quarantine, which its exit empties (checking every
- * block); the rings are handed on to later threads. One thread writes after a free. */
+/* Short threads: each frees into its quarantine, which its exit hands on to a later thread
+ * (blocks and all) or empties (checking every block). One thread writes after a free: found
+ * when a later thread releases that block. */
 static void *short_thread(void *arg)
 {
     unsigned char *keep[100];
@@ -379,11 +380,11 @@ static void *short_thread(void *arg)
         keep[i] = ga_malloc(16 + (size_t)i);
     for (int i = 0; i < 100; i++)
         ga_free(keep[i]);
-    if (arg != NULL) keep[50][7] = 'u'; /* use after free, found when the thread exits */
+    if (arg != NULL) keep[50][7] = 'u'; /* use after free */
     return NULL;
 }
 
-TEST(short_threads_empty_their_quarantine)
+TEST(short_threads_hand_their_quarantine_on)
 {
     int saved = dup(2), null = open("/dev/null", O_WRONLY);
     dup2(null, 2);
@@ -443,4 +444,4 @@ TEST_MAIN(TEST_ENTRY(enable_and_options), TEST_ENTRY(blocks_from_before_debug_mo
           TEST_ENTRY(misuse_goes_to_the_error_handler), TEST_ENTRY(raw_blocks_of_other_layers),
           TEST_ENTRY(realloc_moves_small_blocks_and_resizes_big_ones_in_place),
           TEST_ENTRY(blocks_bigger_than_the_quarantine_bypass_it),
-          TEST_ENTRY(short_threads_empty_their_quarantine), TEST_ENTRY(threads))
+          TEST_ENTRY(short_threads_hand_their_quarantine_on), TEST_ENTRY(threads))
