@@ -294,7 +294,6 @@ size_t ga_heap_collect(ga_heap_t *heap, int force)
 
 /* ---- the engine without the debug hook (for src/debug.c) ------------------------------------ */
 
-void *ga__engine_alloc(size_t size, bool zero) { return ga__alloc_fast(size, zero); }
 void ga__engine_free(void *p) { ga__free_fast(p); }
 size_t ga__engine_usable(const void *p) { return usable_size(p); }
 bool ga__engine_resize_in_place(void *p, size_t size)
@@ -302,9 +301,10 @@ bool ga__engine_resize_in_place(void *p, size_t size)
     ga_segment_t *seg = ga__segment_of(p);
     if (!ga__segmap_has(seg)) return false;
     ga_page_t *page = ga__page_of(seg, p);
-    if (size <= usable_in(seg, page, p)) return true;
-    return seg->kind == GA_SEG_HUGE && size > GA_LARGE_MAX && p == page->start &&
-           ga__huge_try_resize(seg, size);
+    if (seg->kind == GA_SEG_HUGE && size > GA_LARGE_MAX && p == page->start)
+        return ga__huge_try_resize(seg, size); /* grows, or shrinks when that gives memory back */
+    size_t usable = usable_in(seg, page, p);
+    return size <= usable && (size >= usable / 2 || usable <= 64); /* as ga_realloc */
 }
 bool ga__engine_is_block_start(const void *p) { return is_block_start(p); }
 int ga__engine_owns(const void *p) { return owns(p); }

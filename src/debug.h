@@ -73,11 +73,11 @@ extern ga_dbg_opts_t ga__dbg_opts;
 extern uint64_t ga__dbg_secret;
 
 /* ---- alloc.c: the engine without the debug hook -------------------------------------- */
-void *ga__engine_alloc(size_t size, bool zero);
 void ga__engine_free(void *p);
 size_t ga__engine_usable(const void *p);
 /* Makes the engine block p (a block start) hold size bytes without moving: true if it already
- * does, or if it is a huge block that could grow in place. */
+ * does without wasting more than half of it, or if it is a huge block that could be resized in
+ * place. */
 bool ga__engine_resize_in_place(void *p, size_t size);
 bool ga__engine_is_block_start(const void *p);
 int ga__engine_owns(const void *p);

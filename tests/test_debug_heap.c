@@ -312,14 +312,14 @@ TEST(realloc_moves_small_blocks_and_resizes_big_ones_in_place)
     for (int i = 10050; i < 10050 + 24; i++) /* the tail guard moved (guard=24) */
         ASSERT_EQ(b2[i], 0xFD);
     CHECK_HEAP();
-    unsigned char *b3 = ga_realloc(b2, 5000); /* shrinking stays too */
+    unsigned char *b3 = ga_realloc(b2, 6000); /* shrinking stays too, down to half */
     ASSERT_EQ(b3, b);
-    ASSERT_EQ(ga_usable_size(b3), 5000);
-    ASSERT_EQ(b3[5000], 0xFD);
+    ASSERT_EQ(ga_usable_size(b3), 6000);
+    ASSERT_EQ(b3[6000], 0xFD);
     CHECK_HEAP();
-    b3[5000] = 0; /* one past the new end */
+    b3[6000] = 0; /* one past the new end */
     ASSERT_EQ(ga_heap_check(NULL, GA_CHECK_QUIET), GA_EOVERRUN);
-    b3[5000] = 0xFD;
+    b3[6000] = 0xFD;
     unsigned char *b4 = ga_realloc(b3, 300000); /* no room: moves */
     CHECK(b4 != NULL && b4 != b3);
     ASSERT_EQ(b4[4999], 'b');
@@ -330,7 +330,12 @@ TEST(realloc_moves_small_blocks_and_resizes_big_ones_in_place)
     ASSERT_EQ(b5[(3u << 20) - 1], 0xCD);
     ASSERT_EQ(ga_usable_size(b5), 3u << 20);
     CHECK_HEAP();
-    ga_free(b5);
+    unsigned char *b6 = ga_realloc(b5, 6000); /* to less than half: a new, smaller block */
+    CHECK(b6 != NULL && b6 != b5);
+    ASSERT_EQ(b6[4999], 'b');
+    ASSERT_EQ(ga_usable_size(b6), 6000);
+    CHECK_HEAP();
+    ga_free(b6);
 
     /* the block's allocation site becomes the realloc that gave it its size */
     uint64_t mark = ga_debug_mark();
