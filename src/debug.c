@@ -408,6 +408,8 @@ static void release(ga_dbg_hdr_t *h, bool verify)
 static void release_oldest(qring_t *q)
 {
     ga_dbg_hdr_t *h = q->slot[q->head];
+    q->slot[q->head] = NULL; /* rings outlive threads, and the leak scan reads them: no stale
+                                pointer may keep a reused block "reachable" */
     q->head = (q->head + 1) & (QRING_CAP - 1);
     q->count--;
     q->bytes -= h->size + GA_DBG_HDR;
@@ -550,9 +552,9 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     if (raw == NULL) return NULL;
     /* The next block of this class: the engine reads its link on the next allocation, and this
      * layer then writes all of it; its quarantine stay took it out of the cache. */
-    const char *next = (const char *)ga__page_of(ga__segment_of(raw), raw)->free;
-    __builtin_prefetch(next);
-    __builtin_prefetch(next + 64);
+    uintptr_t next = (uintptr_t)ga__page_of(ga__segment_of(raw), raw)->free; /* may be NULL */
+    __builtin_prefetch((const void *)next);
+    __builtin_prefetch((const void *)(next + 64));
     uint8_t *user = raw + GA_DBG_HDR;
     if (GA_UNLIKELY(alignment > GA_MIN_ALIGN))
         user = (uint8_t *)(((uintptr_t)user + alignment - 1) & ~(uintptr_t)(alignment - 1));
@@ -684,7 +686,7 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 void ga__debug_free(void *p, void *ret)
 {
     if (p == NULL) return;
-    __builtin_prefetch((const char *)p - GA_DBG_HDR); /* any address: prefetches never fault */
+    __builtin_prefetch((const void *)((uintptr_t)p - GA_DBG_HDR)); /* never faults, any p */
     quarantine_make_room();
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
