@@ -21,7 +21,7 @@ static int corrupt(unsigned flags, const void *where, const char *what)
 }
 
 /* Counts a free list; -1 when a link leaves the page, is misaligned, or the list cycles. */
-static long count_list(const ga_page_t *page, const ga_block_t *head, bool encoded)
+static long count_list(const ga_page_t *page, const ga_block_t *head)
 {
     const uint8_t *lo = page->start;
     const uint8_t *hi = lo + (size_t)page->capacity * page->block_size;
@@ -31,7 +31,7 @@ static long count_list(const ga_page_t *page, const ga_block_t *head, bool encod
         if (a < lo || a >= hi || (size_t)(a - lo) % page->block_size != 0 ||
             n > (long)page->capacity)
             return -1;
-        b = encoded ? ga__decode(page, b->next) : (const ga_block_t *)b->next;
+        b = ga__decode(page, b->next);
     }
     return n;
 }
@@ -50,14 +50,14 @@ static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx
     uint32_t used = ga__page_used(page);
     if (page->capacity > page->reserved || used > page->capacity)
         return corrupt(flags, page, "page counters out of range");
-    long nfree = count_list(page, page->free, true);
+    long nfree = count_list(page, page->free);
     if (nfree < 0)
         return corrupt(flags, page, "page free list is broken (write after free?)");
     uintptr_t xfree = atomic_load(&page->xfree);
     bool full = atomic_load_explicit(&page->flags, memory_order_relaxed) & GA_PAGE_FULL;
     if ((xfree & GA_XFREE_FULL) && !full)
         return corrupt(flags, page, "page marked full for other threads but not on the full list");
-    long nx = count_list(page, (const ga_block_t *)(xfree & ~GA_XFREE_FULL), false);
+    long nx = count_list(page, (const ga_block_t *)(xfree & ~GA_XFREE_FULL));
     if (nx < 0)
         return corrupt(flags, page, "cross-thread free list is broken (double free?)");
     if ((long)used + nfree != (long)page->capacity)

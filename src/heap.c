@@ -547,7 +547,7 @@ bool ga__block_is_free(ga_theap_t *heap, ga_page_t *page, ga_block_t *b)
     n = 0;
     for (ga_block_t *f = (ga_block_t *)(atomic_load(&page->xfree) & ~GA_XFREE_FULL);
          f && n <= page->capacity;
-         f = (ga_block_t *)f->next, n++) {
+         f = ga__decode(page, f->next), n++) {
         if (f == b)
             return true;
         if (((uintptr_t)f ^ (uintptr_t)page->start) >> GA_SEGMENT_SHIFT)
@@ -592,13 +592,23 @@ void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p)
         ga__page_after_local_free(heap, page);
         return;
     }
+    /* Links on both free lists of a page are keyed, so the first word of a block that is on
+     * either (freed before, by any thread) decodes to a block of this page or to NULL; a live
+     * block's does with odds of about 2^-42 (its first word is 0 when handed out). The owner's
+     * lists cannot be scanned from here, so the first word decides: a double free is refused
+     * before it can link a block into two lists. */
+    uintptr_t d = b->next ^ page->key;
+    if (GA_UNLIKELY(d == 0 || d - (uintptr_t)page->start < ga__page_area(page))) {
+        ga__free_invalid(p, GA_EDOUBLEFREE, true);
+        return;
+    }
     /* Everything the push needs from the page and segment is read before it. */
     ga_theap_t *owner = atomic_load(&seg->owner);
     atomic_fetch_add_explicit(&page->xfree_count, 1, memory_order_relaxed);
     GA_POISON_FREE(b, page->block_size);
     uintptr_t head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
     do {
-        b->next = head & ~GA_XFREE_FULL;
+        b->next = ga__encode(page, (ga_block_t *)(head & ~GA_XFREE_FULL));
     } while (!atomic_compare_exchange_weak(&page->xfree, &head, (uintptr_t)b));
     if (head & GA_XFREE_FULL)
         notify_owner(owner);

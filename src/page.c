@@ -3,9 +3,10 @@
  * Pages: formatting a page for a size class, carving blocks lazily onto its free list, and
  * taking back the blocks other threads freed.
  *
- * Free-list links inside blocks are stored XORed with the page's random key, so a stray write
- * into a free block (use after free) or a double free shows up as a link that decodes outside
- * the page, which alloc and ga_heap_check catch. Invariant (owner view):
+ * Free-list links inside blocks (the owner's list and the cross-thread xfree list alike) are
+ * stored XORed with the page's random key, so a stray write into a free block (use after free)
+ * shows up as a link that decodes outside the page, which alloc, collect and ga_heap_check
+ * catch, and a block freed twice shows up as one whose first word decodes inside it. Invariant (owner view):
  *   length(free list) + used == capacity <= reserved, and every link is a block of this page.
  * Blocks are carved at most GA_EXTEND_BYTES at a time so a fresh page only touches (commits)
  * what is used.
@@ -108,7 +109,7 @@ uint32_t ga__page_collect(ga_page_t *page)
                 last->next = ga__encode(page, page->free);
             break;
         }
-        ga_block_t *next = (ga_block_t *)b->next;
+        ga_block_t *next = ga__decode(page, b->next);
         b->next = ga__encode(page, next ? next : page->free);
         last = b;
         n++;

@@ -90,7 +90,7 @@ typedef struct __attribute__((aligned(128))) ga_page_s {
     uint8_t *start;        /* first block */
     struct ga_page_s *next, *prev; /* class queue or full list of the owning heap */
     /* --- shared with other threads --- */
-    _Atomic uintptr_t xfree; /* blocks freed by other threads (raw links) | GA_XFREE_FULL */
+    _Atomic uintptr_t xfree; /* blocks freed by other threads (keyed links) | GA_XFREE_FULL */
     _Atomic uint32_t xfree_count;        /* >= length of xfree (counted before the push) */
 } ga_page_t;
 static_assert(sizeof(ga_page_t) == 128, "page descriptors are 128 bytes");

@@ -3,14 +3,15 @@
  * The malloc-style API (ga_malloc, ga_calloc, ga_realloc, ga_aligned_alloc, ga_free,
  * ga_usable_size, ga_owns) against its contract in globalalloc.h, across every size class
  * boundary: each size 0..4096, then powers of two and their neighbours up to 64 MiB. Also the
- * misuse reports (foreign pointer, double free) through an error handler that lets the test go
- * on, the statistics (exact deltas, per-class sums, mapped >= committed >= in use, huge
+ * misuse reports (foreign pointer, double free, also across threads) through an error handler
+ * that lets the test go on, the statistics (exact deltas, per-class sums, mapped >= committed >= in use, huge
  * blocks), ga_heap_collect giving memory back, and ga_heap_check staying clean throughout.
  * Block contents are checked with per-block fill bytes so a write past a block's usable size
  * shows up as a changed neighbour.
  */
 #include "test.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/mman.h>
 
@@ -659,11 +660,81 @@ TEST(heap_check_clean_after_everything)
     ASSERT_EQ(ga_heap_check(ga_heap_default(), 0), 0);
 }
 
+static void *free_it(void *p)
+{
+    ga_free(p);
+    return NULL;
+}
+static void *free_it_twice(void *p)
+{
+    ga_free(p);
+    ga_free(p);
+    return NULL;
+}
+static void free_in_thread(void *(*fn)(void *), void *p)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, fn, p);
+    pthread_join(t, NULL);
+}
+
+/* The three ways two threads can free one block twice; each second free is refused with
+ * GA_EDOUBLEFREE before it links the block into a second list, and the heap stays sound. */
+TEST(double_free_across_threads_reported)
+{
+    size_t sizes[] = {16, 100, 1024, 20000, 200000};
+    handler_on();
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *keep = ga_malloc(sizes[i]); /* the page stays in use throughout */
+
+        /* another thread frees it twice */
+        void *p = ga_malloc(sizes[i]);
+        int before = reported.calls;
+        free_in_thread(free_it_twice, p);
+        ASSERT_EQ(reported.calls, before + 1);
+        ASSERT_EQ(reported.err, GA_EDOUBLEFREE);
+        ASSERT_EQ(reported.ptr, (uintptr_t)p);
+        CHECK_HEAP();
+
+        /* the owner frees it, then another thread */
+        p = ga_malloc(sizes[i]);
+        ga_free(p);
+        before = reported.calls;
+        free_in_thread(free_it, p);
+        ASSERT_EQ(reported.calls, before + 1);
+        ASSERT_EQ(reported.err, GA_EDOUBLEFREE);
+        CHECK_HEAP();
+
+        /* another thread frees it, then the owner */
+        p = ga_malloc(sizes[i]);
+        free_in_thread(free_it, p);
+        before = reported.calls;
+        ga_free(p);
+        ASSERT_EQ(reported.calls, before + 1);
+        ASSERT_EQ(reported.err, GA_EDOUBLEFREE);
+        CHECK_HEAP();
+
+        /* nothing was linked twice: fresh blocks are distinct and writable */
+        void *x = ga_malloc(sizes[i]), *y = ga_malloc(sizes[i]), *z = ga_malloc(sizes[i]);
+        CHECK(x && y && z && x != y && y != z && x != z);
+        memset(x, 1, sizes[i]);
+        memset(y, 2, sizes[i]);
+        memset(z, 3, sizes[i]);
+        ga_free(x);
+        ga_free(y);
+        ga_free(z);
+        ga_free(keep);
+        CHECK_HEAP();
+    }
+    handler_off();
+}
+
 TEST_MAIN(TEST_ENTRY(every_small_size), TEST_ENTRY(powers_of_two_and_neighbours),
           TEST_ENTRY(realloc_keeps_contents), TEST_ENTRY(realloc_edges),
           TEST_ENTRY(calloc_zeroes_fresh_and_reused_blocks), TEST_ENTRY(calloc_overflow),
           TEST_ENTRY(huge_requests_fail), TEST_ENTRY(aligned_alloc_every_power_of_two),
           TEST_ENTRY(aligned_alloc_rejects_non_powers_of_two), TEST_ENTRY(owns_and_usable_size),
           TEST_ENTRY(free_null_and_errno), TEST_ENTRY(free_foreign_pointer_reported),
-          TEST_ENTRY(double_free_reported), TEST_ENTRY(stats_follow_allocations_exactly),
+          TEST_ENTRY(double_free_reported), TEST_ENTRY(double_free_across_threads_reported),
+          TEST_ENTRY(stats_follow_allocations_exactly),
           TEST_ENTRY(collect_returns_memory), TEST_ENTRY(heap_check_clean_after_everything))
