@@ -1077,12 +1077,22 @@ long ga_leak_count(void)
     return ga_leak_report_since(0, -1, GA_LEAK_QUIET);
 }
 
+static int debug_check(unsigned flags, const char *when);
+
+/* At exit: the guards of every block still allocated (an overrun of a block that is never
+ * freed is found nowhere else) and the fill of every block still in a quarantine, then the leak
+ * report. A broken block is reported once the check fails twice in a row: a thread that is
+ * still running may be in the middle of writing a block's header when the first check looks. */
 __attribute__((destructor(101))) static void leak_at_exit(void)
 {
-    if (!ga__debug_enabled || ga__dbg_opts.leaks == 0) return;
-    unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
-    long n = ga_leak_report(ga__dbg_opts.report_fd, flags);
-    if (n > 0 && ga__dbg_opts.exitcode != 0) {
+    if (!ga__debug_enabled) return;
+    bool broken = debug_check(GA_CHECK_QUIET, "exit") != 0 && debug_check(0, "exit") != 0;
+    long n = 0;
+    if (ga__dbg_opts.leaks != 0) {
+        unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
+        n = ga_leak_report(ga__dbg_opts.report_fd, flags);
+    }
+    if ((n > 0 || broken) && ga__dbg_opts.exitcode != 0) {
         fflush(NULL);
         _exit(ga__dbg_opts.exitcode);
     }
@@ -1148,7 +1158,7 @@ static void check_visit(ga_dbg_hdr_t *h, bool freed, void *arg)
     }
 }
 
-int ga__debug_check(unsigned flags)
+static int debug_check(unsigned flags, const char *when)
 {
     check_t c = {NULL, false};
     ga__registry_lock();
@@ -1156,5 +1166,10 @@ int ga__debug_check(unsigned flags)
     ga__registry_unlock();
     if (c.bad == NULL) return 0;
     /* report outside the lock (symbolization forks) */
-    return ga__dbg_verify(c.bad, c.bad_freed, flags & GA_CHECK_QUIET, "ga_heap_check", NULL);
+    return ga__dbg_verify(c.bad, c.bad_freed, flags & GA_CHECK_QUIET, when, NULL);
+}
+
+int ga__debug_check(unsigned flags)
+{
+    return debug_check(flags, "ga_heap_check");
 }

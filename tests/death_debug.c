@@ -4,7 +4,8 @@
  * block (address, size), its allocation site (this file's function) and the bad call's site.
  * One test per class of bug: double free, late double free (after the quarantine), foreign
  * pointer, interior pointer, write past the end, write before the start, write after free,
- * realloc of a freed block; plus the at-exit leak report with exitcode=. */
+ * realloc of a freed block; plus the at-exit leak report with exitcode= and the at-exit check
+ * (overrun of a block never freed, write into a block still in the quarantine). */
 #include "test.h"
 #include <fcntl.h>
 #include <stdbool.h>
@@ -320,8 +321,49 @@ TEST(exit_report_and_status)
     if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
 }
 
+/* ---- found only at exit: an overrun of a block never freed, a write into a block still in
+ * the quarantine ---- */
+static char *kept_block;
+static __attribute__((noinline)) void overrun_kept(char *p)
+{
+    p[40] = 'x'; /* one past the end of 40 bytes */
+}
+static void overrun_at_exit_child(void)
+{
+    kept_block = ga_malloc(40); /* still referenced at exit: not a leak */
+    tell(kept_block);
+    overrun_kept(kept_block);
+    exit(0);
+}
+static void write_after_free_at_exit_child(void)
+{
+    char *p = make_block_24();
+    tell(p);
+    ga_free(p);
+    write_after_free(p); /* the quarantine never releases it: only the exit check finds it */
+    exit(0);
+}
+TEST(exit_check_finds_what_nothing_else_would)
+{
+    int st = run_child(overrun_at_exit_child, "exitcode=23");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 23);
+    CHECK(strstr(out, "write past the end of a block (byte 40, size 40) found at exit") != NULL);
+    char block[64];
+    snprintf(block, sizeof block, "block %s of 40 bytes", addr);
+    CHECK(addr[0] != 0 && strstr(out, block) != NULL);
+    CHECK(site_named("  allocated at:", "overrun_at_exit_child"));
+    CHECK(strstr(out, "LEAKS") == NULL);
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+    st = run_child(write_after_free_at_exit_child, "1");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* reported; the status is the program's */
+    expect_report("use after free: freed block written at byte 5, found at exit", "24",
+                  "make_block_24", "leak_at_exit");
+    CHECK(site_named("  freed at:", "write_after_free_at_exit_child"));
+}
+
 TEST_MAIN(TEST_ENTRY(double_free), TEST_ENTRY(late_double_free), TEST_ENTRY(foreign_pointer),
           TEST_ENTRY(interior_pointer), TEST_ENTRY(write_past_the_end),
           TEST_ENTRY(write_before_the_start), TEST_ENTRY(realloc_finds_overrun),
           TEST_ENTRY(periodic_check_finds_overrun), TEST_ENTRY(use_after_free),
-          TEST_ENTRY(realloc_of_freed_block), TEST_ENTRY(exit_report_and_status))
+          TEST_ENTRY(realloc_of_freed_block), TEST_ENTRY(exit_report_and_status),
+          TEST_ENTRY(exit_check_finds_what_nothing_else_would))
