@@ -437,7 +437,7 @@ static void quarantine_trim(size_t limit)
  * programs that run many short threads pay page faults and a TLB shootdown per thread. The
  * first PARKED_RINGS are handed on with their blocks: emptying a quarantine at exit released a
  * whole budget of blocks at once, mostly into pages of threads that had exited too, which cost
- * programs that hand work from thread to thread (larson) a fifth of their time; the next
+ * programs that hand work from thread to thread (larson) a tenth of their time; the next
  * thread releases them one per free instead. The others go back empty. Slots are taken and
  * given with one atomic exchange (no lock: fork-safe). */
 #define SPARE_RINGS  64
