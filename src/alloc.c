@@ -80,6 +80,12 @@ size_t ga__usable_size(const void *p)
     return usable_in(seg, ga__page_of(seg, p), p);
 }
 
+bool ga__is_huge_block(const void *p)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    return ga__segmap_has(seg) && seg->kind == GA_SEG_HUGE;
+}
+
 bool ga__is_heap_memory(const void *p)
 {
     ga_segment_t *seg = ga__segment_of(p);

@@ -240,25 +240,48 @@ void *ga__fixed_alloc(size_t size, bool zero, int *err)
     return hdr ? user_of(hdr) : NULL;
 }
 
+/* A fixed block with a mapping of its own is unmapped when freed, and a second free would then
+ * find no header: it would look like a bogus pointer (ERROR_NOACCESS) instead of the double
+ * free it is (ERROR_INVALID_HANDLE, as for every other fixed block). The last FREED_HUGE of
+ * them are remembered; only a pointer with no header is looked up. */
+#define FREED_HUGE 64
+static _Atomic uintptr_t freed_huge[FREED_HUGE];
+static _Atomic unsigned freed_huge_next;
+
+static bool freed_huge_has(const void *p)
+{
+    for (size_t i = 0; i < FREED_HUGE; i++)
+        if (atomic_load_explicit(&freed_huge[i], memory_order_relaxed) == (uintptr_t)p)
+            return true;
+    return false;
+}
+
+static int double_free(void *p)
+{
+    if (ga_debug_enabled()) /* with the block's stacks */
+        ga__debug_misuse(GA_EDOUBLEFREE, p, false, "GlobalFree/LocalFree: block freed twice");
+    else
+        ga__report(GA_EDOUBLEFREE, (uintptr_t)p, false, "fixed block %p freed twice", p);
+    return GA_EDOUBLEFREE;
+}
+
 __attribute__((no_sanitize("address"))) int ga__fixed_free(void *p)
 {
-    if (!header_plausible(p)) return GA_ENOTOWNED;
+    if (!header_plausible(p)) return p != NULL && freed_huge_has(p) ? double_free(p) : GA_ENOTOWNED;
     uint64_t *hdr = header_of(p);
     uint64_t key = tag_key(hdr);
     uint64_t expected = GA__TAG_FIXED ^ key;
     /* The CAS makes one of two racing frees win; the loser sees FREED. */
     if (__atomic_compare_exchange_n(&hdr[GA__HDR_TAG], &expected, GA__TAG_FREED ^ key, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        if (GA_UNLIKELY(ga__is_huge_block(hdr))) {
+            unsigned i = atomic_fetch_add_explicit(&freed_huge_next, 1, memory_order_relaxed);
+            atomic_store_explicit(&freed_huge[i % FREED_HUGE], (uintptr_t)p, memory_order_relaxed);
+        }
         ga__free(hdr);
         return 0;
     }
-    if (expected == (GA__TAG_FREED ^ key)) {
-        if (ga_debug_enabled()) /* with the block's stacks */
-            ga__debug_misuse(GA_EDOUBLEFREE, p, false, "GlobalFree/LocalFree: block freed twice");
-        else
-            ga__report(GA_EDOUBLEFREE, (uintptr_t)p, false, "fixed block %p freed twice", p);
-        return GA_EDOUBLEFREE;
-    }
+    if (expected == (GA__TAG_FREED ^ key)) return double_free(p);
     return GA_ENOTOWNED;
 }
 

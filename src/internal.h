@@ -74,6 +74,8 @@ size_t ga__usable_size(const void *p);
 bool ga__is_block_start(const void *p);
 /* True when p lies in memory that the heap has mapped (so reading it cannot fault). */
 bool ga__is_heap_memory(const void *p);
+/* True when the live block at p has a mapping of its own, which freeing it may unmap. */
+bool ga__is_huge_block(const void *p);
 /* Engine half of ga_heap_check (segments, pages, free lists). 0 or GA_E*. */
 int ga__engine_check(unsigned flags);
 /* Engine half of ga_heap_stats. */

@@ -387,6 +387,20 @@ TEST(test_fixed_double_free)
     ASSERT_EQ(g_reports, 1);
     ASSERT_EQ(g_report_err, GA_EDOUBLEFREE);
     ASSERT_EQ(g_report_ptr, (uintptr_t)p);
+    /* Huge blocks have a mapping of their own: kept for reuse (1 MiB) or unmapped at once
+     * (200 MiB, more than the engine keeps). The second free has the same answer either way. */
+    size_t sizes[] = {(size_t)1 << 20, (size_t)200 << 20};
+    for (size_t i = 0; i < 2; i++) {
+        void *big = GlobalAlloc(GMEM_FIXED, sizes[i]);
+        ASSERT_NE(big, NULL);
+        ASSERT_EQ(GlobalFree(big), NULL);
+        SetLastError(SENTINEL);
+        int before = g_reports;
+        ASSERT_EQ(GlobalFree(big), big);
+        ASSERT_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+        ASSERT_EQ(g_reports, before + 1);
+        ASSERT_EQ(g_report_err, GA_EDOUBLEFREE);
+    }
     ga_set_error_handler(NULL, NULL);
 }
 
