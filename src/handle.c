@@ -33,8 +33,7 @@
  * per thread too. Only growing the table and attaching a thread's cache take a mutex.
  * The inline lock/unlock fast paths live in handle.h.
  *
- * Not handled: a fork() while another thread is inside a resize leaves that slot BUSY in the
- * child (as any lock held across fork would).
+ * fork: the child repairs the slots other threads left BUSY (repair_busy_slots).
  */
 #include "handle.h"
 #include "os/os.h"
@@ -208,9 +207,11 @@ static void block_free(uint64_t *hdr, uint64_t dead_tag)
 
 /* Resizes the block *phdr from osz to nsz bytes. In place when it fits (unless may_move and the
  * block would waste most of its space); else moves if may_move. The new block gets tag and the
- * old one dead_tag. 0, GA_ENOMEM or GA_EOVERFLOW (block untouched). */
+ * old one dead_tag; old_out (if not NULL) receives a moved-from block for the caller to free
+ * once nothing points to it any more (else it is freed here). 0, GA_ENOMEM or GA_EOVERFLOW
+ * (block untouched). */
 static int block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool may_move,
-                        uint64_t tag, uint64_t dead_tag)
+                        uint64_t tag, uint64_t dead_tag, uint64_t **old_out)
 {
     uint64_t *hdr = *phdr;
     if (nsz > MAX_REQUEST) return GA_EOVERFLOW;
@@ -223,7 +224,10 @@ static int block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool
         if (n) {
             memcpy(user_of(n), user_of(hdr), osz < nsz ? osz : nsz);
             if (zero && nsz > osz) memset((char *)user_of(n) + osz, 0, nsz - osz);
-            block_free(hdr, dead_tag);
+            if (old_out)
+                *old_out = hdr;
+            else
+                block_free(hdr, dead_tag);
             *phdr = n;
             return 0;
         }
@@ -294,7 +298,7 @@ int ga__fixed_realloc(void **pp, size_t size, unsigned flags)
 {
     uint64_t *hdr = header_of(*pp);
     int rc = block_resize(&hdr, hdr[0], size, flags & GA_HZERO, flags & GA_HMOVE, GA__TAG_FIXED,
-                          GA__TAG_FREED);
+                          GA__TAG_FREED, NULL);
     if (rc == 0) *pp = user_of(hdr);
     return rc;
 }
@@ -430,13 +434,46 @@ static void fork_parent(void)
     pthread_mutex_unlock(&tab.grow_lock);
 }
 static void tcache_retire(tcache_t *c);
+/* A fork child has only the forking thread, which was in no handle operation: a slot still
+ * BUSY belongs to a thread that does not exist there, and every later call on it would wait
+ * forever. The operations keep the slot's block valid throughout (realloc frees the old block
+ * after publishing the new one; in place, the block's header has the new size first), so the
+ * slot is made consistent from its block: a block whose tag is this handle gives the data and
+ * size; no block (a free or discard caught half-way) leaves the handle discarded. */
+static void repair_busy_slots(void)
+{
+    uint32_t nch = atomic_load_explicit(&tab.nchunks, memory_order_acquire);
+    for (uint32_t c = 0; c < nch; c++) {
+        slot_t *chunk = atomic_load_explicit(&ga__handle_dir[c], memory_order_acquire);
+        for (uint32_t i = 0; chunk && i < CHUNK_SLOTS; i++) {
+            slot_t *s = &chunk[i];
+            uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            if (!(st & S_BUSY)) continue;
+            ga_handle_t h = make_handle(c * CHUNK_SLOTS + i, st_gen(st));
+            uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+            uint64_t nst = (st & ~(S_BUSY | S_SEQ_MASK)) | ((st + S_SEQ_ONE) & S_SEQ_MASK);
+            if (hdr != NULL && ga__is_block_start(hdr) && tag_get(hdr) == h) {
+                atomic_store_explicit(&s->size, (size_t)hdr[0], memory_order_relaxed);
+                nst &= ~S_DISCARDED;
+            } else {
+                atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
+                atomic_store_explicit(&s->size, 0, memory_order_relaxed);
+                nst = (nst & ~S_COUNT) | S_DISCARDED;
+            }
+            atomic_store_explicit(&s->state, nst, memory_order_release);
+        }
+    }
+}
+
 /* Only the forking thread lives on in the child: the caches of the others are retired here,
- * as their thread exits would have done. (A thread caught in the middle of a handle operation
- * can still leave one slot unaccounted for; ga_heap_check would report it in the child.) */
+ * as their thread exits would have done, and slots they left BUSY are repaired. (A thread
+ * caught between freeing a slot and returning it to a free stack still leaves that one slot
+ * unaccounted for; ga_heap_check would report it in the child.) */
 static void fork_child(void)
 {
     for (tcache_t *c = tcaches.all; c; c = c->next_all)
         if (c->owned && c != tl_cache) tcache_retire(c);
+    repair_busy_slots();
     fork_parent();
 }
 
@@ -792,20 +829,23 @@ int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
     if (rc) return rc;
-    uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+    uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed), *old = NULL;
     if (!hdr) {
         /* Discarded blocks are never locked: fresh data. */
         hdr = block_alloc(size, flags & GA_HZERO, h, &rc);
     } else {
         bool locked = (st & S_COUNT) != 0;
-        rc =
-            block_resize(&hdr, hdr[0], size, flags & GA_HZERO, !locked || (flags & GA_HMOVE), h, 0);
+        rc = block_resize(&hdr, hdr[0], size, flags & GA_HZERO, !locked || (flags & GA_HMOVE), h,
+                          0, &old);
     }
     if (rc == 0) {
         atomic_store_explicit(&s->data, hdr, memory_order_relaxed);
         atomic_store_explicit(&s->size, size, memory_order_relaxed);
     }
     slot_end(s, 0, rc == 0 ? S_DISCARDED : 0);
+    /* Freed only now: until data points to the new block, the slot's block is the old one
+     * (what a fork child relies on, see repair_busy_slots). */
+    if (old) block_free(old, 0);
     return rc;
 }
 

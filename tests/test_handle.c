@@ -8,6 +8,7 @@
 #include "handle.h"
 #include "os/os.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -390,6 +391,72 @@ TEST(test_fork_child_adopts_caches)
     ASSERT_EQ(ga__handle_count(), live - 20);
 }
 
+enum { FH = 8 };
+static ga_handle_t g_fork_handles[FH];
+static atomic_int g_fork_stop;
+static void *busy_worker(void *arg)
+{
+    unsigned w = (unsigned)(uintptr_t)arg, k = 0; /* worker w owns handles w*4 .. w*4+3 */
+    while (!atomic_load(&g_fork_stop)) {
+        ga_handle_t h = g_fork_handles[w * 4 + k++ % 4];
+        size_t size = (k & 1) ? 100000 : 100; /* moving and in place */
+        ga_handle_realloc(h, size, GA_HMOVE);
+        char *p = ga_handle_lock(h);
+        if (p) p[0] = 'w';
+        ga_handle_unlock(h);
+        if (k % 7 == 0) ga_handle_discard(h);
+        if (k % 11 == 0) ga_handle_modify(h, GA_HDISCARDABLE, 0);
+    }
+    return NULL;
+}
+
+/* Forks while two threads resize, discard and modify handles: in the child, every handle must
+ * answer (a slot left BUSY by a thread that does not exist there would make it wait forever)
+ * and work, and the heap must check clean. */
+TEST(test_fork_during_handle_operations)
+{
+    for (int i = 0; i < FH; i++)
+        g_fork_handles[i] = ga_handle_alloc(NULL, 64, 0);
+    atomic_store(&g_fork_stop, 0);
+    pthread_t t[2];
+    for (uintptr_t i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, busy_worker, (void *)i);
+    int bad = 0;
+    for (int round = 0; round < 100; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(5); /* a hang is a failure (SIGALRM) */
+            int ok = 1;
+            for (int i = 0; i < FH; i++) {
+                ga_handle_t h = g_fork_handles[i];
+                ga_handle_info_t info;
+                ok = ok && ga_handle_info(h, &info) == 0;
+                ok = ok && ga_handle_realloc(h, 300, GA_HMOVE) == 0;
+                char *p = ga_handle_lock(h);
+                ok = ok && p != NULL;
+                if (p) memset(p, 'c', 300);
+                /* still locked if the fork came between a worker's lock and unlock */
+                ok = ok && ga_handle_unlock(h) == (info.lock_count > 0);
+                ok = ok && ga_handle_size(h) == 300 && ga_handle_free(h) == 0;
+            }
+            ok = ok && ga_heap_check(NULL, GA_CHECK_QUIET) == 0;
+            _exit(ok ? 0 : 1);
+        }
+        int status = -1;
+        waitpid(pid, &status, 0);
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            bad++;
+            fprintf(stderr, "round %d: child status %#x\n", round, status);
+        }
+    }
+    ASSERT_EQ(bad, 0);
+    atomic_store(&g_fork_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < FH; i++)
+        ASSERT_EQ(ga_handle_free(g_fork_handles[i]), 0);
+}
+
 static int g_reports;
 static int g_last_err;
 static int count_handler(int err, const char *msg, uintptr_t ptr, void *arg)
@@ -486,4 +553,5 @@ TEST_MAIN(TEST_ENTRY(test_alloc_free), TEST_ENTRY(test_alloc_errors),
           TEST_ENTRY(test_from_ptr), TEST_ENTRY(test_modify), TEST_ENTRY(test_generations),
           TEST_ENTRY(test_many_handles_and_stats), TEST_ENTRY(test_check_detects_corruption),
           TEST_ENTRY(test_threads), TEST_ENTRY(test_table_full_and_growth_failure),
-          TEST_ENTRY(test_fork_child_adopts_caches))
+          TEST_ENTRY(test_fork_child_adopts_caches),
+          TEST_ENTRY(test_fork_during_handle_operations))
