@@ -48,6 +48,7 @@ BREAKDOWN = [  # debug options that switch one part off: where the time goes
     ("stacks=0", "no stacks"),
     ("quarantine=0", "no quarantine"),
     ("fill=0", "no fill patterns"),
+    ("stacks=0,fill=0,quarantine=0,guard=0", "nothing checked: headers and hooks only"),
 ]
 FLAGS = ["-O2", "-g", "-fno-omit-frame-pointer", "-fno-builtin-malloc", "-fno-builtin-calloc",
          "-fno-builtin-realloc", "-fno-builtin-free", "-pthread", "-D_GNU_SOURCE"]
@@ -203,7 +204,7 @@ def main():
                   f" {asan_ratio(label, 'asan', g)} | {asan_ratio(label, 'asan-q0', g)} |")
         if not a.no_breakdown:
             print()
-            print("Where the debug time goes (alloc churn, debug / normal with one part off):")
+            print("Where the debug time goes (alloc churn, debug / normal with parts switched off):")
             print()
             print("| GLOBALALLOC_DEBUG | touch | use |")
             print("| --- | --- | --- |")
