@@ -295,7 +295,10 @@ ga_heap_t *ga_heap_default(void)
 size_t ga_heap_collect(ga_heap_t *heap, int force)
 {
     (void)heap;
-    return ga__heap_collect(ga__tl_heap, force != 0);
+    if (GA_UNLIKELY(ga__debug_enabled)) ga__dbg_world_enter(); /* check=N: not while it runs */
+    size_t n = ga__heap_collect(ga__tl_heap, force != 0);
+    if (GA_UNLIKELY(ga__debug_enabled)) ga__dbg_world_leave();
+    return n;
 }
 
 /* ---- the engine without the debug hook (for src/debug.c) ------------------------------------ */

@@ -28,6 +28,7 @@
 #include "alloc_fast.h"
 #include "engine.h"
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,7 +482,9 @@ void ga__dbg_thread_exit(void)
     tl_q = NULL;
     if (q->count > 0 && ring_give(parked_rings, PARKED_RINGS, q)) return;
     tl_q = q; /* emptied by this thread: releases check the blocks (and may report) */
+    ga__dbg_world_enter();
     quarantine_trim(0);
+    ga__dbg_world_leave();
     tl_q = NULL;
     if (!ring_give(spare_rings, SPARE_RINGS, q)) ga__os_unmap(q, sizeof *q);
 }
@@ -527,14 +530,58 @@ static void *fail(int err)
     return NULL;
 }
 
-static void maybe_check(void)
+/* The world lock (see debug.h). Writers first: a stream of allocations must not keep the check
+ * waiting forever (so no thread may take it shared twice: the depth counts nested calls). */
+#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+#define WORLD_LOCK_INIT PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+#else
+#define WORLD_LOCK_INIT PTHREAD_RWLOCK_INITIALIZER
+#endif
+static pthread_rwlock_t world_lock = WORLD_LOCK_INIT;
+GA_TLS unsigned ga__dbg_world_depth;
+
+void ga__dbg_world_enter_slow(void)
 {
-    if (GA_UNLIKELY(ga__dbg_opts.check != 0) && ++tl_ops >= ga__dbg_opts.check) {
+    if (ga__dbg_world_depth++ == 0) pthread_rwlock_rdlock(&world_lock);
+}
+
+void ga__dbg_world_leave_slow(void)
+{
+    if (--ga__dbg_world_depth == 0) pthread_rwlock_unlock(&world_lock);
+}
+
+/* fork child: only the forking thread is left, and it held no part of the lock (fork is not
+ * called from inside the allocator); threads that did are gone. */
+void ga__dbg_world_reset(void)
+{
+    world_lock = (pthread_rwlock_t)WORLD_LOCK_INIT;
+}
+
+/* check=N: every N allocator calls of a thread, the engine's and the debug blocks' checks of
+ * ga_heap_check, with every other thread held outside the allocator (the handle table is not
+ * checked: handle calls change it outside the allocator). Reported while still alone, so the
+ * report describes what the check saw. */
+static GA_NOINLINE void periodic_check(void)
+{
+    pthread_rwlock_wrlock(&world_lock);
+    ga__dbg_world_depth = 1; /* this thread's own allocations meanwhile must not wait */
+    int rc = ga__engine_check(GA_CHECK_QUIET);
+    if (rc == 0) rc = ga__debug_check(GA_CHECK_QUIET);
+    if (rc != 0 && (rc = ga__engine_check(0)) == 0) rc = ga__debug_check(0); /* the report */
+    ga__dbg_world_depth = 0;
+    pthread_rwlock_unlock(&world_lock);
+    if (rc != 0)
+        ga__report(rc, 0, true, "check=%u: the heap check failed (see above)", ga__dbg_opts.check);
+}
+
+/* Called by each hook after its work, outside the world lock. A call nested in another (libc
+ * called from inside the allocator) leaves the check to the next outermost call. */
+static inline void maybe_check(void)
+{
+    if (GA_UNLIKELY(ga__dbg_opts.check != 0) && ++tl_ops >= ga__dbg_opts.check &&
+        ga__dbg_world_depth == 0) {
         tl_ops = 0;
-        int rc = ga_heap_check(NULL, 0); /* reports what it finds */
-        if (rc != 0)
-            ga__report(rc, 0, true, "check=%u: the heap check failed (see above)",
-                       ga__dbg_opts.check);
+        periodic_check();
     }
 }
 
@@ -599,7 +646,9 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
 
 void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret)
 {
+    ga__dbg_world_enter();
     void *p = block_new(size, GA_MIN_ALIGN, zero, kind, ret);
+    ga__dbg_world_leave();
     maybe_check();
     return p != NULL || kind == GA_DBG_RAW ? p : fail(GA_ENOMEM);
 }
@@ -608,7 +657,9 @@ void *ga__debug_calloc(size_t n, size_t size, void *ret)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) return fail(GA_EOVERFLOW);
+    ga__dbg_world_enter();
     void *p = block_new(total, GA_MIN_ALIGN, true, GA_DBG_MALLOC, ret);
+    ga__dbg_world_leave();
     maybe_check();
     return p ? p : fail(GA_ENOMEM);
 }
@@ -620,7 +671,9 @@ void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret)
         errno = alignment > GA_MAX_ALIGN ? ENOMEM : EINVAL;
         return NULL;
     }
+    ga__dbg_world_enter();
     void *p = block_new(size, alignment, false, GA_DBG_MALLOC, ret);
+    ga__dbg_world_leave();
     maybe_check();
     return p ? p : fail(GA_ENOMEM);
 }
@@ -693,6 +746,7 @@ void ga__debug_free(void *p, void *ret)
 {
     if (p == NULL) return;
     __builtin_prefetch((const void *)((uintptr_t)p - GA_DBG_HDR)); /* never faults, any p */
+    ga__dbg_world_enter();
     quarantine_make_room();
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
@@ -702,6 +756,7 @@ void ga__debug_free(void *p, void *ret)
     } else {
         free_block(h, ret, "free");
     }
+    ga__dbg_world_leave();
     maybe_check();
 }
 
@@ -727,9 +782,12 @@ HOOK_PART bool resize_in_place(ga_dbg_hdr_t *h, size_t size, void *ret)
     return true;
 }
 
-void *ga__debug_realloc(void *p, size_t size, void *ret)
+HOOK_PART void *realloc_block(void *p, size_t size, void *ret)
 {
-    if (p == NULL) return ga__debug_malloc(size, false, GA_DBG_MALLOC, ret);
+    if (p == NULL) {
+        void *q = block_new(size, GA_MIN_ALIGN, false, GA_DBG_MALLOC, ret);
+        return q ? q : fail(GA_ENOMEM);
+    }
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     size_t old;
     if (h == NULL) {
@@ -744,10 +802,7 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
     } else {
         ga__dbg_verify(h, false, FATAL_CHECK, "realloc", ret);
         old = h->size;
-        if (old > REALLOC_MOVE_MAX && resize_in_place(h, size, ret)) {
-            maybe_check();
-            return p;
-        }
+        if (old > REALLOC_MOVE_MAX && resize_in_place(h, size, ret)) return p;
     }
     /* Move: a stale pointer to the old block then hits the quarantine. */
     void *q = block_new(size, GA_MIN_ALIGN, false, h ? h->kind : GA_DBG_MALLOC, ret);
@@ -757,6 +812,14 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
         free_block(h, ret, "realloc");
     else
         ga__engine_free(p);
+    return q;
+}
+
+void *ga__debug_realloc(void *p, size_t size, void *ret)
+{
+    ga__dbg_world_enter();
+    void *q = realloc_block(p, size, ret);
+    ga__dbg_world_leave();
     maybe_check();
     return q;
 }

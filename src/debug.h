@@ -93,6 +93,23 @@ bool ga__debug_is_block_start(const void *p);
 int ga__debug_owns(const void *p);
 /* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
 extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
+/* check=N: the periodic check reads every thread's pages and blocks, so it must run alone.
+ * While `check` is on, every allocator entry (the hooks; outside them, thread exit and
+ * ga_heap_collect) holds a shared lock, outermost call only; the check takes it exclusively.
+ * With check=0 (the default) enter is one load and a branch. */
+extern __thread unsigned ga__dbg_world_depth __attribute__((tls_model("initial-exec")));
+void ga__dbg_world_enter_slow(void);
+void ga__dbg_world_leave_slow(void);
+void ga__dbg_world_reset(void); /* fork child */
+static inline void ga__dbg_world_enter(void)
+{
+    if (__builtin_expect(ga__dbg_opts.check != 0 || ga__dbg_world_depth != 0, 0))
+        ga__dbg_world_enter_slow();
+}
+static inline void ga__dbg_world_leave(void)
+{
+    if (__builtin_expect(ga__dbg_world_depth != 0, 0)) ga__dbg_world_leave_slow();
+}
 /* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
 void ga__dbg_thread_exit(void);
 /* Registers leak.c's fork handlers (once, when debug mode starts). */

@@ -14,6 +14,7 @@
  * Heap structs come from a pool and are never unmapped, so a stale heap pointer read by a
  * racing freer is always safe to write to.
  */
+#include "debug.h"
 #include "engine.h"
 #include <errno.h>
 #include <string.h>
@@ -451,7 +452,9 @@ static void heap_thread_done(void *arg)
     if (heap == NULL || heap == &ga__empty_heap)
         return;
     ga__tl_heap = &ga__empty_heap; /* later frees here take the cross-thread path */
+    if (ga__debug_enabled) ga__dbg_world_enter(); /* check=N: not while a check runs */
     heap_abandon(heap);
+    if (ga__debug_enabled) ga__dbg_world_leave();
 }
 
 /* ---- allocation slow path ------------------------------------------------------------------ */

@@ -113,6 +113,7 @@ static struct {
     uint64_t *arena;         /* record: (hash << 32 | depth), then depth frames */
     size_t used;             /* arena words used (lock) */
     size_t count;            /* stacks stored (lock) */
+    _Atomic bool ready;      /* slots and arena mapped (set once, after them) */
 } depot = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void depot_init(void)
@@ -121,6 +122,8 @@ static void depot_init(void)
     (void)pg;
     depot.slots = map_noscan(DEPOT_SLOTS * sizeof(uint32_t));
     depot.arena = map_noscan(DEPOT_WORDS * sizeof(uint64_t));
+    if (depot.slots != NULL && depot.arena != NULL)
+        atomic_store_explicit(&depot.ready, true, memory_order_release);
     depot.used = 1; /* id 0 means "no stack" */
 }
 
@@ -155,9 +158,9 @@ static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, uns
 /* The id of the stack f[0..n) whose frame_hash sum is sum: found, or added. */
 static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
 {
-    if (GA_UNLIKELY(depot.arena == NULL)) {
-        pthread_once(&depot.once, depot_init);
-        if (depot.slots == NULL || depot.arena == NULL) return 0;
+    if (GA_UNLIKELY(!atomic_load_explicit(&depot.ready, memory_order_acquire))) {
+        pthread_once(&depot.once, depot_init); /* threads' first stacks may race here */
+        if (!atomic_load_explicit(&depot.ready, memory_order_acquire)) return 0;
     }
     if (n == 0) return 0;
     uint32_t hash = stack_hash(sum, n);
@@ -192,7 +195,7 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
 
 static unsigned depot_get(uint32_t id, const uintptr_t **frames)
 {
-    if (id == 0 || depot.arena == NULL) return 0;
+    if (id == 0 || !atomic_load_explicit(&depot.ready, memory_order_acquire)) return 0;
     *frames = (const uintptr_t *)&depot.arena[id + 1];
     return (unsigned)(depot.arena[id] & 0xffffffffu);
 }
@@ -244,7 +247,12 @@ static void fork_after(void)
     pthread_mutex_unlock(&stacks.lock);
     pthread_mutex_unlock(&depot.lock);
 }
-void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_after); }
+static void fork_child(void)
+{
+    fork_after();
+    ga__dbg_world_reset();
+}
+void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_child); }
 
 void ga__dbg_thread_note(void)
 {

@@ -8,6 +8,8 @@
  * (overrun of a block never freed, write into a block still in the quarantine). */
 #include "test.h"
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -246,6 +248,91 @@ TEST(periodic_check_finds_overrun)
     if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
 }
 
+/* ---- check=N while other threads allocate: no false alarm, and a real overrun found ---- */
+enum { CT_THREADS = 3, CT_SLOTS = 256, CT_STEPS = 30000 };
+static _Atomic(unsigned char *) ct_slot[CT_SLOTS];
+static _Atomic int ct_bad; /* a block whose contents changed under its owner */
+
+/* Blocks travel between threads through ct_slot (most frees are cross-thread); each is
+ * stamped with its size and checked before it is freed. Some threads live short lives (their
+ * heaps are abandoned while checks run), and realloc, aligned blocks and collect take part. */
+static void *ct_worker(void *arg)
+{
+    unsigned s = (unsigned)(uintptr_t)arg * 2654435761u + 1;
+    int steps = (uintptr_t)arg >= 100 ? CT_STEPS / 20 : CT_STEPS;
+    for (int i = 0; i < steps; i++) {
+        s = s * 1103515245u + 12345u;
+        size_t n = 1 + (s >> 8) % 600;
+        unsigned char *p = (s >> 28) == 3 ? ga_aligned_alloc(64, n) : ga_malloc(n);
+        if (p == NULL) abort();
+        memset(p, (int)(n & 0xff), n);
+        if ((s >> 27) == 7) {
+            unsigned char *q = ga_realloc(p, n + 5000); /* over 4 KiB: may stay in place */
+            if (q == NULL) abort();
+            p = ga_realloc(q, n);
+            if (p == NULL) abort();
+        }
+        p = atomic_exchange(&ct_slot[(s >> 12) % CT_SLOTS], p);
+        if (p != NULL) {
+            size_t m = ga_usable_size(p);
+            for (size_t j = 0; j < m; j++)
+                if (p[j] != (unsigned char)(m & 0xff)) atomic_store(&ct_bad, 1);
+            ga_free(p);
+        }
+        if (i % 5000 == 0) ga_heap_collect(NULL, 0);
+    }
+    return NULL;
+}
+
+static void run_ct_threads(void)
+{
+    pthread_t t[CT_THREADS];
+    for (uintptr_t i = 0; i < CT_THREADS; i++)
+        pthread_create(&t[i], NULL, ct_worker, (void *)(i + 1));
+    for (uintptr_t i = 0; i < 40; i++) { /* short-lived threads */
+        pthread_t u;
+        pthread_create(&u, NULL, ct_worker, (void *)(100 + i));
+        pthread_join(u, NULL);
+    }
+    for (int i = 0; i < CT_THREADS; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void threads_check_child(void)
+{
+    run_ct_threads();
+    for (int i = 0; i < CT_SLOTS; i++)
+        ga_free(atomic_exchange(&ct_slot[i], NULL));
+    fprintf(stderr, atomic_load(&ct_bad) ? "CONTENTS CHANGED\n" : "CLEAN\n");
+}
+TEST(periodic_check_while_threads_allocate)
+{
+    /* check=N walks every thread's pages and blocks: before it held the other threads off, it
+     * read them mid-update and aborted a correct program ("free list is broken"). */
+    int st = run_child(threads_check_child, "check=64,leaks=0");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(strstr(out, "CLEAN") != NULL && strstr(out, "error") == NULL);
+    if (test_failures_) fprintf(stderr, "child status %#x, stderr:\n%s\n", st, out);
+}
+
+static void threads_overrun_child(void)
+{
+    char *p = make_block_13();
+    tell(p);
+    p[14] = 'x';
+    run_ct_threads(); /* some thread's periodic check finds it */
+    fprintf(stderr, "NOT DETECTED\n");
+}
+TEST(periodic_check_while_threads_allocate_finds_overrun)
+{
+    int st = run_child(threads_overrun_child, "check=64,leaks=0");
+    EXPECT_ABORT(st);
+    CHECK(strstr(out, "NOT DETECTED") == NULL);
+    CHECK(strstr(out, "write past the end of a block (byte 14, size 13) found at ga_heap_check") &&
+          site_named("  allocated at:", "make_block_13"));
+    if (test_failures_) fprintf(stderr, "---- child stderr:\n%s\n----\n", out);
+}
+
 /* ---- use after free ---- */
 static __attribute__((noinline)) void write_after_free(char *p)
 {
@@ -364,6 +451,8 @@ TEST(exit_check_finds_what_nothing_else_would)
 TEST_MAIN(TEST_ENTRY(double_free), TEST_ENTRY(late_double_free), TEST_ENTRY(foreign_pointer),
           TEST_ENTRY(interior_pointer), TEST_ENTRY(write_past_the_end),
           TEST_ENTRY(write_before_the_start), TEST_ENTRY(realloc_finds_overrun),
-          TEST_ENTRY(periodic_check_finds_overrun), TEST_ENTRY(use_after_free),
+          TEST_ENTRY(periodic_check_finds_overrun),
+          TEST_ENTRY(periodic_check_while_threads_allocate),
+          TEST_ENTRY(periodic_check_while_threads_allocate_finds_overrun), TEST_ENTRY(use_after_free),
           TEST_ENTRY(realloc_of_freed_block), TEST_ENTRY(exit_report_and_status),
           TEST_ENTRY(exit_check_finds_what_nothing_else_would))
