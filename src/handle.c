@@ -33,7 +33,8 @@
  * per thread too. Only growing the table and attaching a thread's cache take a mutex.
  * The inline lock/unlock fast paths live in handle.h.
  *
- * fork: the child repairs the slots other threads left BUSY (repair_busy_slots).
+ * fork: the child repairs the slots other threads left BUSY (repair_busy_slots) and, if one was
+ * inside an alloc or free, rebuilds the free stacks and live count from the slots' states.
  */
 #include "handle.h"
 #include "os/os.h"
@@ -405,6 +406,7 @@ typedef struct tcache_s {
     _Atomic uint32_t n;
     _Atomic uint32_t idx[TCACHE_MAX];
     _Atomic int64_t live; /* handles allocated minus handles freed by this thread */
+    _Atomic uint32_t inop; /* inside an alloc or free: a slot may be between places (fork) */
     struct tcache_s *next_all, *next_spare;
     bool owned; /* a thread uses it (not on the spare list); under tcaches.lock */
 } tcache_t;
@@ -465,15 +467,69 @@ static void repair_busy_slots(void)
     }
 }
 
+/* A fork caught another thread inside a handle alloc or free: a slot may be on its way between
+ * the slot table, a free stack and that thread's cache (taken and not yet live, freed and not
+ * yet cached, or half moved by a refill or spill), and the counts half updated. Its state word
+ * says where it really is, so the child rebuilds the free stacks and the live count from the
+ * states. A slot caught while being taken may already own the block allocated for it: nobody
+ * ever saw that handle, so the block is freed. */
+static void rebuild_free_slots(void)
+{
+    for (unsigned k = 0; k < NSHARDS; k++) {
+        uint64_t hd = atomic_load_explicit(&tab.free_head[k].v, memory_order_relaxed);
+        atomic_store_explicit(&tab.free_head[k].v, ((hd >> 32) + 1) << 32, memory_order_relaxed);
+    }
+    int64_t live = 0;
+    uint32_t nch = atomic_load_explicit(&tab.nchunks, memory_order_acquire);
+    for (uint32_t c = 0; c < nch; c++) {
+        slot_t *chunk = atomic_load_explicit(&ga__handle_dir[c], memory_order_acquire);
+        uint32_t first = UINT32_MAX, last = 0;
+        for (uint32_t i = 0; chunk && i < CHUNK_SLOTS; i++) {
+            slot_t *s = &chunk[i];
+            uint32_t idx = c * CHUNK_SLOTS + i;
+            uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            if (st & S_LIVE) {
+                live++;
+                continue;
+            }
+            uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
+            if (hdr != NULL && ga__is_block_start(hdr) &&
+                tag_get(hdr) == make_handle(idx, st_gen(st)))
+                block_free(hdr, 0);
+            atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
+            atomic_store_explicit(&s->size, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->state, st & (S_GEN_MASK | S_SEQ_MASK), memory_order_relaxed);
+            if (first == UINT32_MAX)
+                first = idx;
+            else
+                atomic_store_explicit(&slot_at(last)->next, idx + 1, memory_order_relaxed);
+            last = idx;
+        }
+        if (first != UINT32_MAX) stack_push(&tab.free_head[c % NSHARDS].v, first, last);
+    }
+    atomic_store(&tcaches.retired, live);
+}
+
 /* Only the forking thread lives on in the child: the caches of the others are retired here,
- * as their thread exits would have done, and slots they left BUSY are repaired. (A thread
- * caught between freeing a slot and returning it to a free stack still leaves that one slot
- * unaccounted for; ga_heap_check would report it in the child.) */
+ * as their thread exits would have done, and slots they left BUSY are repaired. If one of them
+ * was inside an alloc or free, the free slots are rebuilt from the table instead (their caches
+ * and stacks may disagree with it). */
 static void fork_child(void)
 {
+    bool caught = false;
     for (tcache_t *c = tcaches.all; c; c = c->next_all)
-        if (c->owned && c != tl_cache) tcache_retire(c);
+        if (c->owned && c != tl_cache && atomic_load_explicit(&c->inop, memory_order_relaxed))
+            caught = true;
+    for (tcache_t *c = tcaches.all; c; c = c->next_all) {
+        if (caught) { /* forget every cache: the rebuild finds their slots */
+            atomic_store(&c->n, 0);
+            atomic_store(&c->live, 0);
+            atomic_store(&c->inop, 0);
+        }
+        if (c->owned && c != tl_cache) tcache_retire(c); /* nothing to spill if caught */
+    }
     repair_busy_slots();
+    if (caught) rebuild_free_slots();
     fork_parent();
 }
 
@@ -510,6 +566,18 @@ static GA_NOINLINE tcache_t *tcache_attach(void)
     pthread_setspecific(tcaches.key, c);
     tl_cache = c;
     return c;
+}
+
+/* Marks c's thread inside a handle alloc or free (see fork_child). The release fence keeps the
+ * mark ahead of the operation's stores (a fork child sees a prefix of each thread's stores). */
+static inline void op_begin(tcache_t *c)
+{
+    atomic_store_explicit(&c->inop, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+static inline void op_end(tcache_t *c)
+{
+    atomic_store_explicit(&c->inop, 0, memory_order_release);
 }
 
 static inline void live_add(tcache_t *c, int64_t d)
@@ -564,11 +632,8 @@ uint32_t ga__handle_test_chunks(void)
     return atomic_load(&tab.nchunks);
 }
 
-static int slot_take(uint32_t *idx, tcache_t **pc)
+static int slot_take(uint32_t *idx, tcache_t *c)
 {
-    tcache_t *c = tl_cache;
-    if (GA_UNLIKELY(!c) && !(c = tcache_attach())) return GA_ENOMEM;
-    *pc = c;
     uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
     if (GA_LIKELY(n)) {
         *idx = atomic_load_explicit(&c->idx[n - 1], memory_order_relaxed);
@@ -674,9 +739,14 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
     if (flags & ~(unsigned)(GA_HZERO | GA_HDISCARDABLE | GA_HSHARE)) return GA_EINVAL;
     if (size > MAX_REQUEST) return GA_EOVERFLOW;
     uint32_t idx;
-    tcache_t *c;
-    int rc = slot_take(&idx, &c);
-    if (rc) return rc;
+    tcache_t *c = tl_cache;
+    if (GA_UNLIKELY(!c) && !(c = tcache_attach())) return GA_ENOMEM;
+    op_begin(c);
+    int rc = slot_take(&idx, c);
+    if (rc) {
+        op_end(c);
+        return rc;
+    }
     slot_t *s = slot_at(idx);
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     ga_handle_t h = make_handle(idx, st_gen(st));
@@ -685,6 +755,7 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
         hdr = block_alloc(size, flags & GA_HZERO, h, &rc);
         if (!hdr) {
             slot_give(idx); /* its generation was never handed out: reuse it as is */
+            op_end(c);
             return rc;
         }
     }
@@ -696,6 +767,7 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
                               (size ? 0 : S_DISCARDED),
                           memory_order_release);
     live_add(c, 1);
+    op_end(c);
     *out = h;
     return 0;
 }
@@ -719,6 +791,8 @@ int ga_handle_free(ga_handle_t h)
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
     if (rc) return rc;
+    tcache_t *c = tl_cache ? tl_cache : tcache_attach(); /* NULL: out of memory */
+    if (c) op_begin(c);
     uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed);
     atomic_store_explicit(&s->data, NULL, memory_order_relaxed);
     atomic_store_explicit(&s->size, 0, memory_order_relaxed);
@@ -729,10 +803,12 @@ int ga_handle_free(ga_handle_t h)
                           memory_order_release);
     if (hdr) block_free(hdr, 0);
     slot_give(h_index(h));
-    if (GA_LIKELY(tl_cache))
-        live_add(tl_cache, -1);
-    else
+    if (GA_LIKELY(c)) {
+        live_add(c, -1);
+        op_end(c);
+    } else {
         atomic_fetch_sub(&tcaches.retired, 1); /* no cache could be made for this thread */
+    }
     return 0;
 }
 

@@ -457,6 +457,65 @@ TEST(test_fork_during_handle_operations)
         ASSERT_EQ(ga_handle_free(g_fork_handles[i]), 0);
 }
 
+static void *churn_worker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + 7;
+    ga_handle_t mine[100] = {0}; /* more than a slot cache holds: refills and spills happen */
+    while (!atomic_load(&g_fork_stop)) {
+        seed = seed * 1103515245u + 12345u;
+        int burst = 1 + (int)((seed >> 20) % 60);
+        for (int i = 0; i < 100 && burst > 0; i++, burst--) {
+            int k = (int)((seed >> 8) + (unsigned)i) % 100;
+            if (mine[k]) {
+                ga_handle_free(mine[k]);
+                mine[k] = 0;
+            } else {
+                mine[k] = ga_handle_alloc(NULL, (seed & 1) ? 0 : 24, 0);
+            }
+        }
+    }
+    for (int k = 0; k < 100; k++)
+        if (mine[k]) ga_handle_free(mine[k]);
+    return NULL;
+}
+
+/* Forks while two threads allocate and free handles (slots moving between the free stacks and
+ * the threads' caches): in the child, the table must check clean (every slot either live or
+ * on exactly one free stack, the live count right) and every free slot must be usable once. */
+TEST(test_fork_during_handle_alloc_and_free)
+{
+    atomic_store(&g_fork_stop, 0);
+    pthread_t t[2];
+    for (uintptr_t i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn_worker, (void *)(i + 1));
+    int bad = 0;
+    for (int round = 0; round < 200; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(5);
+            int ok = ga_heap_check(NULL, GA_CHECK_QUIET) == 0;
+            size_t live = ga__handle_count();
+            ga__handle_test_limit(ga__handle_test_chunks());
+            size_t total = (size_t)ga__handle_test_chunks() * 4096, made = 0;
+            while (ga_handle_alloc(NULL, 0, 0))
+                made++;
+            ok = ok && ga_last_error() == GA_EFULL && made == total - live;
+            ok = ok && ga_heap_check(NULL, GA_CHECK_QUIET) == 0;
+            _exit(ok ? 0 : 1);
+        }
+        int status = -1;
+        waitpid(pid, &status, 0);
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            bad++;
+            fprintf(stderr, "round %d: child status %#x\n", round, status);
+        }
+    }
+    atomic_store(&g_fork_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ASSERT_EQ(bad, 0);
+}
+
 static int g_reports;
 static int g_last_err;
 static int count_handler(int err, const char *msg, uintptr_t ptr, void *arg)
@@ -554,4 +613,5 @@ TEST_MAIN(TEST_ENTRY(test_alloc_free), TEST_ENTRY(test_alloc_errors),
           TEST_ENTRY(test_many_handles_and_stats), TEST_ENTRY(test_check_detects_corruption),
           TEST_ENTRY(test_threads), TEST_ENTRY(test_table_full_and_growth_failure),
           TEST_ENTRY(test_fork_child_adopts_caches),
-          TEST_ENTRY(test_fork_during_handle_operations))
+          TEST_ENTRY(test_fork_during_handle_operations),
+          TEST_ENTRY(test_fork_during_handle_alloc_and_free))
