@@ -119,8 +119,8 @@ static bool word_is(const char *s, size_t len, const char *w)
     return strlen(w) == len && memcmp(s, w, len) == 0;
 }
 
-/* One "name" or "name=value" item into *o; false if unknown or malformed. */
-static bool parse_item(ga_dbg_opts_t *o, const char *s, size_t len, int *report_fd)
+/* One "name" or "name=value" item into *o: NULL, or why it is refused. */
+static const char *parse_item(ga_dbg_opts_t *o, const char *s, size_t len, int *report_fd)
 {
     const char *eq = memchr(s, '=', len);
     size_t nlen = eq ? (size_t)(eq - s) : len;
@@ -129,54 +129,57 @@ static bool parse_item(ga_dbg_opts_t *o, const char *s, size_t len, int *report_
     size_t n = 0;
     bool is_num = parse_size(v, vlen, &n);
     if (word_is(s, nlen, "1") || word_is(s, nlen, "on") || word_is(s, nlen, "all"))
-        return eq == NULL;
+        return eq == NULL ? NULL : "takes no value";
     if (word_is(s, nlen, "leaks")) {
         if (word_is(v, vlen, "all"))
             o->leaks = 2;
         else if (is_num && n <= 1)
             o->leaks = (int)n;
         else
-            return false;
-        return true;
+            return "expected 0, 1 or all";
+        return NULL;
     }
     if (word_is(s, nlen, "report")) {
         if (word_is(v, vlen, "stderr")) {
             *report_fd = 2;
-            return true;
+            return NULL;
         }
         char path[512];
-        if (vlen == 0 || vlen >= sizeof path) return false;
+        if (!eq || vlen == 0 || vlen >= sizeof path) return "expected a file name or stderr";
         memcpy(path, v, vlen);
         path[vlen] = 0;
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0) return false;
+        if (fd < 0) return "cannot open the file";
         *report_fd = fd;
-        return true;
+        return NULL;
     }
-    if (!is_num) return false;
-    if (word_is(s, nlen, "stacks"))
-        o->stacks = n > 64 ? 64 : (unsigned)n;
-    else if (word_is(s, nlen, "guard"))
-        o->guard = n > 1024 ? 1024 : (unsigned)n;
-    else if (word_is(s, nlen, "quarantine"))
-        o->quarantine = n;
-    else if (word_is(s, nlen, "fill"))
-        o->fill = n != 0;
-    else if (word_is(s, nlen, "freestacks"))
-        o->free_stacks = n != 0;
-    else if (word_is(s, nlen, "symbolize"))
-        o->symbolize = n != 0;
-    else if (word_is(s, nlen, "exitcode"))
-        o->exitcode = n > 255 ? 255 : (int)n;
-    else if (word_is(s, nlen, "check"))
-        o->check = n > UINT32_MAX ? UINT32_MAX : (unsigned)n;
-    else
-        return false;
-    return true;
+    static const char *const numeric[] = {"stacks", "guard", "quarantine", "fill", "freestacks",
+                                          "symbolize", "exitcode", "check"};
+    size_t k = 0;
+    while (k < sizeof numeric / sizeof numeric[0] && !word_is(s, nlen, numeric[k]))
+        k++;
+    if (k == sizeof numeric / sizeof numeric[0]) return "unknown option";
+    if (!is_num) return "expected a number (k, m, g suffixes allowed)";
+    switch (k) {
+    case 0: o->stacks = n > 64 ? 64 : (unsigned)n; break;
+    case 1: o->guard = n > 1024 ? 1024 : (unsigned)n; break;
+    case 2: o->quarantine = n; break;
+    case 3: o->fill = n != 0; break;
+    case 4: o->free_stacks = n != 0; break;
+    case 5: o->symbolize = n != 0; break;
+    case 6:
+        if (n > 255) return "an exit status is 0..255";
+        o->exitcode = (int)n;
+        break;
+    default: o->check = n > UINT32_MAX ? UINT32_MAX : (unsigned)n; break;
+    }
+    return NULL;
 }
 
-/* Parses a comma list into *out (starting from the defaults). "0"/"off"/"" mean off. */
-static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on)
+/* Parses a comma list into *out (starting from the defaults). "0"/"off"/"" mean off. A bad item
+ * leaves *bad, *bad_len and *why saying which and why. */
+static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on, const char **bad,
+                         size_t *bad_len, const char **why)
 {
     ga_dbg_opts_t o = ga__dbg_opts;
     int fd = o.report_fd;
@@ -185,8 +188,10 @@ static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on)
     while (*s) {
         const char *end = strchr(s, ',');
         size_t len = end ? (size_t)(end - s) : strlen(s);
-        if (len > 0 && !parse_item(&o, s, len, &fd)) {
+        if (len > 0 && (*why = parse_item(&o, s, len, &fd)) != NULL) {
             if (fd != o.report_fd && fd != 2) close(fd);
+            *bad = s;
+            *bad_len = len;
             return GA_EINVAL;
         }
         s += len + (end != NULL);
@@ -196,12 +201,22 @@ static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on)
     return 0;
 }
 
-static int start(const char *options)
+static int start(const char *options, bool from_env)
 {
     ga_dbg_opts_t o;
     bool on;
-    int rc = parse_options(options, &o, &on);
-    if (rc != 0) return rc;
+    const char *bad = "", *why = "";
+    size_t bad_len = 0;
+    int rc = parse_options(options, &o, &on, &bad, &bad_len, &why);
+    if (rc != 0) {
+        if (from_env) /* no handler can be installed yet: straight to stderr */
+            ga__dbg_printf(2, "globalalloc: GLOBALALLOC_DEBUG: bad option \"%.*s\": %s (debug "
+                              "mode stays off)\n", (int)(bad_len > 200 ? 200 : bad_len), bad, why);
+        else
+            ga__report(GA_EINVAL, 0, false, "ga_debug_enable: bad option \"%.*s\": %s",
+                       (int)(bad_len > 200 ? 200 : bad_len), bad, why);
+        return rc;
+    }
     if (!on) return ga__debug_enabled ? GA_EPERM : 0;
     if (!ga__debug_enabled) {
         while (ga__dbg_secret == 0)
@@ -217,12 +232,7 @@ static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void env_init(void)
 {
     const char *s = getenv("GLOBALALLOC_DEBUG");
-    if (s != NULL && start(s) != 0) {
-        static const char msg[] = "globalalloc: GLOBALALLOC_DEBUG: bad option list (ignored)\n";
-        if (write(2, msg, sizeof msg - 1) < 0) {
-            /* nothing more to do */
-        }
-    }
+    if (s != NULL) (void)start(s, true);
 }
 
 void ga__debug_init(void)
@@ -238,7 +248,7 @@ __attribute__((constructor(101))) static void debug_constructor(void)
 int ga_debug_enable(const char *options)
 {
     ga__debug_init();
-    return start(options ? options : "1");
+    return start(options ? options : "1", false);
 }
 
 int ga_debug_enabled(void)

@@ -169,6 +169,18 @@ else
     fail "examples/demo not built"
 fi
 
+# ---- 4b. a bad GLOBALALLOC_DEBUG says which option and why, and debug mode stays off ----------
+if [ -x "$demo" ]; then
+    GLOBALALLOC_DEBUG=stacks=8,check=abc "$demo" >"$tmp/bad.out" 2>"$tmp/bad.err"
+    rc=$?
+    if [ $rc = 0 ] && grep -q 'bad option "check=abc": expected a number' "$tmp/bad.err" &&
+        grep -q 'debug mode stays off' "$tmp/bad.err"; then
+        pass "a bad GLOBALALLOC_DEBUG item is named, with why; the program runs on"
+    else
+        fail "bad GLOBALALLOC_DEBUG: status $rc, message" "$tmp/bad.err"
+    fi
+fi
+
 # ---- 5. misuse through the preload ----------------------------------------------------------------
 cat >"$tmp/dfree.c" <<'EOF'
 #include <stdlib.h>

@@ -35,6 +35,19 @@ static __attribute__((noinline, no_sanitize("address"))) void clobber_stack(void
 static void *before_debug, *before_aligned; /* allocated before debug mode: no header */
 static volatile uintptr_t hidden; /* pointers the leak scan cannot see (stored inverted) */
 
+static int seen_err, seen_count;
+static uintptr_t seen_ptr;
+static char seen_msg[512];
+static int record_handler(int err, const char *msg, uintptr_t ptr, void *arg)
+{
+    (void)arg;
+    seen_err = err;
+    seen_ptr = ptr;
+    seen_count++;
+    snprintf(seen_msg, sizeof seen_msg, "%s", msg);
+    return 1; /* continue */
+}
+
 TEST(enable_and_options)
 {
     before_debug = ga_malloc(100);
@@ -43,6 +56,27 @@ TEST(enable_and_options)
     ASSERT_EQ(ga_debug_enabled(), 0);
     ASSERT_EQ(ga_leak_count(), GA_EPERM);
     ASSERT_EQ(ga_debug_enable("stacks=32,bogus=1"), GA_EINVAL);
+    ASSERT_EQ(ga_debug_enabled(), 0);
+    /* every refusal names the item and why, through the error handler */
+    static const char *const bad[][2] = {
+        {"stacks=32,bogus=1", "\"bogus=1\": unknown option"},
+        {"check=abc", "\"check=abc\": expected a number"},
+        {"quarantine=1t", "\"quarantine=1t\": expected a number"},
+        {"guard=-5", "\"guard=-5\": expected a number"},
+        {"leaks=7", "\"leaks=7\": expected 0, 1 or all"},
+        {"exitcode=300", "\"exitcode=300\": an exit status is 0..255"},
+        {"report=/nonexistent-dir/x", "cannot open the file"},
+        {"report=", "expected a file name"},
+        {"on=3", "\"on=3\": takes no value"},
+    };
+    ga_set_error_handler(record_handler, NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        seen_msg[0] = 0;
+        ASSERT_EQ(ga_debug_enable(bad[i][0]), GA_EINVAL);
+        CHECK(strstr(seen_msg, bad[i][1]) != NULL);
+        if (!strstr(seen_msg, bad[i][1])) fprintf(stderr, "%s -> %s\n", bad[i][0], seen_msg);
+    }
+    ga_set_error_handler(NULL, NULL);
     ASSERT_EQ(ga_debug_enabled(), 0);
     ASSERT_EQ(ga_debug_enable("stacks=32,guard=24,quarantine=64k,fill,leaks=0"), 0);
     ASSERT_EQ(ga_debug_enabled(), 1);
@@ -192,19 +226,6 @@ TEST(heap_check_finds_overruns_and_writes_after_free)
     ASSERT_EQ(ga_heap_check(NULL, GA_CHECK_QUIET), GA_ECORRUPT);
     p[5] = 0xDD;
     CHECK_HEAP();
-}
-
-static int seen_err, seen_count;
-static uintptr_t seen_ptr;
-static char seen_msg[512];
-static int record_handler(int err, const char *msg, uintptr_t ptr, void *arg)
-{
-    (void)arg;
-    seen_err = err;
-    seen_ptr = ptr;
-    seen_count++;
-    snprintf(seen_msg, sizeof seen_msg, "%s", msg);
-    return 1; /* continue */
 }
 
 static __attribute__((noinline)) void *alloc_for_handler(void)
