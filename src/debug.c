@@ -52,6 +52,12 @@ ga_dbg_opts_t ga__dbg_opts = {
 };
 GA_TLS int ga__dbg_busy;
 
+int ga__dbg_report_fd(void)
+{
+    int fd = ga__dbg_opts.report_fd;
+    return fd == 2 ? ga__stderr_fd() : fd;
+}
+
 /* ga__dbg_verify flag: a broken block is fatal (free, realloc, reuse), not just reported. */
 #define FATAL_CHECK 0x80000000u
 static GA_TLS uint32_t tl_tid;
@@ -222,6 +228,7 @@ static int start(const char *options, bool from_env)
         while (ga__dbg_secret == 0)
             ga__dbg_secret = ga__os_random();
         ga__dbg_fork_init(); /* may allocate: debug mode is not on yet */
+        ga__stderr_keep();
     }
     ga__dbg_opts = o;
     ga__debug_enabled = true;
@@ -272,7 +279,7 @@ static const char *kind_name(const ga_dbg_hdr_t *h)
 void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, const char *what,
                           void *ret)
 {
-    int fd = ga__dbg_opts.report_fd;
+    int fd = ga__dbg_report_fd();
     uint32_t now = ga__stack_capture(ret ? ret : __builtin_return_address(0));
     ga__dbg_printf(fd, "globalalloc: ==== %s ====\n", what);
     if (h != NULL) {

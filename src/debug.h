@@ -70,6 +70,8 @@ typedef struct ga_dbg_opts_s {
     int report_fd;     /* where reports go */
 } ga_dbg_opts_t;
 extern ga_dbg_opts_t ga__dbg_opts;
+/* The report descriptor: report_fd, or the kept copy of stderr once the program closed fd 2. */
+int ga__dbg_report_fd(void);
 extern uint64_t ga__dbg_secret;
 
 /* ---- alloc.c: the engine without the debug hook -------------------------------------- */

@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,6 +82,26 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
+static _Atomic int stderr_copy = -1;
+
+void ga__stderr_keep(void)
+{
+    if (atomic_load(&stderr_copy) >= 0) return;
+    /* High, so that a program that picks low descriptors itself (a shell's "exec 3>file") does
+     * not replace it; close-on-exec, so no program it runs inherits it. */
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 500);
+    if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    int none = -1;
+    if (fd >= 0 && !atomic_compare_exchange_strong(&stderr_copy, &none, fd)) close(fd);
+}
+
+int ga__stderr_fd(void)
+{
+    int copy = atomic_load_explicit(&stderr_copy, memory_order_relaxed);
+    if (copy >= 0 && fcntl(2, F_GETFD) == -1 && errno == EBADF) return copy;
+    return 2;
+}
+
 void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
 {
     int saved_errno = errno;
@@ -99,7 +120,7 @@ void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
     int n = snprintf(line, sizeof line, "globalalloc: error %s: %s (value %#jx)\n",
                      ga_err_name(err), msg, (uintmax_t)value);
     if (n > 0)
-        write_all(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        write_all(ga__stderr_fd(), line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
     if (fatal)
         abort();
     errno = saved_errno;
@@ -111,6 +132,6 @@ void ga__assert_fail(const char *expr, const char *file, int line)
     int n = snprintf(buf, sizeof buf, "globalalloc: assertion failed: %s (%s:%d)\n", expr, file,
                      line);
     if (n > 0)
-        write_all(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        write_all(ga__stderr_fd(), buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     abort();
 }

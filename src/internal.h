@@ -47,6 +47,11 @@ int ga__set_error(int err);
 /* Reports detected misuse or corruption (err, offending value, printf-style message) through
  * the user handler or stderr. If the handler declines and fatal is true, aborts.
  * Never allocates from globalalloc. */
+/* Where reports go instead of fd 2 once the program has closed it (programs that close stderr
+ * at exit, as coreutils do, would otherwise lose the at-exit leak report). ga__stderr_keep makes
+ * the spare copy (debug mode does, when it starts); ga__stderr_fd answers 2 while it is open. */
+void ga__stderr_keep(void);
+int ga__stderr_fd(void);
 void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

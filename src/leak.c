@@ -1098,7 +1098,7 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
     long n = 0;
     if (ga__dbg_opts.leaks != 0) {
         unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
-        n = ga_leak_report(ga__dbg_opts.report_fd, flags);
+        n = ga_leak_report(ga__dbg_report_fd(), flags);
     }
     if ((n > 0 || broken) && ga__dbg_opts.exitcode != 0) {
         fflush(NULL);

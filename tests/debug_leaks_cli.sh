@@ -169,6 +169,32 @@ else
     fail "examples/demo not built"
 fi
 
+# ---- 4a. a program that closes stderr at exit (as coreutils do) still gets its report ---------
+cat >"$tmp/closer.c" <<'EOF'
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void close_stderr(void) { close(2); }
+volatile uintptr_t hidden;
+int main(void)
+{
+    atexit(close_stderr);
+    hidden = ~(uintptr_t)malloc(77);
+    return 0;
+}
+EOF
+if cc -O1 -o "$tmp/closer" "$tmp/closer.c"; then
+    leaks -e 42 -- "$tmp/closer" >/dev/null 2>"$tmp/closer.err"
+    rc=$?
+    if [ $rc = 42 ] && grep -q '77 bytes in 1 block' "$tmp/closer.err"; then
+        pass "a program that closes stderr at exit: the report still reaches it, status 42"
+    else
+        fail "closer: status $rc (want 42), report of the 77-byte block" "$tmp/closer.err"
+    fi
+else
+    fail "cannot compile closer.c"
+fi
+
 # ---- 4b. a bad GLOBALALLOC_DEBUG says which option and why, and debug mode stays off ----------
 if [ -x "$demo" ]; then
     GLOBALALLOC_DEBUG=stacks=8,check=abc "$demo" >"$tmp/bad.out" 2>"$tmp/bad.err"
