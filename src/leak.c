@@ -1070,7 +1070,9 @@ GA_NOINLINE long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
 #else
     uintptr_t sp = (uintptr_t)&fp; /* conservative: the whole frame */
 #endif
+    ga__dbg_world_enter(); /* check=N: its allocations (symbolization) must not wait on it */
     long n = report_since(mark, fd, flags, sp);
+    ga__dbg_world_leave();
     __asm__ volatile("" : : : "memory");
     return n;
 }
@@ -1094,12 +1096,14 @@ static int debug_check(unsigned flags, const char *when);
 __attribute__((destructor(101))) static void leak_at_exit(void)
 {
     if (!ga__debug_enabled) return;
+    ga__dbg_world_enter(); /* with check=N, no periodic check runs meanwhile */
     bool broken = debug_check(GA_CHECK_QUIET, "exit") != 0 && debug_check(0, "exit") != 0;
     long n = 0;
     if (ga__dbg_opts.leaks != 0) {
         unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
         n = ga_leak_report(ga__dbg_report_fd(), flags);
     }
+    ga__dbg_world_leave();
     if ((n > 0 || broken) && ga__dbg_opts.exitcode != 0) {
         fflush(NULL);
         _exit(ga__dbg_opts.exitcode);
@@ -1114,7 +1118,9 @@ typedef struct stats_s {
     uint64_t live, live_bytes;          /* user view: live debug blocks, requested bytes */
 } stats_t;
 
-static void stats_visit(uint8_t *raw, size_t size, void *arg)
+/* Statistics may be asked for while other threads allocate: a header read mid-update only
+ * makes the numbers approximate (classify validates what it reads), hence NO_SAN. */
+static NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
 {
     stats_t *st = arg;
     bool freed;

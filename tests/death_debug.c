@@ -289,6 +289,11 @@ static void run_ct_threads(void)
     pthread_t t[CT_THREADS];
     for (uintptr_t i = 0; i < CT_THREADS; i++)
         pthread_create(&t[i], NULL, ct_worker, (void *)(i + 1));
+    /* statistics may be asked for meanwhile (the leak report may not: see its contract) */
+    for (int i = 0; i < 20; i++) {
+        ga_stats_t st;
+        if (ga_heap_stats(NULL, &st) != 0) abort();
+    }
     for (uintptr_t i = 0; i < 40; i++) { /* short-lived threads */
         pthread_t u;
         pthread_create(&u, NULL, ct_worker, (void *)(100 + i));
@@ -303,6 +308,10 @@ static void threads_check_child(void)
     run_ct_threads();
     for (int i = 0; i < CT_SLOTS; i++)
         ga_free(atomic_exchange(&ct_slot[i], NULL));
+    /* alone again: a leak report (its symbolization allocates) with check=N on */
+    int null = open("/dev/null", O_WRONLY);
+    if (ga_leak_report(null, GA_LEAK_ALL) < 0) abort();
+    close(null);
     fprintf(stderr, atomic_load(&ct_bad) ? "CONTENTS CHANGED\n" : "CLEAN\n");
 }
 TEST(periodic_check_while_threads_allocate)
