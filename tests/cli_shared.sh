@@ -55,6 +55,14 @@ done
 contains out "^    owners \[--all\] NAME" "help documents owners"
 expect 2 "no command" -- "$CLI"
 expect 2 "unknown command" -- "$CLI" frobnicate x
+contains err "unknown command 'frobnicate'" "unknown command named"
+expect 2 "unknown command, one word" -- "$CLI" frobnicate
+contains err "unknown command 'frobnicate'" "unknown command named, not a missing name"
+expect 2 "leaks: exit status over 255" -- "$CLI" leaks -e 300 -- true
+contains err "0..255" "leaks -e range said"
+expect 2 "leaks: report file that cannot be opened" -- "$CLI" leaks -f /nonexistent-dir/r -- true
+contains err "cannot open /nonexistent-dir/r" "leaks -f failure said"
+expect 2 "leaks: report file with a comma" -- "$CLI" leaks -f "a,b" -- true
 expect 2 "unknown option" -- "$CLI" --frob ls
 expect 2 "stat without name" -- "$CLI" stat
 expect 0 "version" -- "$CLI" --version

@@ -10,6 +10,7 @@
 #include <globalalloc.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,8 +443,21 @@ static int cmd_leaks(int argc, char **argv)
     }
     if (i >= argc)
         return usage("leaks: missing PROGRAM");
-    if (status && (strspn(status, "0123456789") != strlen(status) || !*status))
-        return usage("leaks: -e takes a number");
+    /* Refused here rather than by the debug heap in the program, which would then run without
+     * it: the user asked for a leak check and would silently get none. */
+    if (status && (strspn(status, "0123456789") != strlen(status) || !*status ||
+                   strlen(status) > 3 || atoi(status) > 255))
+        return usage("leaks: -e takes an exit status (0..255)");
+    if (file) {
+        if (!*file || strchr(file, ',')) /* the option list is comma-separated */
+            return usage("leaks: -f takes a file name without commas");
+        int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            fprintf(stderr, "globalalloc: leaks: cannot open %s: %s\n", file, strerror(errno));
+            return 2;
+        }
+        close(fd);
+    }
     char lib[4200];
     if (!find_preload(lib, sizeof lib)) {
         fprintf(stderr, "globalalloc: leaks: libglobalalloc-preload.so not found (set "
@@ -469,7 +483,7 @@ static int usage(const char *msg)
     fprintf(stderr,
             "globalalloc: %s\nUsage: globalalloc [--json] ls | stat NAME | check NAME | "
             "create NAME [SIZE] | reclaim NAME | owners [--all] NAME |\n"
-            "       rm [--force] NAME | leaks [-e N] -- PROGRAM\n"
+            "       rm [--force] NAME | leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM\n"
             "Try 'globalalloc --help'.\n",
             msg);
     return 2;
@@ -504,6 +518,16 @@ int main(int argc, char **argv)
     }
     if (nargs == 0) return usage("missing command");
     const char *cmd = args[0];
+    static const char *const known[] = {"ls", "list", "create", "owners", "stat",
+                                        "check", "reclaim", "rm"};
+    size_t k = 0;
+    while (k < sizeof known / sizeof known[0] && strcmp(cmd, known[k]) != 0)
+        k++;
+    if (k == sizeof known / sizeof known[0]) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "unknown command '%.100s'", cmd);
+        return usage(msg);
+    }
     if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0)
         return nargs == 1 ? cmd_ls() : usage("ls takes no argument");
     if (strcmp(cmd, "create") == 0 && (nargs == 2 || nargs == 3) && !force)
