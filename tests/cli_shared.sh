@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: MIT
 # The globalalloc CLI on shared heaps: help, usage errors, create, ls, stat, check, owners,
 # reclaim, rm (refused while another process is attached), --json on each, damaged heaps. Peer
-# processes are tools/shared_peer.c: one dies attached (SIGKILL) holding blocks, one stays
+# processes are tests/helpers/shared_peer.c: one dies attached (SIGKILL) holding blocks, one stays
 # attached. JSON is parsed with python3. Env: GA_BUILD_DIR (set by ctest).
 set -u
 BUILD=${GA_BUILD_DIR:?GA_BUILD_DIR must point to the build tree}
 CLI="$BUILD/tools/globalalloc"
-PEER="$BUILD/tools/ga_shared_peer"
+PEER="$BUILD/tests/ga_shared_peer"
 NAME="clitest$$"
 NAME2="clibad$$"
 HOLDER=""

@@ -9,7 +9,7 @@
  */
 #include "test.h"
 #include "shared_test_util.h"
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # Misuse and impossible requests through LD_PRELOAD=libglobalalloc-preload.so, using the helper
-# program bench/preload_victim (built by bench/CMakeLists.txt, links nothing of globalalloc):
+# program tests/helpers/preload_victim.c (built by tests/CMakeLists.txt, links nothing of globalalloc):
 #   - the helper's malloc really is the preload's (dladdr), and every replaced function works;
 #   - malloc(SIZE_MAX), calloc overflow, realloc/memalign/posix_memalign of impossible sizes
 #     fail with NULL (or ENOMEM) and errno ENOMEM;
@@ -14,7 +14,7 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/preload_common.bash"
-victim=$build/bench/preload_victim
+victim=$build/tests/preload_victim
 if [ ! -x "$victim" ]; then
     echo "FAIL: helper missing: $victim (configure with GA_BUILD_BENCH=ON)"
     exit 1

@@ -3,7 +3,7 @@
  * from other threads, abandoned segments adopted, huge blocks, injected OS failures, and the
  * checker catching corrupted free lists. */
 #include "test.h"
-#include "engine.h"
+#include "engine/engine_internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>

@@ -5,7 +5,7 @@
  * deliberately corrupted data headers).
  */
 #include "test.h"
-#include "handle.h"
+#include "handle/handle.h"
 #include "os/os.h"
 #include <pthread.h>
 #include <stdatomic.h>

@@ -7,7 +7,7 @@
 #include "test.h"
 #include "shared_test_util.h"
 #include "internal.h"
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -11,7 +11,7 @@
 #include "test.h"
 #include "shared_test_util.h"
 #include "internal.h"
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>

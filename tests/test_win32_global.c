@@ -6,7 +6,7 @@
  */
 #include "test.h"
 #include "win32_test_util.h"
-#include "handle.h"
+#include "handle/handle.h"
 #include <pthread.h>
 
 /* ---- §1/§2 types and constants ---- */

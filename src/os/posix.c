@@ -4,7 +4,7 @@
  * Aligned mappings over-map by `align` and trim both ends, so the result is aligned without
  * wasting address space.
  */
-#include "os.h"
+#include "os/os.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>

@@ -6,7 +6,7 @@
  */
 /* The engine's alloc.c is compiled into this file so that malloc/free can be exact aliases of
  * ga_malloc/ga_free: no extra call or PLT hop on the hottest path. */
-#include "../alloc.c"
+#include "engine/alloc.c"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

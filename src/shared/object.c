@@ -14,7 +14,7 @@
  * repair_named: committed -> finish; not -> undo (free the new block while still ALLOC(dead));
  * then named_count is recounted.
  */
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <string.h>
 
 static bool objname_ok(const char *name)

@@ -11,7 +11,7 @@
  * Blocks are carved at most GA_EXTEND_BYTES at a time so a fresh page only touches (commits)
  * what is used.
  */
-#include "engine.h"
+#include "engine/engine_internal.h"
 
 #define GA_EXTEND_BYTES (16u << 10)
 

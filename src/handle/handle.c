@@ -36,7 +36,7 @@
  * fork: the child repairs the slots other threads left BUSY (repair_busy_slots) and, if one was
  * inside an alloc or free, rebuilds the free stacks and live count from the slots' states.
  */
-#include "handle.h"
+#include "handle/handle.h"
 #include "os/os.h"
 #include <pthread.h>
 #include <sched.h>
@@ -130,7 +130,7 @@ static void backoff(unsigned *spins)
     }
 }
 
-/* Handles of shared heaps (heap id in the high bits) are served by shared_handle.c. */
+/* Handles of shared heaps (heap id in the high bits) are served by src/shared/handle.c. */
 #define IS_SHARED(h) GA_UNLIKELY(((ga_handle_t)(h) >> GA__H_HIGH_SHIFT) != 0)
 
 /* ---- tags ---------------------------------------------------------------------------- */

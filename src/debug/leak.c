@@ -23,8 +23,8 @@
  * The mark phase holds the registry lock so no segment is unmapped under the scan; reports are
  * written after it is released (symbolization forks addr2line, and fork takes that lock).
  */
-#include "debug.h"
-#include "engine.h"
+#include "debug/debug_internal.h"
+#include "engine/engine_internal.h"
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>

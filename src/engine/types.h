@@ -14,7 +14,7 @@
  * stack the owner takes whole. A thread that exits abandons its segments (owner = NULL) to a
  * global list; another thread adopts them when it needs pages.
  *
- * Private heap metadata uses native pointers (fastest); shared heaps (src/shared*.c) use
+ * Private heap metadata uses native pointers (fastest); shared heaps (src/shared/) use
  * offsets from the segment base instead, since they are mapped at different addresses.
  */
 #ifndef GA_TYPES_H

@@ -14,13 +14,13 @@
  *   alloc:   block allocated as ALLOC(me), intent HALLOC, entry filled, word LIVE (commit),
  *            block handed to the heap, intent cleared.
  *   realloc: new block as ALLOC(me), intent HREALLOC, copy, data_off = new (commit), size,
- *            new block to the heap, old block freed (stays CACHED(me): see shared_alloc.c).
+ *            new block to the heap, old block freed (stays CACHED(me): see src/shared/alloc.c).
  *   free:    intent HFREE, word not LIVE + generation bumped (commit), block freed.
  * repair_stripe (after EOWNERDEAD) looks at the commit word: done -> finish (hand over the new
  * block, free the old one if still the heap's); not done -> undo (free the new block if still
  * ALLOC(dead)). The stripe's free list is a hint, rebuilt from the entries' words.
  */
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <string.h>
 
 typedef struct {

@@ -3,7 +3,7 @@
  * Shared heaps: the segment and its lifecycle (create, attach, detach, unlink), the process's
  * table of attachments, process slots, robust locks.
  *
- * ---- Design of shared heaps (src/shared_*.c) ----------------------------------------------
+ * ---- Design of shared heaps (src/shared/) ----------------------------------------------
  *
  * A shared heap is the POSIX shared memory object /dev/shm/ga.NAME, mapped MAP_SHARED over its
  * whole max_size by every process that attaches it (the reservation); the file itself only
@@ -33,8 +33,8 @@
  * descriptors, handle words, named-object states), or a hint derived from those (partial-page
  * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
  * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
- * and the repair run by the next owner finishes or undoes it (shared_handle.c, shared_object.c,
- * shared_alloc.c say how for each op). Inside a logged change a freed block stays CACHED(me), so
+ * and the repair run by the next owner finishes or undoes it (src/shared/handle.c, src/shared/object.c,
+ * src/shared/alloc.c say how for each op). Inside a logged change a freed block stays CACHED(me), so
  * no one else can reuse it before the repair has looked at it. When a process is found dead
  * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
  * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
@@ -51,7 +51,7 @@
  * gets it and the state is not READY, the creator died (flock is released by death); a file of
  * size 0 may belong to a creator not yet at its flock, so that case waits a short grace time.
  */
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
  * ga__size_class() (engine.h) computes the class with one count-leading-zeros; these tables are
  * its inverse and the direct-slot map. Generated once and checked by tests/test_engine.c.
  */
-#include "engine.h"
+#include "engine/engine_internal.h"
 
 const uint32_t ga__class_size[GA_CLASS_COUNT] = {
     16, 32, 48, 64, 80, 96, 112, 128,

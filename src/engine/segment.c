@@ -10,7 +10,7 @@
  * huge segment has pages[0].in_use == 0 and is on `huge_cache`, still mapped and registered
  * (so a second free of its block is recognised as a double free).
  */
-#include "engine.h"
+#include "engine/engine_internal.h"
 #include <string.h>
 
 _Atomic uint64_t ga__segmap[GA_SEGMAP_WORDS];

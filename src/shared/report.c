@@ -9,7 +9,7 @@
  * everything read from the segment is bounds-checked: a descriptor or state byte that cannot be
  * valid gives GA_ECORRUPT. Output goes through a stack buffer straight to the fd.
  */
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

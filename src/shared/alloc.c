@@ -19,7 +19,7 @@
  * page pool under the pages lock; inside a logged window the second step waits for
  * ga__shm_after_window. Pages of a class are not given back to the page pool (yet).
  */
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <string.h>
 #include <sys/mman.h>
 

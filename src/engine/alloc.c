@@ -5,14 +5,14 @@
  *
  * The fast paths themselves are in alloc_fast.h (shared with the debug heap).
  *
- * Debug mode (src/debug.c) costs normal mode one predictable branch per entry point: when
+ * Debug mode (src/debug/debug.c) costs normal mode one predictable branch per entry point: when
  * ga__debug_enabled is set, every entry hands over to its ga__debug_* twin, passing its
  * caller's return address (the exact first frame of the allocation stack). The ga__engine_*
  * functions at the end are the entry points without the hook, for the debug heap itself.
  */
-#include "alloc_fast.h"
-#include "debug.h"
-#include "engine.h"
+#include "engine/alloc_fast.h"
+#include "debug/debug_internal.h"
+#include "engine/engine_internal.h"
 #include <errno.h>
 #include <string.h>
 
@@ -301,7 +301,7 @@ size_t ga_heap_collect(ga_heap_t *heap, int force)
     return n;
 }
 
-/* ---- the engine without the debug hook (for src/debug.c) ------------------------------------ */
+/* ---- the engine without the debug hook (for src/debug/debug.c) ------------------------------------ */
 
 void ga__engine_free(void *p) { ga__free_fast(p); }
 size_t ga__engine_usable(const void *p) { return usable_size(p); }

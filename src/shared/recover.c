@@ -5,7 +5,7 @@
  * A process slot is dead when its pid is gone, a zombie, or a different process (start time).
  * Recovery (ga__shm_recover), under the slots lock so two survivors never recover the same
  * slot together: first every robust lock is taken once, so each repair a dead holder left to do
- * runs (shared_alloc.c, shared_handle.c, shared_object.c); only then are the dead slots' CACHED
+ * runs (src/shared/alloc.c, src/shared/handle.c, src/shared/object.c); only then are the dead slots' CACHED
  * blocks turned FREE (the repairs may still look at blocks a dead process freed inside a logged
  * change, which is why those stay CACHED until here). Its ALLOC blocks stay until
  * ga_shared_reclaim_dead, which also frees the slot.
@@ -14,7 +14,7 @@
  * verifies the header, each page descriptor and state byte, class lists and free counts, the
  * handle table, named objects, and that the heap-owned blocks are exactly those referenced.
  */
-#include "shared_internal.h"
+#include "shared/shared_internal.h"
 #include <string.h>
 
 int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)

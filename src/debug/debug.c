@@ -24,9 +24,9 @@
  * itself (the skip over our own frames is then one straight check); a free releases the oldest
  * quarantined block before it reads the freed block's header, so the two overlap.
  */
-#include "debug.h"
-#include "alloc_fast.h"
-#include "engine.h"
+#include "debug/debug_internal.h"
+#include "engine/alloc_fast.h"
+#include "engine/engine_internal.h"
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>

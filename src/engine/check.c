@@ -9,8 +9,8 @@
  * the count the statistics use). Other threads must not allocate meanwhile (their free lists
  * are read without synchronisation). The statistics walk the same pages with relaxed loads.
  */
-#include "debug.h"
-#include "engine.h"
+#include "debug/debug_internal.h"
+#include "engine/engine_internal.h"
 #include <string.h>
 
 static int corrupt(unsigned flags, const void *where, const char *what)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared heaps: the segment layout and the declarations shared by src/shared_*.c.
- * Never installed. See the block comment at the top of src/shared_segment.c for the whole design;
+ * Shared heaps: the segment layout and the declarations shared by the files of src/shared/.
+ * Never installed. See the block comment at the top of src/shared/segment.c for the whole design;
  * this header only holds the structs (each with its invariants beside it) and the cross-file
  * helpers (ga__shm_*).
  *
@@ -245,11 +245,11 @@ typedef struct shm_tcache_s {
     uint64_t off[SHM_NCLASS][TC_SLOTS];
 } shm_tcache_t;
 
-/* ---- shared_segment.c ------------------------------------------------------------------ */
+/* ---- src/shared/segment.c ------------------------------------------------------------------ */
 
 /* Validates heap and returns its attachment, or NULL + ga_last_error GA_EINVAL. */
 shm_att_t *ga__shm_att(ga_heap_t *heap);
-/* The attachment table and this thread's last hit in it (shared_segment.c). */
+/* The attachment table and this thread's last hit in it (src/shared/segment.c). */
 extern _Atomic(shm_att_t *) ga__shm_atts[ATT_MAX];
 extern GA_TLS unsigned ga__shm_last_att;
 /* ga__shm_att with its common case inlined: heap is the attachment this thread used last.
@@ -280,7 +280,7 @@ uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t);
 /* Grows the committed data pages to at least `pages` (pages lock held). 0 or GA_E*. */
 int ga__shm_commit(shm_att_t *a, uint64_t pages);
 
-/* ---- shared_alloc.c -------------------------------------------------------------------- */
+/* ---- src/shared/alloc.c -------------------------------------------------------------------- */
 
 extern const uint32_t ga__shm_class_size[SHM_NCLASS];
 /* Allocates a block owned by this process's slot: its offset, or 0 (error set). */
@@ -320,7 +320,7 @@ shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i);
 uint32_t ga__shm_class_hdr(unsigned c);
 uint32_t ga__shm_class_count(unsigned c);
 
-/* ---- shared_handle.c / shared_object.c ------------------------------------------------- */
+/* ---- src/shared/handle.c / src/shared/object.c ------------------------------------------------- */
 
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s);
 int ga__shm_lock_named(shm_att_t *a);
@@ -330,7 +330,7 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
                           bool quiet);
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet);
 
-/* ---- shared_recover.c ------------------------------------------------------------------ */
+/* ---- src/shared/recover.c ------------------------------------------------------------------ */
 
 /* Takes and releases every robust lock (repairing what dead holders left), then gives back the
  * cached blocks of dead slots; with blocks, also their allocated blocks, and frees the slots.

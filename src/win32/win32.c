@@ -10,7 +10,7 @@
  * Where the spec leaves a question open, Wine's implementation (WI) is followed; each such
  * place says so.
  */
-#include "handle.h"
+#include "handle/handle.h"
 #include "globalalloc/win32.h"
 #include <pthread.h>
 #include <stdatomic.h>

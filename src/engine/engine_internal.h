@@ -7,7 +7,7 @@
 #ifndef GA_ENGINE_H
 #define GA_ENGINE_H
 
-#include "types.h"
+#include "engine/types.h"
 #include "os/os.h"
 
 /* ---- AddressSanitizer annotations ------------------------------------------------------ */

@@ -12,7 +12,7 @@
 #ifndef GA_ALLOC_FAST_H
 #define GA_ALLOC_FAST_H
 
-#include "engine.h"
+#include "engine/engine_internal.h"
 #include <string.h>
 
 GA_INLINE void *ga__alloc_fast(size_t size, bool zero)

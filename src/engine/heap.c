@@ -14,8 +14,8 @@
  * Heap structs come from a pool and are never unmapped, so a stale heap pointer read by a
  * racing freer is always safe to write to.
  */
-#include "debug.h"
-#include "engine.h"
+#include "debug/debug_internal.h"
+#include "engine/engine_internal.h"
 #include <errno.h>
 #include <string.h>
 

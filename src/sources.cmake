@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: MIT
+# The library's sources, one list per subsystem (folder). Explicit on purpose: a file that is
+# not listed here is not built, and a new folder needs its own list. Order: lower layers first.
+
+# Library-wide: error codes and reports.
+set(GA_TOP_SOURCES
+  src/error.c)
+
+# The platform layer: every OS call.
+set(GA_OS_SOURCES
+  src/os/posix.c)
+
+# The engine: segments, pages, size classes, thread heaps, huge blocks (a leaf).
+set(GA_ENGINE_SOURCES
+  src/engine/size_class.c
+  src/engine/segment.c
+  src/engine/page.c
+  src/engine/heap.c
+  src/engine/check.c)
+# alloc.c is listed apart: the preload library compiles it inside preload.c.
+set(GA_ENGINE_ALLOC_SOURCE src/engine/alloc.c)
+
+# The debug heap: options, debug blocks, quarantine, stacks, leak scan and report.
+set(GA_DEBUG_SOURCES
+  src/debug/debug.c
+  src/debug/leak.c)
+
+# Handles: tagged blocks, the handle table, the ga_handle_* API.
+set(GA_HANDLE_SOURCES
+  src/handle/handle.c)
+
+# Shared heaps: named heaps in shared memory.
+set(GA_SHARED_SOURCES
+  src/shared/segment.c
+  src/shared/alloc.c
+  src/shared/handle.c
+  src/shared/object.c
+  src/shared/recover.c
+  src/shared/report.c)
+
+# The Win32 surface.
+set(GA_WIN32_SOURCES
+  src/win32/win32.c)
+
+# The LD_PRELOAD malloc replacement (includes the engine's alloc.c).
+set(GA_PRELOAD_SOURCES_OWN
+  src/preload/preload.c)
+
+# Every source but alloc.c (shared by the library and the preload library).
+set(GA_COMMON_SOURCES ${GA_TOP_SOURCES} ${GA_OS_SOURCES} ${GA_ENGINE_SOURCES} ${GA_DEBUG_SOURCES}
+                      ${GA_HANDLE_SOURCES} ${GA_SHARED_SOURCES} ${GA_WIN32_SOURCES})
