@@ -10,6 +10,7 @@
 #include "test.h"
 #include "shared_test_util.h"
 #include "internal.h"
+#include "shared/shared.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>

@@ -12,6 +12,7 @@
 #include "test.h"
 #include "shared_test_util.h"
 #include "internal.h"
+#include "shared/shared.h"
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>

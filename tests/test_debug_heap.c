@@ -5,6 +5,8 @@
  * other layers, threads. (Bugs that abort are in death_debug.c.) */
 #include "test.h"
 #include "internal.h"
+#include "debug/debug.h"
+#include "engine/engine.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>

@@ -18,7 +18,8 @@
 #ifndef GA_DEBUG_HEAP_H
 #define GA_DEBUG_HEAP_H
 
-#include "internal.h"
+#include "debug/debug.h"
+#include "engine/engine.h"
 
 /* Set once when debug mode starts (environment at load time, or ga_debug_enable), never
  * cleared. Plain bool: the hooks read it on every call, and it only ever goes false -> true. */

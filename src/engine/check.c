@@ -11,6 +11,8 @@
  */
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
+#include "handle/handle.h"
+#include "shared/shared.h"
 #include <string.h>
 
 static int corrupt(unsigned flags, const void *where, const char *what)

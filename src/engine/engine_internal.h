@@ -4,9 +4,10 @@
  * (size_class.c, segment.c, page.c, heap.c, alloc.c, check.c). Layers above the engine use
  * internal.h only.
  */
-#ifndef GA_ENGINE_H
-#define GA_ENGINE_H
+#ifndef GA_ENGINE_INTERNAL_H
+#define GA_ENGINE_INTERNAL_H
 
+#include "engine/engine.h"
 #include "engine/types.h"
 #include "os/os.h"
 
@@ -164,4 +165,4 @@ extern ga_theap_t *ga__all_heaps;
 /* ---- alloc.c -------------------------------------------------------------------------- */
 void ga__free_invalid(const void *p, int err, bool fatal);
 
-#endif /* GA_ENGINE_H */
+#endif /* GA_ENGINE_INTERNAL_H */

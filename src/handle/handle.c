@@ -37,6 +37,9 @@
  * inside an alloc or free, rebuilds the free stacks and live count from the slots' states.
  */
 #include "handle/handle.h"
+#include "debug/debug.h"
+#include "engine/engine.h"
+#include "shared/shared.h"
 #include "os/os.h"
 #include <pthread.h>
 #include <sched.h>

@@ -17,6 +17,13 @@
 #include "internal.h"
 #include <stdatomic.h>
 
+/* ---- for ga_heap_check and ga_heap_stats ------------------------------------------------- */
+
+/* Live moveable handles (for statistics). */
+size_t ga__handle_count(void);
+/* Handle-table half of ga_heap_check. 0 or GA_E*. */
+int ga__handle_check(unsigned flags);
+
 #define GA__HDR_SIZE 16
 /* Word index of the tag inside the header (tests corrupt it through this). */
 #define GA__HDR_TAG 1

@@ -11,7 +11,7 @@
 #ifndef GA_SHARED_INTERNAL_H
 #define GA_SHARED_INTERNAL_H
 
-#include "internal.h"
+#include "shared/shared.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>

@@ -11,6 +11,8 @@
  * place says so.
  */
 #include "handle/handle.h"
+#include "debug/debug.h"
+#include "shared/shared.h"
 #include "globalalloc/win32.h"
 #include <pthread.h>
 #include <stdatomic.h>

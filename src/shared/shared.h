@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared heaps' interface for the other layers: dispatch of shared handles and of the heap
+ * functions (ga_heap_check, ga_heap_stats) for shared heaps. The shared heap's own files share
+ * shared_internal.h.
+ */
+#ifndef GA_SHARED_H
+#define GA_SHARED_H
+
+#include "internal.h"
+
+
+/* True when heap is a shared heap attached by this process. */
+bool ga__shared_is_heap(ga_heap_t *heap);
+/* The ga_handle_* contract for handles whose heap id (bits 52..62) is nonzero: same results,
+ * same errors (GA_EHANDLE for a heap this process has not attached). */
+ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags);
+int ga__shared_handle_free(ga_handle_t h);
+void *ga__shared_handle_lock(ga_handle_t h);
+int ga__shared_handle_unlock(ga_handle_t h);
+int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags);
+int ga__shared_handle_discard(ga_handle_t h);
+int ga__shared_handle_info(ga_handle_t h, ga_handle_info_t *info);
+size_t ga__shared_handle_size(ga_handle_t h);
+int ga__shared_handle_modify(ga_handle_t h, unsigned set, unsigned clear);
+/* The shared handle whose data is p, or 0 when p is in no shared heap of this process (no error
+ * set then, so handle.c can go on with its own table). */
+ga_handle_t ga__shared_handle_from_ptr(const void *p);
+/* ga_heap_check / ga_heap_stats for a shared heap. */
+int ga__shared_heap_check(ga_heap_t *heap, unsigned flags);
+int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out);
+
+#endif /* GA_SHARED_H */
