@@ -8,6 +8,7 @@
 #define GA_INTERNAL_H
 
 #include "globalalloc.h"
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,55 @@ void ga__assert_fail(const char *expr, const char *file, int line) __attribute__
 #else
 #define GA_ASSERT_EXPENSIVE(x) ((void)0)
 #endif
+
+/* ---- process-local locks whose holder is known --------------------------------------------
+ * A "pre: lock held" rule is an assert, not prose: ga_lock_t is a pthread mutex that, in builds
+ * with GA_DEBUG >= 2, records the thread holding it, so GA_ASSERT_HELD(l) checks "held by the
+ * caller" (pthread has no such query). In other builds it is the bare mutex: no cost. */
+typedef struct ga_lock_s {
+    pthread_mutex_t m;
+#if GA_DEBUG >= 2
+    pthread_t holder; /* meaningful only while held */
+    _Atomic int held;
+#endif
+} ga_lock_t;
+#define GA_LOCK_INIT {.m = PTHREAD_MUTEX_INITIALIZER}
+
+#if GA_DEBUG >= 2
+/* True when the calling thread holds l (holder is only ours while we hold it). */
+GA_INLINE bool ga__lock_held(ga_lock_t *l)
+{
+    return __atomic_load_n(&l->held, __ATOMIC_RELAXED) &&
+           pthread_equal(__atomic_load_n(&l->holder, __ATOMIC_RELAXED), pthread_self());
+}
+#define GA_ASSERT_HELD(l) GA__ASSERT(ga__lock_held(l))
+#else
+#define GA_ASSERT_HELD(l) ((void)0)
+#endif
+GA_INLINE void ga__lock(ga_lock_t *l)
+{
+    pthread_mutex_lock(&l->m);
+#if GA_DEBUG >= 2
+    __atomic_store_n(&l->holder, pthread_self(), __ATOMIC_RELAXED);
+    __atomic_store_n(&l->held, 1, __ATOMIC_RELAXED);
+#endif
+}
+GA_INLINE void ga__unlock(ga_lock_t *l)
+{
+#if GA_DEBUG >= 2
+    GA__ASSERT(ga__lock_held(l));
+    __atomic_store_n(&l->held, 0, __ATOMIC_RELAXED);
+#endif
+    pthread_mutex_unlock(&l->m);
+}
+/* A fork child (only the forking thread left) takes a lock back in a known state: unlocked. */
+GA_INLINE void ga__lock_reinit(ga_lock_t *l)
+{
+    pthread_mutex_init(&l->m, NULL);
+#if GA_DEBUG >= 2
+    __atomic_store_n(&l->held, 0, __ATOMIC_RELAXED);
+#endif
+}
 
 /* ---- error.c: last error, misuse reports --------------------------------------------- */
 
