@@ -50,7 +50,7 @@ typedef struct ga_lock_s {
     pthread_mutex_t m;
 #if GA_DEBUG >= 2
     pthread_t holder; /* meaningful only while held */
-    _Atomic int held;
+    int held; /* read and written with __atomic builtins */
 #endif
 } ga_lock_t;
 #define GA_LOCK_INIT {.m = PTHREAD_MUTEX_INITIALIZER}

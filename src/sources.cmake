@@ -2,9 +2,13 @@
 # The library's sources, one list per subsystem (folder). Explicit on purpose: a file that is
 # not listed here is not built, and a new folder needs its own list. Order: lower layers first.
 
-# Library-wide: error codes and reports.
+# Library-wide: error codes and reports (below every layer); the heap check composed of every
+# layer's half (above them). malloc.c, the entry points, is listed apart: the preload library
+# compiles it inside preload.c.
 set(GA_TOP_SOURCES
-  src/error.c)
+  src/error.c
+  src/check.c)
+set(GA_ENTRY_SOURCE src/malloc.c)
 
 # The platform layer: every OS call.
 set(GA_OS_SOURCES
@@ -16,9 +20,8 @@ set(GA_ENGINE_SOURCES
   src/engine/segment.c
   src/engine/page.c
   src/engine/heap.c
+  src/engine/alloc.c
   src/engine/check.c)
-# alloc.c is listed apart: the preload library compiles it inside preload.c.
-set(GA_ENGINE_ALLOC_SOURCE src/engine/alloc.c)
 
 # The debug heap: options, debug blocks, quarantine, stacks, leak scan and report.
 set(GA_DEBUG_SOURCES
@@ -42,10 +45,10 @@ set(GA_SHARED_SOURCES
 set(GA_WIN32_SOURCES
   src/win32/win32.c)
 
-# The LD_PRELOAD malloc replacement (includes the engine's alloc.c).
+# The LD_PRELOAD malloc replacement (includes src/malloc.c).
 set(GA_PRELOAD_SOURCES_OWN
   src/preload/preload.c)
 
-# Every source but alloc.c (shared by the library and the preload library).
+# Every source but malloc.c (shared by the library and the preload library).
 set(GA_COMMON_SOURCES ${GA_TOP_SOURCES} ${GA_OS_SOURCES} ${GA_ENGINE_SOURCES} ${GA_DEBUG_SOURCES}
                       ${GA_HANDLE_SOURCES} ${GA_SHARED_SOURCES} ${GA_WIN32_SOURCES})

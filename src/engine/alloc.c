@@ -1,18 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The malloc-style API of the process heap (ga_malloc, ga_free, ...), the raw block calls for
- * the other layers (ga__alloc, ga__free, ...), and the pointer validation they share.
- *
- * The fast paths themselves are in alloc_fast.h (shared with the debug heap).
- *
- * Debug mode (src/debug/debug.c) costs normal mode one predictable branch per entry point: when
- * ga__debug_enabled is set, every entry hands over to its ga__debug_* twin, passing its
- * caller's return address (the exact first frame of the allocation stack). The ga__engine_*
- * functions at the end are the entry points without the hook, for the debug heap itself.
+ * The engine's block calls below the entry points of src/malloc.c: pointer validation (block
+ * starts, aligned interiors, live pages), realloc, aligned allocation, usable sizes, ownership.
+ * Nothing here knows the debug heap: the entry points choose between it and these.
  */
 #include "engine/alloc_fast.h"
-#include "debug/debug_internal.h"
-#include "engine/engine_internal.h"
 #include <errno.h>
 #include <string.h>
 
@@ -26,17 +18,7 @@ void ga__free_invalid(const void *p, int err, bool fatal)
                    p);
 }
 
-#define DEBUG_HOOK(call)                                                                       \
-    do {                                                                                       \
-        if (GA_UNLIKELY(ga__debug_enabled))                                                    \
-            return call;                                                                       \
-    } while (0)
-#define CALLER __builtin_return_address(0)
-
-static size_t usable_size(const void *p);
-static int owns(const void *p);
-
-static void *fail_alloc(int err)
+void *ga__engine_fail_alloc(int err)
 {
     ga__set_error(err);
     errno = ENOMEM;
@@ -46,36 +28,17 @@ static void *fail_alloc(int err)
 /* Usable bytes from p to the end of its block. pre: p is in a live page of seg. */
 static size_t usable_in(ga_segment_t *seg, ga_page_t *page, const void *p)
 {
+    GA_ASSERT_INTERNAL(page->in_use);
     if (seg->kind == GA_SEG_HUGE)
         return seg->size - (size_t)((const uint8_t *)p - (const uint8_t *)seg);
     const uint8_t *b = (const uint8_t *)ga__page_block_of(page, p);
     return page->block_size - (size_t)((const uint8_t *)p - b);
 }
 
-/* ---- raw blocks for the other layers ------------------------------------------------------ */
+/* ---- pointer validation -------------------------------------------------------------------- */
 
-void *ga__alloc(size_t size)
+size_t ga__engine_block_usable(const void *p)
 {
-    DEBUG_HOOK(ga__debug_malloc(size, false, GA_DBG_RAW, CALLER));
-    return ga__alloc_fast(size, false);
-}
-void *ga__zalloc(size_t size)
-{
-    DEBUG_HOOK(ga__debug_malloc(size, true, GA_DBG_RAW, CALLER));
-    return ga__alloc_fast(size, true);
-}
-void ga__free(void *p)
-{
-    if (GA_UNLIKELY(ga__debug_enabled)) {
-        ga__debug_free(p, CALLER);
-        return;
-    }
-    ga__free_fast(p);
-}
-
-size_t ga__usable_size(const void *p)
-{
-    DEBUG_HOOK(ga__debug_usable_size(p));
     ga_segment_t *seg = ga__segment_of(p);
     return usable_in(seg, ga__page_of(seg, p), p);
 }
@@ -131,39 +94,7 @@ static bool valid_user_ptr(const ga_segment_t *seg, const ga_page_t *page, const
            into < pow;
 }
 
-bool ga__is_block_start(const void *p)
-{
-    DEBUG_HOOK(ga__debug_is_block_start(p));
-    return is_block_start(p);
-}
-
-/* ---- the public malloc-style API ------------------------------------------------------------ */
-
-void *ga_malloc(size_t size)
-{
-    DEBUG_HOOK(ga__debug_malloc(size, false, GA_DBG_MALLOC, CALLER));
-    void *p = ga__alloc_fast(size, false);
-    return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
-}
-
-void *ga_calloc(size_t n, size_t size)
-{
-    DEBUG_HOOK(ga__debug_calloc(n, size, CALLER));
-    size_t total;
-    if (GA_UNLIKELY(__builtin_mul_overflow(n, size, &total)))
-        return fail_alloc(GA_EOVERFLOW);
-    void *p = ga__alloc_fast(total, true);
-    return GA_LIKELY(p != NULL) ? p : fail_alloc(GA_ENOMEM);
-}
-
-void ga_free(void *p)
-{
-    if (GA_UNLIKELY(ga__debug_enabled)) {
-        ga__debug_free(p, CALLER);
-        return;
-    }
-    ga__free_fast(p);
-}
+/* ---- realloc, aligned blocks, sizes, ownership ------------------------------------------------ */
 
 /* Validates p for realloc/usable_size; NULL (after a report when `report`) if not ours. */
 static ga_page_t *live_page_of(const void *p, ga_segment_t **segp, bool report)
@@ -184,15 +115,16 @@ static ga_page_t *live_page_of(const void *p, ga_segment_t **segp, bool report)
     return page;
 }
 
-void *ga_realloc(void *p, size_t size)
+void *ga__engine_realloc(void *p, size_t size)
 {
-    DEBUG_HOOK(ga__debug_realloc(p, size, CALLER));
-    if (p == NULL)
-        return ga_malloc(size);
+    if (p == NULL) {
+        void *q = ga__alloc_fast(size, false);
+        return q ? q : ga__engine_fail_alloc(GA_ENOMEM);
+    }
     ga_segment_t *seg;
     ga_page_t *page = live_page_of(p, &seg, true);
     if (page == NULL)
-        return fail_alloc(GA_ENOTOWNED);
+        return ga__engine_fail_alloc(GA_ENOTOWNED);
     size_t usable = usable_in(seg, page, p);
     if (size <= usable && (size >= usable / 2 || usable <= 64))
         return p; /* fits without wasting more than half */
@@ -201,35 +133,36 @@ void *ga_realloc(void *p, size_t size)
         return p;
     void *q = ga__alloc_fast(size, false);
     if (q == NULL)
-        return fail_alloc(GA_ENOMEM);
+        return ga__engine_fail_alloc(GA_ENOMEM);
     memcpy(q, p, size < usable ? size : usable);
     ga__free_fast(p);
     return q;
 }
 
-void *ga_aligned_alloc(size_t alignment, size_t size)
+void *ga__engine_aligned_alloc(size_t alignment, size_t size)
 {
-    DEBUG_HOOK(ga__debug_aligned_alloc(alignment, size, CALLER));
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
         ga__set_error(GA_EINVAL);
         errno = EINVAL;
         return NULL;
     }
-    if (alignment <= GA_MIN_ALIGN)
-        return ga_malloc(size);
+    if (alignment <= GA_MIN_ALIGN) {
+        void *q = ga__alloc_fast(size, false);
+        return q ? q : ga__engine_fail_alloc(GA_ENOMEM);
+    }
     if (alignment > GA_MAX_ALIGN) { /* a block must start in the segment of its header */
         ga__set_error(GA_EINVAL);
         errno = ENOMEM;
         return NULL;
     }
     if (size > SIZE_MAX - alignment)
-        return fail_alloc(GA_ENOMEM);
+        return ga__engine_fail_alloc(GA_ENOMEM);
     size_t padded = size + alignment - GA_MIN_ALIGN;
     void *p;
     if (padded <= GA_LARGE_MAX && alignment <= GA_LARGE_MAX / 2) {
         uint8_t *b = ga__alloc_fast(padded, false);
         if (b == NULL)
-            return fail_alloc(GA_ENOMEM);
+            return ga__engine_fail_alloc(GA_ENOMEM);
         p = (void *)(((uintptr_t)b + alignment - 1) & ~(uintptr_t)(alignment - 1));
         if (p != b) {
             ga_page_t *page = ga__page_of(ga__segment_of(b), b);
@@ -243,15 +176,9 @@ void *ga_aligned_alloc(size_t alignment, size_t size)
             ga__engine_init();
         p = ga__huge_alloc(size, alignment, false);
         if (p == NULL)
-            return fail_alloc(GA_ENOMEM);
+            return ga__engine_fail_alloc(GA_ENOMEM);
     }
     return p;
-}
-
-size_t ga_usable_size(const void *p)
-{
-    DEBUG_HOOK(ga__debug_usable_size(p));
-    return usable_size(p);
 }
 
 static size_t usable_size(const void *p)
@@ -261,12 +188,6 @@ static size_t usable_size(const void *p)
     ga_segment_t *seg;
     ga_page_t *page = live_page_of(p, &seg, false);
     return page ? usable_in(seg, page, p) : 0;
-}
-
-int ga_owns(const void *p)
-{
-    DEBUG_HOOK(ga__debug_owns(p));
-    return owns(p);
 }
 
 static int owns(const void *p)
@@ -286,22 +207,9 @@ static int owns(const void *p)
     return 1;
 }
 
-ga_heap_t *ga_heap_default(void)
-{
-    static int process_heap; /* the process heap has no state of its own: a unique address */
-    return (ga_heap_t *)&process_heap;
-}
+size_t ga__engine_collect(bool force) { return ga__heap_collect(ga__tl_heap, force); }
 
-size_t ga_heap_collect(ga_heap_t *heap, int force)
-{
-    (void)heap;
-    if (GA_UNLIKELY(ga__debug_enabled)) ga__dbg_world_enter(); /* check=N: not while it runs */
-    size_t n = ga__heap_collect(ga__tl_heap, force != 0);
-    if (GA_UNLIKELY(ga__debug_enabled)) ga__dbg_world_leave();
-    return n;
-}
-
-/* ---- the engine without the debug hook (for src/debug/debug.c) ------------------------------------ */
+/* ---- the same, under the names the entry points and the debug heap call ---------------------- */
 
 void ga__engine_free(void *p) { ga__free_fast(p); }
 size_t ga__engine_usable(const void *p) { return usable_size(p); }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ga_heap_check() and ga_heap_stats() for the process heap.
+ * The engine halves of ga_heap_check() and ga_heap_stats() (composed with the other layers' in
+ * src/check.c).
  *
  * The check walks the registry of segments under the registry lock and verifies, for each
  * segment: its magic, kind, geometry and owner; for each page in use: class and geometry,
@@ -9,10 +10,7 @@
  * the count the statistics use). Other threads must not allocate meanwhile (their free lists
  * are read without synchronisation). The statistics walk the same pages with relaxed loads.
  */
-#include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
-#include "handle/handle.h"
-#include "shared/shared.h"
 #include <string.h>
 
 static int corrupt(unsigned flags, const void *where, const char *what)
@@ -37,6 +35,11 @@ static long count_list(const ga_page_t *page, const ga_block_t *head)
     }
     return n;
 }
+
+/* OWNER_VIEW (with the GA_CHECK_* flags): the page's owner checks its own page at a state change
+ * while other threads may push onto its cross-thread list, so the count of that list (bumped
+ * before each push) may run ahead of it; everything else must hold at any instant. */
+#define OWNER_VIEW 0x80000000u
 
 static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx, unsigned flags)
 {
@@ -66,7 +69,7 @@ static int check_page(const ga_segment_t *seg, const ga_page_t *page, size_t idx
         return corrupt(flags, page, "free list length + used blocks != carved blocks");
     if (nx > (long)used)
         return corrupt(flags, page, "more cross-thread frees than used blocks");
-    if ((uint32_t)nx != atomic_load(&page->xfree_count))
+    if (!(flags & OWNER_VIEW) && (uint32_t)nx != atomic_load(&page->xfree_count))
         return corrupt(flags, page, "cross-thread free count does not match its list");
     return 0;
 }
@@ -100,6 +103,16 @@ static int check_segment(const ga_segment_t *seg, unsigned flags)
     if (in_use != seg->used_pages)
         return corrupt(flags, seg, "segment's count of pages in use is wrong");
     return 0;
+}
+
+bool ga__page_is_valid(const ga_segment_t *seg, const ga_page_t *page)
+{
+    return check_page(seg, page, (size_t)(page - seg->pages), OWNER_VIEW) == 0;
+}
+
+bool ga__segment_is_valid(const ga_segment_t *seg)
+{
+    return check_segment(seg, OWNER_VIEW) == 0;
 }
 
 int ga__engine_check(unsigned flags)
@@ -157,35 +170,4 @@ void ga__engine_stats(ga_stats_t *out)
     out->bytes_mapped = atomic_load(&ga__global.mapped);
     out->bytes_committed = atomic_load(&ga__global.committed);
     out->peak_mapped = atomic_load(&ga__global.peak_mapped);
-}
-
-int ga_heap_stats(ga_heap_t *heap, ga_stats_t *out)
-{
-    if (heap != NULL && out != NULL && ga__shared_is_heap(heap))
-        return ga__shared_heap_stats(heap, out);
-    if (out == NULL || (heap != NULL && heap != ga_heap_default()))
-        return ga__set_error(GA_EINVAL);
-    ga__engine_stats(out);
-    if (GA_UNLIKELY(ga__debug_enabled)) {
-        ga__dbg_world_enter(); /* check=N: not during a periodic check */
-        ga__debug_stats(out);
-        ga__dbg_world_leave();
-    }
-    out->handles_in_use = ga__handle_count();
-    return 0;
-}
-
-int ga_heap_check(ga_heap_t *heap, unsigned flags)
-{
-    if (heap != NULL && ga__shared_is_heap(heap))
-        return ga__shared_heap_check(heap, flags);
-    if (heap != NULL && heap != ga_heap_default())
-        return GA_EINVAL;
-    bool dbg = ga__debug_enabled;
-    if (GA_UNLIKELY(dbg)) ga__dbg_world_enter(); /* check=N: its reports must not wait on it */
-    int rc = ga__engine_check(flags);
-    if (rc == 0 && GA_UNLIKELY(dbg))
-        rc = ga__debug_check(flags); /* guards of every debug block */
-    if (GA_UNLIKELY(dbg)) ga__dbg_world_leave();
-    return rc ? rc : ga__handle_check(flags);
 }

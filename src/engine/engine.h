@@ -25,6 +25,26 @@ bool ga__is_block_start(const void *p);
 bool ga__is_heap_memory(const void *p);
 /* True when the live block at p has a mapping of its own, which freeing it may unmap. */
 bool ga__is_huge_block(const void *p);
+/* ---- the engine's block calls (src/malloc.c's entry points and the debug heap call these;
+ * nothing here goes through the debug heap) ---- */
+/* Sets ga_last_error to err and errno to ENOMEM; returns NULL. */
+void *ga__engine_fail_alloc(int err);
+/* Usable size of a block known to be live (no validation). */
+size_t ga__engine_block_usable(const void *p);
+/* ga_realloc / ga_aligned_alloc / ga_usable_size / ga_owns of the engine. Errors as those. */
+void *ga__engine_realloc(void *p, size_t size);
+void *ga__engine_aligned_alloc(size_t alignment, size_t size);
+size_t ga__engine_usable(const void *p);
+int ga__engine_owns(const void *p);
+void ga__engine_free(void *p);
+bool ga__engine_is_block_start(const void *p);
+/* Makes the engine block p (a block start) hold size bytes without moving: true if it already
+ * does without wasting more than half of it, or if it is a huge block that could be resized in
+ * place. */
+bool ga__engine_resize_in_place(void *p, size_t size);
+/* Gives the calling thread's free memory back (ga_heap_collect). Returns bytes released. */
+size_t ga__engine_collect(bool force);
+
 /* Engine half of ga_heap_check (segments, pages, free lists). 0 or GA_E*. */
 int ga__engine_check(unsigned flags);
 /* Engine half of ga_heap_stats. */

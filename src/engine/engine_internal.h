@@ -79,6 +79,13 @@ GA_INLINE ga_page_t *ga__page_of(ga_segment_t *seg, const void *p)
 /* Registry of segments and heaps, abandoned segments, huge cache: one lock, rare paths only. */
 void ga__registry_lock(void);
 void ga__registry_unlock(void);
+/* "pre: registry lock held", checked in GA_DEBUG >= 2 builds. */
+#if GA_DEBUG >= 2
+bool ga__registry_held(void);
+#define GA_ASSERT_REGISTRY_HELD() GA__ASSERT(ga__registry_held())
+#else
+#define GA_ASSERT_REGISTRY_HELD() ((void)0)
+#endif
 extern ga_segment_t *ga__all_segments;
 
 ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind);
@@ -86,7 +93,7 @@ void ga__segment_release(ga_theap_t *heap, ga_segment_t *seg);
 /* Takes one abandoned segment for heap (owner set), or NULL. */
 ga_segment_t *ga__segment_adopt(ga_theap_t *heap);
 void ga__segment_abandon(ga_segment_t *seg);
-/* In a child after fork (registry lock held): every segment of a heap other than `keep`
+/* In a child after fork (pre: registry lock held): every segment of a heap other than `keep`
  * (threads that did not survive the fork) is repaired and abandoned, so the child reuses it. */
 void ga__segment_orphan_all(const ga_theap_t *keep);
 void *ga__huge_alloc(size_t size, size_t alignment, bool zero);
@@ -161,6 +168,14 @@ size_t ga__heap_collect(ga_theap_t *heap, bool force);
 /* Double-free check for a block whose first word looks like a free-list link. */
 bool ga__block_is_free(ga_theap_t *heap, ga_page_t *page, ga_block_t *b);
 extern ga_theap_t *ga__all_heaps;
+
+/* ---- check.c ------------------------------------------------------------------------- */
+/* The checker's page and segment rules as invariants that run (GA_ASSERT_EXPENSIVE, the
+ * GA_DEBUG=3 build) at the engine's state changes, as mimalloc's mi_segment_is_valid. Called by
+ * the owner (or under the registry lock for an ownerless segment); a broken rule is reported
+ * (what, where) before the assert stops the program. */
+bool ga__page_is_valid(const ga_segment_t *seg, const ga_page_t *page);
+bool ga__segment_is_valid(const ga_segment_t *seg);
 
 /* ---- alloc.c -------------------------------------------------------------------------- */
 void ga__free_invalid(const void *p, int err, bool fatal);

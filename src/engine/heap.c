@@ -339,9 +339,9 @@ static void engine_init_once(void)
 
 void ga__engine_init(void) { pthread_once(&heaps.once, engine_init_once); }
 
-/* pre: registry lock held. */
 static ga_theap_t *heap_struct_alloc(void)
 {
+    GA_ASSERT_REGISTRY_HELD();
     ga_theap_t *heap = heaps.pool;
     if (heap) {
         heaps.pool = heap->reg_next;

@@ -43,6 +43,7 @@ void ga__page_init(ga_segment_t *seg, ga_page_t *page, unsigned cls)
     atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
     atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
     atomic_store_explicit(&page->xfree_count, 0, memory_order_relaxed);
+    GA_ASSERT_EXPENSIVE(ga__page_is_valid(seg, page));
 }
 
 void ga__page_decommit(ga_segment_t *seg, ga_page_t *page)
@@ -60,6 +61,7 @@ void ga__page_decommit(ga_segment_t *seg, ga_page_t *page)
     }
     page->capacity = 0; /* the free list lived in the blocks: carve again from scratch */
     page->free = NULL;
+    GA_ASSERT_EXPENSIVE(ga__page_is_valid(seg, page));
 }
 
 bool ga__page_extend(ga_page_t *page)
@@ -89,6 +91,8 @@ bool ga__page_extend(ga_page_t *page)
     ((ga_block_t *)(first + (size_t)(n - 1) * bs))->next = ga__encode(page, tail_next);
     page->free = (ga_block_t *)first;
     page->capacity += n;
+    GA_ASSERT_INTERNAL(page->capacity <= page->reserved);
+    GA_ASSERT_EXPENSIVE(ga__page_is_valid(ga__segment_of(page), page));
     return true;
 }
 
@@ -117,7 +121,9 @@ uint32_t ga__page_collect(ga_page_t *page)
     }
     if (last)
         page->free = (ga_block_t *)head;
+    GA_ASSERT_INTERNAL(n <= ga__page_used(page));
     ga__page_set_used(page, ga__page_used(page) - n);
     atomic_fetch_sub_explicit(&page->xfree_count, n, memory_order_relaxed);
+    GA_ASSERT_EXPENSIVE(ga__page_is_valid(ga__segment_of(page), page));
     return n;
 }

@@ -22,14 +22,17 @@ ga_segment_t *ga__all_segments;
 #define HUGE_CACHE_MAX_COUNT 16
 
 static struct {
-    pthread_mutex_t lock;
+    ga_lock_t lock;
     ga_segment_t *_Atomic abandoned;
     ga_segment_t *huge_cache;
     size_t huge_cache_bytes, huge_cache_count;
-} segs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} segs = {.lock = GA_LOCK_INIT};
 
-void ga__registry_lock(void) { pthread_mutex_lock(&segs.lock); }
-void ga__registry_unlock(void) { pthread_mutex_unlock(&segs.lock); }
+void ga__registry_lock(void) { ga__lock(&segs.lock); }
+void ga__registry_unlock(void) { ga__unlock(&segs.lock); }
+#if GA_DEBUG >= 2
+bool ga__registry_held(void) { return ga__lock_held(&segs.lock); }
+#endif
 
 void ga__count_mapped(ptrdiff_t delta)
 {
@@ -50,9 +53,9 @@ static void segmap_set(ga_segment_t *seg, bool on)
         atomic_fetch_and_explicit(&ga__segmap[i >> 6], ~bit, memory_order_release);
 }
 
-/* pre: registry lock held. */
 static void registry_add(ga_segment_t *seg)
 {
+    GA_ASSERT_REGISTRY_HELD();
     seg->all_prev = NULL;
     seg->all_next = ga__all_segments;
     if (ga__all_segments)
@@ -61,9 +64,9 @@ static void registry_add(ga_segment_t *seg)
     segmap_set(seg, true);
 }
 
-/* pre: registry lock held. */
 static void registry_remove(ga_segment_t *seg)
 {
+    GA_ASSERT_REGISTRY_HELD();
     segmap_set(seg, false);
     if (seg->all_prev)
         seg->all_prev->all_next = seg->all_next;
@@ -125,6 +128,7 @@ ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind)
     ga__registry_lock();
     registry_add(seg);
     ga__registry_unlock();
+    GA_ASSERT_EXPENSIVE(ga__segment_is_valid(seg));
     return seg;
 }
 
@@ -132,6 +136,7 @@ ga_segment_t *ga__segment_alloc(ga_theap_t *heap, ga_segment_kind_t kind)
 void ga__segment_release(ga_theap_t *heap, ga_segment_t *seg)
 {
     GA_ASSERT(seg->used_pages == 0);
+    GA_ASSERT_EXPENSIVE(ga__segment_is_valid(seg));
     if (heap && heap->live && heap->cached[seg->kind] == NULL) {
         heap->cached[seg->kind] = seg;
         return;
@@ -144,6 +149,7 @@ void ga__segment_release(ga_theap_t *heap, ga_segment_t *seg)
 
 void ga__segment_abandon(ga_segment_t *seg)
 {
+    GA_ASSERT_EXPENSIVE(ga__segment_is_valid(seg));
     ga__registry_lock();
     atomic_store_explicit(&seg->owner, NULL, memory_order_release);
     seg->prev = NULL;
@@ -174,6 +180,7 @@ static void orphan_page(ga_page_t *page)
 
 void ga__segment_orphan_all(const ga_theap_t *keep)
 {
+    GA_ASSERT_REGISTRY_HELD();
     for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
         ga_theap_t *owner = atomic_load(&seg->owner);
         if (seg->kind == GA_SEG_HUGE || owner == NULL || owner == keep)
@@ -208,6 +215,7 @@ ga_segment_t *ga__segment_adopt(ga_theap_t *heap)
         atomic_store_explicit(&seg->owner, heap, memory_order_release);
     }
     ga__registry_unlock();
+    GA_ASSERT_EXPENSIVE(seg == NULL || ga__segment_is_valid(seg));
     return seg;
 }
 
@@ -221,11 +229,12 @@ static size_t huge_start_offset(size_t alignment)
     return off;
 }
 
-/* pre: registry lock held. The smallest cached segment of at least `need` bytes, else the
- * largest smaller one (the caller tries to grow it in place). Reusing a segment saves the
- * mapping and, above all, the page faults of touching fresh memory. */
+/* The smallest cached segment of at least `need` bytes, else the largest smaller one (the
+ * caller tries to grow it in place). Reusing a segment saves the mapping and, above all, the
+ * page faults of touching fresh memory. */
 static ga_segment_t *huge_cache_take(size_t need)
 {
+    GA_ASSERT_REGISTRY_HELD();
     ga_segment_t **best = NULL, **below = NULL;
     for (ga_segment_t **link = &segs.huge_cache; *link; link = &(*link)->next) {
         size_t sz = (*link)->size;

@@ -4,9 +4,9 @@
  * LD_PRELOAD. Each entry point is a direct call into the ga_ API; misuse (double free, foreign
  * pointer) is reported on stderr and aborts, as glibc does. Errors set errno to what POSIX says.
  */
-/* The engine's alloc.c is compiled into this file so that malloc/free can be exact aliases of
- * ga_malloc/ga_free: no extra call or PLT hop on the hottest path. */
-#include "engine/alloc.c"
+/* The entry points (src/malloc.c) are compiled into this file so that malloc/free can be exact
+ * aliases of ga_malloc/ga_free: no extra call or PLT hop on the hottest path. */
+#include "malloc.c"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
