@@ -3,7 +3,7 @@
  * Shared heaps: the block allocator (size classes, thread caches, pages, large blocks).
  *
  * Small blocks (<= 16 KiB, 36 classes) live in SMALL pages: the page starts with one state byte
- * per block (ST_* in shared_internal.h), the blocks follow. Each thread keeps, per attached heap
+ * per block (ST_* in layout.h), the blocks follow. Each thread keeps, per attached heap
  * and per class, a cache of up to TC_CAP blocks in state CACHED(my slot): allocation pops one
  * and stores ALLOC(my slot) into its state byte, free CASes ALLOC(x) -> CACHED(my slot) and
  * pushes it. No lock on that path. A refill takes the class lock and turns FREE bytes of the
@@ -23,10 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-const uint32_t ga__shm_class_size[SHM_NCLASS] = {
-    16,   32,   48,   64,   80,   96,   112,  128,  160,   192,   224,   256,
-    320,  384,  448,  512,  640,  768,  896,  1024, 1280,  1536,  1792,  2048,
-    2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
+const uint32_t ga__shm_class_size[SHM_NCLASS] = SHM_CLASS_SIZES;
 
 static struct {
     uint32_t hdr[SHM_NCLASS];   /* bytes of state area (block 0 starts here) */

@@ -23,12 +23,6 @@
 #include "shared/shared_internal.h"
 #include <string.h>
 
-typedef struct {
-    uint32_t magic;
-    uint32_t index;
-    uint64_t pad;
-} hprefix_t;
-
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx)
 {
     uint32_t chunk = idx / SHM_HCHUNK_ENTRIES;
@@ -157,7 +151,7 @@ static bool entry_block_ok(shm_att_t *a, shm_hentry_t *e, uint32_t idx, size_t *
     unsigned st = 0;
     size_t u = ga__shm_block_info(a, e->data_off, &st);
     if (!u || st != ST_ALLOC(SHM_SLOT_HEAP) || e->size > u - HPREFIX) return false;
-    const hprefix_t *p = (const hprefix_t *)(a->base + e->data_off);
+    const shm_hprefix_t *p = (const shm_hprefix_t *)(a->base + e->data_off);
     if (p->magic != HPREFIX_MAGIC || p->index != idx) return false;
     if (usable) *usable = u;
     return true;
@@ -252,7 +246,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
         in->new_off = off;
         in->old_off = 0;
         atomic_store(&in->op, INTENT_HALLOC);
-        hprefix_t *p = (hprefix_t *)(a->base + off);
+        shm_hprefix_t *p = (shm_hprefix_t *)(a->base + off);
         p->magic = HPREFIX_MAGIC;
         p->index = idx;
         p->pad = 0;
@@ -351,7 +345,7 @@ static int hmove(hctx_t *c, size_t size, bool zero)
     in->old_size = osize;
     atomic_store(&in->op, INTENT_HREALLOC);
     if (noff) {
-        hprefix_t *p = (hprefix_t *)(a->base + noff);
+        shm_hprefix_t *p = (shm_hprefix_t *)(a->base + noff);
         p->magic = HPREFIX_MAGIC;
         p->index = c->idx;
         p->pad = 0;
@@ -452,7 +446,7 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p)
         ga__set_error(GA_ENOTOWNED);
         return 0;
     }
-    const hprefix_t *pre = (const hprefix_t *)(a->base + off - HPREFIX);
+    const shm_hprefix_t *pre = (const shm_hprefix_t *)(a->base + off - HPREFIX);
     uint32_t idx = pre->index;
     shm_hentry_t *e = pre->magic == HPREFIX_MAGIC ? ga__shm_hentry(a, idx) : NULL;
     ga_handle_t h = 0;

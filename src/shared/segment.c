@@ -1,50 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared heaps: the segment and its lifecycle (create, attach, detach, unlink), the process's
- * table of attachments, process slots, robust locks.
+ * table of attachments, process slots, robust locks. The design of shared heaps: the format in
+ * src/shared/layout.h, the locking and crash-safety rules in src/shared/shared_internal.h.
  *
- * ---- Design of shared heaps (src/shared/) ----------------------------------------------
- *
- * A shared heap is the POSIX shared memory object /dev/shm/ga.NAME, mapped MAP_SHARED over its
- * whole max_size by every process that attaches it (the reservation); the file itself only
- * covers what is committed (fallocate as the heap grows), so untouched space costs nothing.
- * Nothing inside refers to memory by pointer: only by offset from the segment base.
- *
- *   offset 0          shm_header_t: immutable layout fields (checked on attach, with a hash),
- *                     init state, process slots, class table, handle stripes, handle-table chunk
- *                     directory, named-object table, robust locks with their intent records
- *   page_table_off    shm_page_t[max_pages]: one descriptor per data page
- *   data_off          data pages of 64 KiB (SHM_PAGE), committed from the bottom up to npages_top
- *
- * Data pages are FREE, SMALL (blocks of one size class; the first bytes of the page hold one
- * state byte per block), LARGE head + TAILs (one block of n pages; its state byte lives in the
- * head's descriptor), or HTABLE (a chunk of 2048 handle entries).
- *
- * Ownership is exact: a block's state byte says FREE, CACHED(slot) (free, in the thread caches
- * of the process in that slot) or ALLOC(slot) (allocated by it; slot 63 = the heap: data of a
- * handle or a named object; 62 = left by a process that detached). Allocation from a cache is
- * the single store CACHED(me) -> ALLOC(me); a free is the single CAS ALLOC(x) -> CACHED(me).
- * FREE blocks change state only under the class lock (refill, flush) or the pages lock (large).
- *
- * Locks are robust, process-shared pthread mutexes: one per size class, the pages lock, one per
- * handle stripe (16), the named-object lock and the slots lock; the common path (alloc/free from
- * a thread cache) takes none. Lock order: slots > named > stripe > class > pages.
- * Crash safety: every change of shared metadata is one atomic step (state bytes, page
- * descriptors, handle words, named-object states), or a hint derived from those (partial-page
- * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
- * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
- * and the repair run by the next owner finishes or undoes it (src/shared/handle.c, src/shared/object.c,
- * src/shared/alloc.c say how for each op). Inside a logged change a freed block stays CACHED(me), so
- * no one else can reuse it before the repair has looked at it. When a process is found dead
- * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
- * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
- *
- * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
- * every offset, index, class and size read from the segment is bounds-checked before use, so
- * bad metadata gives GA_ECORRUPT, never an access outside the mapping. (A robust mutex whose
- * bytes were overwritten can still block forever: that is a denial of service, not a write.)
- *
- * ---- This file ---------------------------------------------------------------------------
  * Attachments live in a small process table (proc_lock), indexed by heap id for handles.
  * Initialization: the creator makes the file with O_EXCL, takes flock(LOCK_EX) before it gives
  * the file any size, and sets init_state = READY last. An attacher takes flock(LOCK_SH): when it
@@ -176,7 +135,7 @@ static int compute_layout(uint64_t max_size, layout_t *l)
 {
     if (max_size < SHM_MIN_SIZE || max_size > SHM_MAX_SIZE) return GA_EINVAL;
     l->max_size = (max_size + SHM_PAGE - 1) & ~(SHM_PAGE - 1);
-    l->pt_off = (sizeof(shm_header_t) + 4095) & ~(uint64_t)4095;
+    l->pt_off = (sizeof(shm_header_t) + SHM_PT_ALIGN - 1) & ~(uint64_t)(SHM_PT_ALIGN - 1);
     uint64_t pages = (l->max_size - l->pt_off) / (SHM_PAGE + sizeof(shm_page_t));
     for (;; pages--) {
         uint64_t d = (l->pt_off + pages * sizeof(shm_page_t) + SHM_PAGE - 1) & ~(SHM_PAGE - 1);

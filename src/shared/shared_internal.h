@@ -1,72 +1,45 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared heaps: the segment layout and the declarations shared by the files of src/shared/.
- * Never installed. See the block comment at the top of src/shared/segment.c for the whole design;
- * this header only holds the structs (each with its invariants beside it) and the cross-file
- * helpers (ga__shm_*).
+ * Shared heaps: process-local state (attachments, thread caches) and the declarations shared by
+ * the files of src/shared/ (ga__shm_*). Never installed. The bytes in the segment are described
+ * by shared/layout.h alone; this header says how the code keeps them consistent.
  *
- * Everything inside the segment refers to memory by 64-bit offsets from the segment base (never
- * pointers): the segment is mapped at a different address in each process.
+ * Locks are robust, process-shared pthread mutexes: one per size class, the pages lock, one per
+ * handle stripe (16), the named-object lock and the slots lock; the common path (alloc/free from
+ * a thread cache) takes none. Allocation from a cache is the single store CACHED(me) ->
+ * ALLOC(me); a free is the single CAS ALLOC(x) -> CACHED(me). FREE blocks change state only under
+ * the class lock (refill, flush) or the pages lock (large). Lock order: slots > named > stripe >
+ * class > pages.
+ *
+ * Crash safety: every change of shared metadata is one atomic step (state bytes, page
+ * descriptors, handle words, named-object states), or a hint derived from those (partial-page
+ * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
+ * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
+ * and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
+ * src/shared/object.c, src/shared/alloc.c say how for each op). Inside a logged change a freed
+ * block stays CACHED(me), so no one else can reuse it before the repair has looked at it. When a
+ * process is found dead (ga__shm_recover), every lock is taken once (running the repairs), then
+ * its CACHED blocks go back to the free pool; its ALLOC blocks stay, reported, until
+ * ga_shared_reclaim_dead.
+ *
+ * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
+ * every offset, index, class and size read from the segment is bounds-checked before use, so
+ * bad metadata gives GA_ECORRUPT, never an access outside the mapping. (A robust mutex whose
+ * bytes were overwritten can still block forever: that is a denial of service, not a write.)
  */
 #ifndef GA_SHARED_INTERNAL_H
 #define GA_SHARED_INTERNAL_H
 
 #include "shared/shared.h"
+#include "shared/layout.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>
 
-/* ---- constants ------------------------------------------------------------------------- */
+/* ---- process-local constants ---------------------------------------------------------- */
 
-#define SHM_MAGIC       0x3150414548534147ull /* "GASHEAP1" little-endian */
-#define SHM_VERSION     1u
-#define SHM_PAGE_SHIFT  16
-#define SHM_PAGE        ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
-#define SHM_MIN_SIZE    ((uint64_t)1 << 20)             /* smallest max_size: 1 MiB */
-#define SHM_MAX_SIZE    ((uint64_t)1 << 36)             /* largest max_size: 64 GiB */
-#define SHM_PREFIX      "ga."                           /* /dev/shm/ga.NAME */
-#define SHM_NAME_MAX    200                             /* heap name length */
-#define SHM_OBJNAME_MAX 63                              /* named object name length */
-
-/* Owner slots: 0..61 are attached processes, 62 = left behind by a process that detached
- * cleanly, 63 = the heap itself (blocks referenced by a handle or a named object). */
-#define SHM_SLOTS       64
-#define SHM_PROC_SLOTS  62
-#define SHM_SLOT_ORPHAN 62
-#define SHM_SLOT_HEAP   63
-
-/* Block state byte (one per small block, one in each large block's head page descriptor).
- * Every transition is one atomic byte operation:
- *   FREE -> CACHED(s)      only under the class lock (refill), or the pages lock (large)
- *   CACHED(s) -> ALLOC(s)  only by process s (allocation from its cache)
- *   ALLOC(x) -> CACHED(s)  CAS by any process s (free; double frees lose the CAS)
- *   CACHED(s) -> FREE      only under the class / pages lock (flush, recovery of dead s)
- *   ALLOC(s) -> ALLOC(t)   CAS (ownership handover: to the heap, or to ORPHAN on detach)
- * So FREE blocks change hands only under a lock, and a block freed by process s stays in s's
- * hands (CACHED(s)) until s flushes it or s is found dead and recovered. */
-#define ST_FREE      0x00u
-#define ST_CACHED(s) (0x40u | (unsigned)(s))
-#define ST_ALLOC(s)  (0x80u | (unsigned)(s))
-#define ST_KIND(b)   ((b)&0xC0u)
-#define ST_SLOT(b)   ((b)&0x3Fu)
-#define ST_KCACHED   0x40u
-#define ST_KALLOC    0x80u
-
-/* Size classes: 16 .. 16384 bytes, four per doubling. Larger blocks take whole pages. */
-#define SHM_NCLASS    36
-#define SHM_SMALL_MAX 16384u
-
-/* Page descriptor word (atomic, 64 bits): kind:8 | owner:8 | class:8 | pad:8 | n:32.
- * FREE: unused page. SMALL: blocks of class `class`, their state bytes at the page start.
- * LARGE: head of a run of n pages, owner = the block's state byte. TAIL: n = the head's index.
- * HTABLE: a chunk of the handle table (listed in hdr->hchunk[]). */
-enum { PG_FREE = 0, PG_SMALL = 1, PG_LARGE = 2, PG_TAIL = 3, PG_HTABLE = 4 };
-#define PD_MAKE(kind, owner, cls, n)                                                               \
-    ((uint64_t)(kind) | ((uint64_t)(owner) << 8) | ((uint64_t)(cls) << 16) | ((uint64_t)(n) << 32))
-#define PD_KIND(d)  ((unsigned)((d)&0xFF))
-#define PD_OWNER(d) ((unsigned)(((d) >> 8) & 0xFF))
-#define PD_CLASS(d) ((unsigned)(((d) >> 16) & 0xFF))
-#define PD_N(d)     ((uint32_t)((d) >> 32))
+#define SHM_PREFIX   "ga." /* /dev/shm/ga.NAME */
+#define SHM_NAME_MAX 200   /* heap name length */
 
 /* Handles: h % 16 == 8; bits 4..27 entry index, 28..51 generation, 52..62 heap id. */
 #define H_INDEX(h)  ((uint32_t)(((h) >> 4) & 0xFFFFFF))
@@ -75,140 +48,6 @@ enum { PG_FREE = 0, PG_SMALL = 1, PG_LARGE = 2, PG_TAIL = 3, PG_HTABLE = 4 };
 #define H_MAKE(idx, gen, id)                                                                       \
     ((ga_handle_t)8 | ((ga_handle_t)(idx) << 4) | ((ga_handle_t)(gen) << 28) |                     \
      ((ga_handle_t)(id) << 52))
-#define SHM_HCHUNK_ENTRIES (SHM_PAGE / sizeof(shm_hentry_t))
-#define SHM_HCHUNKS_MAX    8192 /* 8192 * 2048 = 2^24 entries, the index field's range */
-#define SHM_NSTRIPES       16   /* with the 36 class locks, the checker holds < 64 locks (TSan) */
-/* Handle entry word: gen:24 | live:1 | pad:7 | locks:8 | flags:8 | pad:16 */
-#define HW_GEN(w)   ((uint32_t)((w)&0xFFFFFF))
-#define HW_LIVE     ((uint64_t)1 << 24)
-#define HW_LOCKS(w) ((unsigned)(((w) >> 32) & 0xFF))
-#define HW_FLAGS(w) ((unsigned)(((w) >> 40) & 0xFF))
-#define HW_MAKE(gen, live, locks, flags)                                                           \
-    ((uint64_t)(gen) | ((live) ? HW_LIVE : 0) | ((uint64_t)(locks) << 32) |                        \
-     ((uint64_t)(flags) << 40))
-/* Handle data blocks start with this prefix (so ga_handle_from_ptr can find the entry). */
-#define HPREFIX_MAGIC 0x48414e44u /* "HAND" */
-#define HPREFIX       16u
-
-#define SHM_NAMED_MAX 1024 /* named objects per heap (open addressing, power of two) */
-
-/* ---- the segment ----------------------------------------------------------------------- */
-
-/* An intent record: written before a multi-step change made under the lock beside it, and
- * cleared after. The next owner of the lock (after EOWNERDEAD) reads it to finish or undo. */
-typedef struct shm_intent_s {
-    _Atomic uint32_t op; /* INTENT_* (0 = none) */
-    uint32_t idx;        /* entry index or page index */
-    uint32_t slot;       /* the process slot doing it */
-    uint32_t pad;
-    uint64_t new_off, old_off; /* blocks involved (0 = none) */
-    uint64_t new_size, old_size;
-} shm_intent_t;
-enum {
-    INTENT_NONE = 0,
-    INTENT_HALLOC,   /* handle entry idx gets block new_off */
-    INTENT_HREALLOC, /* entry idx moves from old_off/old_size to new_off/new_size */
-    INTENT_HFREE,    /* entry idx freed; its block old_off goes too */
-    INTENT_OCREATE,  /* named entry idx gets block new_off */
-    INTENT_OREMOVE,  /* named entry idx removed; its block old_off goes too */
-    INTENT_PALLOC,   /* pages idx .. idx+new_size-1 become a large block / small page */
-    INTENT_PFREE,    /* large block at page idx (new_size pages) returns to the free pool */
-};
-
-/* A process slot. pid != 0 means taken; the process is alive when pid exists (kill 0), is no
- * zombie and, where /proc can tell, has the recorded start time (pids are reused). Written
- * under hdr->slots_lock. pids are only meaningful within one pid namespace. */
-typedef struct shm_slot_s {
-    _Atomic int32_t pid;
-    _Atomic uint32_t recovered; /* dead slot whose cached blocks were already given back */
-    uint64_t start_time;        /* /proc/PID/stat field 22 */
-} shm_slot_t;
-
-/* Central state of one size class. partial: pages of the class that have free blocks (a
- * hint: rebuilt from the state bytes after a holder died). Protected by lock. */
-typedef struct shm_class_s {
-    pthread_mutex_t lock;
-    uint32_t partial_head; /* page index + 1, 0 = none */
-    uint32_t npages;       /* pages of this class (hint) */
-} __attribute__((aligned(GA_CACHE_LINE))) shm_class_t;
-
-/* Per page: the atomic descriptor and the class's bookkeeping for it (under the class lock). */
-typedef struct shm_page_s {
-    _Atomic uint64_t desc;
-    uint32_t next_partial; /* page index + 1 */
-    uint32_t free_count;   /* FREE blocks in the page (hint, recounted on repair) */
-    uint32_t scan;         /* where the next refill scan starts */
-    uint32_t in_partial;
-    uint32_t owner; /* slot + 1 of the process that refilled from it last (a hint) */
-    uint32_t pad_;
-} shm_page_t;
-
-/* One handle-table entry. data_off: block start (the data is HPREFIX bytes further), 0 when
- * discarded. Entries of stripe s are s, s+16, s+32, ...; the stripe lock protects them. */
-typedef struct shm_hentry_s {
-    _Atomic uint64_t word;
-    uint64_t data_off;
-    uint64_t size;
-    uint32_t next_free; /* entry index + 1 */
-    uint32_t pad_;
-} shm_hentry_t;
-
-typedef struct shm_stripe_s {
-    pthread_mutex_t lock;
-    shm_intent_t intent;
-    uint32_t free_head; /* entry index + 1 */
-    uint32_t next_k;    /* entries s + k*16 for k < next_k have been used */
-} __attribute__((aligned(GA_CACHE_LINE))) shm_stripe_t;
-
-/* A named object. state LIVE is published last (release), after name, size and data_off. */
-typedef struct shm_named_s {
-    _Atomic uint32_t state; /* NAMED_EMPTY, NAMED_LIVE, NAMED_TOMB */
-    uint32_t hash;
-    uint64_t data_off;
-    uint64_t size;
-    char name[SHM_OBJNAME_MAX + 1];
-    uint64_t pad_;
-} shm_named_t;
-enum { NAMED_EMPTY = 0, NAMED_LIVE = 1, NAMED_TOMB = 2 };
-
-enum { INIT_NONE = 0, INIT_BUSY = 1, INIT_READY = 2 };
-
-/* The header at offset 0. The first block (magic .. layout_sum) never changes after creation
- * and is verified on every attach; every offset used later is recomputed from max_size, never
- * read from the segment. */
-typedef struct shm_header_s {
-    uint64_t magic;
-    uint32_t version;
-    uint32_t header_size;
-    uint64_t max_size;
-    uint64_t max_pages;
-    uint64_t page_table_off;
-    uint64_t data_off;
-    uint32_t heap_id; /* 1..2047 */
-    uint32_t mode;
-    uint64_t layout_sum; /* hash of the fields above */
-
-    _Atomic uint32_t init_state;
-    int32_t creator_pid;
-    uint64_t created_time;
-    _Atomic uint64_t npages_top; /* data pages committed (file covers them) */
-    _Atomic uint64_t attach_count;
-    _Atomic uint64_t repairs; /* locks taken over from dead holders (EOWNERDEAD) */
-
-    pthread_mutex_t slots_lock;
-    pthread_mutex_t pages_lock;
-    shm_intent_t pages_intent;
-    uint32_t pages_hint; /* no free page below this index (hint) */
-    pthread_mutex_t named_lock;
-    shm_intent_t named_intent;
-    uint32_t named_count;
-
-    shm_slot_t slots[SHM_SLOTS];
-    shm_class_t classes[SHM_NCLASS];
-    shm_stripe_t stripes[SHM_NSTRIPES];
-    _Atomic uint32_t hchunk[SHM_HCHUNKS_MAX]; /* page index + 1 of each handle-table chunk */
-    shm_named_t named[SHM_NAMED_MAX];
-} shm_header_t;
 
 /* ---- process-local state --------------------------------------------------------------- */
 
