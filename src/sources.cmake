@@ -31,7 +31,11 @@ set(GA_HANDLE_SOURCES
 
 # Shared heaps: named heaps in shared memory.
 set(GA_SHARED_SOURCES
+  src/shared/name.c
+  src/shared/lock.c
+  src/shared/slot.c
   src/shared/segment.c
+  src/shared/attach.c
   src/shared/alloc.c
   src/shared/handle.c
   src/shared/object.c

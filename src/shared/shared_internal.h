@@ -84,11 +84,11 @@ typedef struct shm_tcache_s {
     uint64_t off[SHM_NCLASS][TC_SLOTS];
 } shm_tcache_t;
 
-/* ---- src/shared/segment.c ------------------------------------------------------------------ */
+/* ---- src/shared/attach.c: the attachment table ------------------------------------------ */
 
 /* Validates heap and returns its attachment, or NULL + ga_last_error GA_EINVAL. */
 shm_att_t *ga__shm_att(ga_heap_t *heap);
-/* The attachment table and this thread's last hit in it (src/shared/segment.c). */
+/* The attachment table and this thread's last hit in it. */
 extern _Atomic(shm_att_t *) ga__shm_atts[ATT_MAX];
 extern GA_TLS unsigned ga__shm_last_att;
 /* ga__shm_att with its common case inlined: heap is the attachment this thread used last.
@@ -104,20 +104,51 @@ GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */
 shm_att_t *ga__shm_att_by_ptr(const void *p);
-/* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
- * repair(att, arg) while holding the lock, then marks the lock consistent. */
-int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *), void *arg);
-void ga__shm_unlock(pthread_mutex_t *m);
-/* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
-int ga__shm_slot_alive(shm_att_t *a, unsigned s);
 /* Process mutex for the attachment table and the thread-cache list. */
 void ga__shm_proc_lock(void);
 void ga__shm_proc_unlock(void);
-uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
+
+/* ---- src/shared/segment.c: the file and its mapping -------------------------------------- */
+
+/* Opens the file at path and maps the segment into a, creating or re-initializing it as flags
+ * allow (GA_SHARED_*). 0 or GA_E*; *created = 1 when this call made the heap. */
+int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
+                         int *created);
+/* True when path still names the file a has open (not unlinked and made again). */
+bool ga__shm_segment_is(shm_att_t *a, const char *path);
+/* Unmaps a's segment and closes its file (either may be absent). */
+void ga__shm_segment_close(shm_att_t *a);
 /* npages_top clamped to what the file covers (fstat); updates a->known_top. */
 uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t);
 /* Grows the committed data pages to at least `pages` (pages lock held). 0 or GA_E*. */
 int ga__shm_commit(shm_att_t *a, uint64_t pages);
+
+/* ---- src/shared/name.c ------------------------------------------------------------------- */
+
+/* True when name is 1..max printable ASCII characters without '/', '\\' or "..". */
+bool ga__shm_name_ok(const char *name, size_t max);
+/* The shm_open path of heap `name` ("/ga.NAME") into out. 0 or GA_ENAME. */
+int ga__shm_path(const char *name, char *out, size_t cap);
+/* FNV-1a of n bytes at p, continuing from h (SHM_FNV_BASIS to start). */
+uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
+
+/* ---- src/shared/lock.c: robust locks ----------------------------------------------------- */
+
+/* Makes m a robust, process-shared mutex. 0 or an errno value. */
+int ga__shm_mutex_init(pthread_mutex_t *m);
+/* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
+ * repair(att, arg) while holding the lock, then marks the lock consistent. */
+int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *), void *arg);
+void ga__shm_unlock(pthread_mutex_t *m);
+
+/* ---- src/shared/slot.c: process slots ---------------------------------------------------- */
+
+/* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
+int ga__shm_slot_alive(shm_att_t *a, unsigned s);
+/* Claims a free slot for this process into *out. 0, GA_EFULL or GA_ECORRUPT. */
+int ga__shm_slot_claim(shm_att_t *a, unsigned *out);
+/* Frees a's slot (detach, or an open that failed after its claim). */
+void ga__shm_slot_release(shm_att_t *a);
 
 /* ---- src/shared/alloc.c -------------------------------------------------------------------- */
 
