@@ -36,6 +36,9 @@ set(GA_SHARED_SOURCES
   src/shared/slot.c
   src/shared/segment.c
   src/shared/attach.c
+  src/shared/size_class.c
+  src/shared/page.c
+  src/shared/small.c
   src/shared/alloc.c
   src/shared/handle.c
   src/shared/object.c

@@ -150,9 +150,99 @@ int ga__shm_slot_claim(shm_att_t *a, unsigned *out);
 /* Frees a's slot (detach, or an open that failed after its claim). */
 void ga__shm_slot_release(shm_att_t *a);
 
-/* ---- src/shared/alloc.c -------------------------------------------------------------------- */
+/* ---- src/shared/size_class.c: size classes, SMALL page geometry -------------------------- */
 
 extern const uint32_t ga__shm_class_size[SHM_NCLASS];
+/* Per-class geometry (computed at load time from the class sizes, never read from the segment). */
+typedef struct shm_geometry_s {
+    uint32_t hdr[SHM_NCLASS];   /* bytes of state area (block 0 starts here) */
+    uint32_t count[SHM_NCLASS]; /* blocks per page */
+    uint64_t recip[SHM_NCLASS]; /* floor(2^32 / size) + 1: rel / size == rel * recip >> 32,
+                                 * exact for rel < 2^16 and size <= 2^16 */
+} shm_geometry_t;
+extern shm_geometry_t ga__shm_geo;
+static inline uint32_t ga__shm_class_hdr(unsigned c)
+{
+    return ga__shm_geo.hdr[c];
+}
+static inline uint32_t ga__shm_class_count(unsigned c)
+{
+    return ga__shm_geo.count[c];
+}
+/* The class of a small request (s <= SHM_SMALL_MAX). */
+static inline unsigned ga__shm_size_class(size_t s)
+{
+    if (s <= 128) return s ? (unsigned)((s - 1) >> 4) : 0;
+    unsigned lg = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1));
+    unsigned k = (unsigned)((s - 1) >> (lg - 2)); /* 4..7 */
+    return 8 + (lg - 7) * 4 + (k - 4);
+}
+
+/* ---- src/shared/page.c: the page table and the page pool -------------------------------- */
+
+/* Data pages committed: npages_top, never past what the file covers nor max_pages. */
+static inline uint64_t ga__shm_top_pages(shm_att_t *a)
+{
+    uint64_t t = atomic_load_explicit(&a->hdr->npages_top, memory_order_acquire);
+    return GA_LIKELY(t <= a->known_top) ? t : ga__shm_top_slow(a, t);
+}
+/* The state bytes at the start of SMALL page `page`. */
+static inline _Atomic uint8_t *ga__shm_state_bytes(shm_att_t *a, uint64_t page)
+{
+    return (_Atomic uint8_t *)(a->base + a->data_off + page * SHM_PAGE);
+}
+/* Validated pointer to page i's record, NULL when i is past the committed top. */
+shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i);
+int ga__shm_lock_pages(shm_att_t *a);
+/* Repair callback of the pages lock (arg unused). */
+void ga__shm_repair_pages(shm_att_t *a, void *arg);
+/* Allocates a run of n pages: a large block owned by `owner` (state byte), n >= 1.
+ * The page index or UINT64_MAX (*err set). */
+uint64_t ga__shm_large_alloc(shm_att_t *a, uint64_t n, unsigned owner, int *err);
+/* Large block at page (CACHED or ALLOC) back to the page pool. */
+int ga__shm_large_release(shm_att_t *a, uint64_t page, unsigned expect);
+/* A fresh SMALL page for class c (class lock held). Its index or UINT64_MAX (*err set). */
+uint64_t ga__shm_page_new_small(shm_att_t *a, unsigned c, int *err);
+/* Makes sure handle-table chunk `chunk` exists (a zeroed PG_HTABLE page). 0 or GA_E*. */
+int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk);
+
+/* ---- src/shared/small.c: small blocks, thread caches ------------------------------------ */
+
+/* Thread-cache entries pack the block offset (< 2^40) with its index in the page. */
+#define TC_OFF(e)         ((e) & (((uint64_t)1 << 40) - 1))
+#define TC_IDX(e)         ((uint32_t)((e) >> 48))
+#define TC_PACK(off, idx) ((off) | ((uint64_t)(idx) << 48))
+/* This thread's cache per attachment index (NULL until first use). */
+extern GA_TLS shm_tcache_t *ga__shm_tl_tc[ATT_MAX];
+/* Makes or resets this thread's cache for a. NULL when it cannot be mapped. */
+shm_tcache_t *ga__shm_tc_slow(shm_att_t *a);
+/* This thread's cache for a: the common case inline. */
+static inline shm_tcache_t *ga__shm_tc_get(shm_att_t *a)
+{
+    shm_tcache_t *tc = ga__shm_tl_tc[a->index];
+    if (GA_LIKELY(tc && tc->att == a && tc->serial == a->serial)) return tc;
+    return ga__shm_tc_slow(a);
+}
+/* Fills tc's empty-ish list of class c from the class's pages (takes the class lock). 0 or
+ * GA_E* (GA_EFULL: no page left). */
+int ga__shm_refill(shm_att_t *a, shm_tcache_t *tc, unsigned c);
+/* Moves all but `keep` (the newest) cached blocks of class c back to the free pool. */
+void ga__shm_flush_class(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint32_t keep);
+/* Flushes every cache of attachment a in this process (detach). */
+void ga__shm_flush_all(shm_att_t *a);
+/* fork handling of the thread-cache list: 0 prepare (lock), 1 parent (unlock), 2 child (forget
+ * every cache: they hold the parent's blocks; unlock). */
+void ga__shm_tcache_fork(int phase);
+int ga__shm_lock_class(shm_att_t *a, unsigned c);
+/* Repair callback of class lock (unsigned)(uintptr_t)arg. */
+void ga__shm_repair_class(shm_att_t *a, void *arg);
+/* Under the class lock: turns a CACHED/ALLOC small block back to FREE (recovery). */
+void ga__shm_small_release_locked(shm_att_t *a, uint64_t page, uint32_t idx);
+/* Gives wholly free small pages back to the page pool; returns how many. */
+uint64_t ga__shm_trim(shm_att_t *a);
+
+/* ---- src/shared/alloc.c: allocation, lookup, free --------------------------------------- */
+
 /* Allocates a block owned by this process's slot: its offset, or 0 (error set). */
 uint64_t ga__shm_alloc_off(shm_att_t *a, size_t size, bool zero);
 /* Frees block off. in_window: inside a logged change (the block stays CACHED(me) and is not
@@ -166,29 +256,6 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off);
 size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state);
 /* CAS the state of block off from `from` to `to`. true on success. */
 bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
-/* Gives wholly free small pages back to the page pool; returns how many. */
-uint64_t ga__shm_trim(shm_att_t *a);
-/* Flushes every cache of attachment a in this process (detach). */
-void ga__shm_flush_all(shm_att_t *a);
-/* fork handling of the thread-cache list: 0 prepare (lock), 1 parent (unlock), 2 child (forget
- * every cache: they hold the parent's blocks; unlock). */
-void ga__shm_tcache_fork(int phase);
-/* Repair callbacks for the class and pages locks (arg: class index / NULL). */
-void ga__shm_repair_class(shm_att_t *a, void *arg);
-void ga__shm_repair_pages(shm_att_t *a, void *arg);
-int ga__shm_lock_class(shm_att_t *a, unsigned c);
-int ga__shm_lock_pages(shm_att_t *a);
-/* Under the class lock: turns a CACHED/ALLOC small block back to FREE (recovery). */
-void ga__shm_small_release_locked(shm_att_t *a, uint64_t page, uint32_t idx);
-/* Large block at page (CACHED or ALLOC) back to the page pool. */
-int ga__shm_large_release(shm_att_t *a, uint64_t page, unsigned expect);
-/* Makes sure handle-table chunk `chunk` exists (a zeroed PG_HTABLE page). 0 or GA_E*. */
-int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk);
-/* Validated pointer to page i's record, NULL when i is past the committed top. */
-shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i);
-/* Per-class geometry (local constants, never read from the segment). */
-uint32_t ga__shm_class_hdr(unsigned c);
-uint32_t ga__shm_class_count(unsigned c);
 
 /* ---- src/shared/handle.c / src/shared/object.c ------------------------------------------------- */
 
