@@ -8,10 +8,9 @@
  * attachments are ATT_INHERITED (they belong to the parent) and refuse every use.
  */
 #include "shared/shared_internal.h"
+#include "os/os.h"
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static struct {
     pthread_mutex_t lock;
@@ -123,14 +122,13 @@ const char *ga_shared_name(ga_heap_t *heap)
 static void att_free(shm_att_t *a)
 {
     ga__shm_segment_close(a);
-    munmap(a, sizeof *a);
+    ga__shm_local_free(a, sizeof *a);
 }
 
 static shm_att_t *att_new(const char *name, int fd)
 {
-    shm_att_t *a =
-        mmap(NULL, sizeof *a, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (a == MAP_FAILED) return NULL;
+    shm_att_t *a = ga__shm_local_alloc(sizeof *a);
+    if (!a) return NULL;
     memset(a, 0, sizeof *a);
     a->magic = ATT_MAGIC;
     a->fd = fd;
@@ -218,7 +216,7 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
     }
     if (rc || other) {
         if (slot) ga__shm_slot_release(a);
-        if (rc && *created) shm_unlink(path);
+        if (rc && *created) ga__os_shm_unlink(path);
         if (rc) *created = 0;
         att_free(a);
         if (rc) ga__set_error(rc);

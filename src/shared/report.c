@@ -10,12 +10,11 @@
  * valid gives GA_ECORRUPT. Output goes through a stack buffer straight to the fd.
  */
 #include "shared/shared_internal.h"
-#include <errno.h>
+#include "os/os.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define DEAD_LIST 8 /* blocks listed per exited process */
 
@@ -27,15 +26,7 @@ typedef struct {
 
 static void out_flush(out_t *o)
 {
-    size_t done = 0;
-    while (o->fd >= 0 && done < o->n) {
-        ssize_t w = write(o->fd, o->buf + done, o->n - done);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            break;
-        }
-        done += (size_t)w;
-    }
+    if (o->fd >= 0) ga__os_write_all(o->fd, o->buf, o->n); /* on an error the rest is dropped */
     o->n = 0;
 }
 

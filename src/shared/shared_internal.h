@@ -32,9 +32,9 @@
 
 #include "shared/shared.h"
 #include "shared/layout.h"
+#include "os/os.h"
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/types.h>
 
 /* ---- process-local constants ---------------------------------------------------------- */
 
@@ -83,6 +83,19 @@ typedef struct shm_tcache_s {
     uint32_t n[SHM_NCLASS];
     uint64_t off[SHM_NCLASS][TC_SLOTS];
 } shm_tcache_t;
+
+/* Process-local memory (attachments, thread caches): zeroed pages straight from the OS, never
+ * from a globalalloc heap. */
+static inline void *ga__shm_local_alloc(size_t size)
+{
+    size_t page = ga__os_page_size();
+    return ga__os_map_aligned((size + page - 1) & ~(page - 1), page);
+}
+static inline void ga__shm_local_free(void *p, size_t size)
+{
+    size_t page = ga__os_page_size();
+    ga__os_unmap(p, (size + page - 1) & ~(page - 1));
+}
 
 /* ---- src/shared/attach.c: the attachment table ------------------------------------------ */
 

@@ -6,37 +6,7 @@
  * taken for dead.
  */
 #include "shared/shared_internal.h"
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-/* Reads state and start time of pid from /proc. false if there is no such process. */
-static bool proc_stat(int pid, char *state, uint64_t *start)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return false;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ') return false;
-    p += 2;
-    *state = *p;
-    for (int field = 3; field < 22; field++) { /* skip to field 22, starttime */
-        p = strchr(p, ' ');
-        if (!p) return false;
-        p++;
-    }
-    *start = strtoull(p, NULL, 10);
-    return true;
-}
+#include "os/os.h"
 
 int ga__shm_slot_alive(shm_att_t *a, unsigned s)
 {
@@ -44,13 +14,13 @@ int ga__shm_slot_alive(shm_att_t *a, unsigned s)
     shm_slot_t *sl = &a->hdr->slots[s];
     int pid = atomic_load(&sl->pid);
     if (pid == 0) return -1;
-    if (s == a->slot && a->state == ATT_OPEN && pid == getpid()) return 1;
-    if (pid < 0 || (kill(pid, 0) != 0 && errno == ESRCH)) return 0;
+    if (s == a->slot && a->state == ATT_OPEN && pid == ga__os_pid()) return 1;
+    if (pid < 0 || !ga__os_pid_exists(pid)) return 0;
     /* The pid exists: is it a zombie, or another process that reuses the pid? Without /proc
      * we cannot tell, and a live process must never be taken for dead: assume alive. */
     char st;
     uint64_t start;
-    if (!proc_stat(pid, &st, &start)) return 1;
+    if (!ga__os_proc_stat(pid, &st, &start)) return 1;
     if (st == 'Z' || st == 'X' || (sl->start_time && start != sl->start_time)) return 0;
     return 1;
 }
@@ -59,7 +29,7 @@ int ga__shm_slot_claim(shm_att_t *a, unsigned *out)
 {
     char st;
     uint64_t start = 0;
-    if (!proc_stat(getpid(), &st, &start)) start = 0;
+    if (!ga__os_proc_stat(ga__os_pid(), &st, &start)) start = 0;
     shm_header_t *h = a->hdr;
     int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
     if (rc) return rc;
@@ -68,7 +38,7 @@ int ga__shm_slot_claim(shm_att_t *a, unsigned *out)
         if (atomic_load(&h->slots[s].pid) == 0) {
             h->slots[s].start_time = start;
             atomic_store(&h->slots[s].recovered, 0);
-            atomic_store(&h->slots[s].pid, (int32_t)getpid()); /* the claim: one store */
+            atomic_store(&h->slots[s].pid, (int32_t)ga__os_pid()); /* the claim: one store */
             *out = s;
             rc = 0;
             break;

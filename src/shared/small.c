@@ -14,7 +14,6 @@
  */
 #include "shared/shared_internal.h"
 #include <string.h>
-#include <sys/mman.h>
 
 /* ---- class state (class lock) ---------------------------------------------------------- */
 
@@ -145,7 +144,7 @@ static void tc_thread_exit(void *arg)
         }
         pthread_mutex_unlock(&tc_list_lock);
         ga__shm_tl_tc[i] = NULL;
-        munmap(tc, sizeof *tc);
+        ga__shm_local_free(tc, sizeof *tc);
     }
     ga__shm_proc_unlock();
 }
@@ -160,8 +159,8 @@ GA_NOINLINE shm_tcache_t *ga__shm_tc_slow(shm_att_t *a)
     shm_tcache_t *tc = ga__shm_tl_tc[a->index];
     if (!tc) {
         pthread_once(&tc_once, tc_init);
-        tc = mmap(NULL, sizeof *tc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (tc == MAP_FAILED) return NULL;
+        tc = ga__shm_local_alloc(sizeof *tc);
+        if (!tc) return NULL;
         pthread_mutex_lock(&tc_list_lock);
         tc->next = tc_all;
         tc_all = tc;
