@@ -168,6 +168,12 @@ small_cached:;
     return 0;
 }
 
+void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st)
+{
+    unsigned cur;
+    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
+}
+
 void ga__shm_after_window(shm_att_t *a, uint64_t off)
 {
     blockref_t b;

@@ -14,7 +14,7 @@
 
 static struct {
     pthread_mutex_t lock;
-    _Atomic(shm_att_t *) by_id[2048];
+    _Atomic(shm_att_t *) by_id[SHM_HEAPID_MAX + 1];
     uint64_t serial;
     pthread_once_t once;
 } procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
@@ -52,7 +52,7 @@ static void fork_child(void)
     for (unsigned i = 0; i < ATT_MAX; i++)
         if (ga__shm_atts[i] && ga__shm_atts[i]->state == ATT_OPEN)
             ga__shm_atts[i]->state = ATT_INHERITED;
-    for (unsigned i = 0; i < 2048; i++)
+    for (unsigned i = 0; i <= SHM_HEAPID_MAX; i++)
         atomic_store(&procs.by_id[i], NULL);
     pthread_mutex_unlock(&procs.lock);
 }
@@ -83,7 +83,7 @@ shm_att_t *ga__shm_att(ga_heap_t *heap)
 shm_att_t *ga__shm_att_by_id(unsigned heap_id)
 {
     shm_att_t *a =
-        heap_id < 2048 ? atomic_load_explicit(&procs.by_id[heap_id], memory_order_acquire) : NULL;
+        heap_id <= SHM_HEAPID_MAX ? atomic_load_explicit(&procs.by_id[heap_id], memory_order_acquire) : NULL;
     if (!a || a->state != ATT_OPEN) ga__set_error(GA_EHANDLE);
     return a && a->state == ATT_OPEN ? a : NULL;
 }
@@ -238,8 +238,7 @@ static void orphan_blocks(shm_att_t *a)
             ga__shm_block_cas(a, a->data_off + p * SHM_PAGE, me, to);
         } else if (PD_KIND(d) == PG_SMALL && PD_CLASS(d) < SHM_NCLASS) {
             unsigned c = PD_CLASS(d);
-            uint64_t pbase = a->data_off + p * SHM_PAGE;
-            _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + pbase);
+            _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
             for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
                 uint8_t e = (uint8_t)me;
                 if (atomic_load_explicit(&st[i], memory_order_relaxed) == me)

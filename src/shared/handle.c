@@ -50,13 +50,6 @@ static inline void unlock_stripe(shm_att_t *a, unsigned s)
     ga__shm_unlock(&a->hdr->stripes[s].lock);
 }
 
-/* Frees block off if it still has state `st` (repair: a dead process's half-done change). */
-static void free_if(shm_att_t *a, uint64_t off, unsigned st)
-{
-    unsigned cur;
-    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
-}
-
 static void repair_intent(shm_att_t *a, shm_intent_t *in)
 {
     unsigned op = atomic_load(&in->op);
@@ -68,19 +61,19 @@ static void repair_intent(shm_att_t *a, shm_intent_t *in)
         if ((w & HW_LIVE) && e->data_off == in->new_off)
             ga__shm_block_cas(a, in->new_off, dead, heap);
         else
-            free_if(a, in->new_off, dead);
+            ga__shm_free_if(a, in->new_off, dead);
     } else if (e && op == INTENT_HREALLOC) {
         if (e->data_off == in->new_off) { /* committed: finish */
             e->size = in->new_size;
             ga__shm_block_cas(a, in->new_off, dead, heap);
-            free_if(a, in->old_off, heap);
+            ga__shm_free_if(a, in->old_off, heap);
         } else { /* not committed: undo */
             e->size = in->old_size;
-            free_if(a, in->new_off, dead);
+            ga__shm_free_if(a, in->new_off, dead);
         }
     } else if (e && op == INTENT_HFREE) {
         if (!(atomic_load(&e->word) & HW_LIVE)) {
-            free_if(a, in->old_off, heap);
+            ga__shm_free_if(a, in->old_off, heap);
             e->data_off = 0;
             e->size = 0;
         }
@@ -145,6 +138,15 @@ static void entry_release(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *
     st->free_head = idx + 1;
 }
 
+/* Names entry idx in the prefix of its new data block at off. */
+static void prefix_put(shm_att_t *a, uint64_t off, uint32_t idx)
+{
+    shm_hprefix_t *p = (shm_hprefix_t *)(a->base + off);
+    p->magic = HPREFIX_MAGIC;
+    p->index = idx;
+    p->pad = 0;
+}
+
 /* Is the entry's block sane? (live entry with data_off != 0) */
 static bool entry_block_ok(shm_att_t *a, shm_hentry_t *e, uint32_t idx, size_t *usable)
 {
@@ -170,7 +172,7 @@ typedef struct {
 /* Resolves and locks h's stripe. 0 (stripe locked) or GA_EHANDLE / GA_ECORRUPT (not locked). */
 static int hopen(ga_handle_t h, hctx_t *c)
 {
-    if ((h & 15) != 8 || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
+    if ((h & 15) != GA__H_SHAPE || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
     c->a = ga__shm_att_by_id(H_HEAPID(h));
     if (!c->a) return GA_EHANDLE;
     c->idx = H_INDEX(h);
@@ -246,10 +248,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
         in->new_off = off;
         in->old_off = 0;
         atomic_store(&in->op, INTENT_HALLOC);
-        shm_hprefix_t *p = (shm_hprefix_t *)(a->base + off);
-        p->magic = HPREFIX_MAGIC;
-        p->index = idx;
-        p->pad = 0;
+        prefix_put(a, off, idx);
     }
     uint32_t gen = HW_GEN(atomic_load(&e->word));
     e->data_off = off;
@@ -279,7 +278,7 @@ int ga__shared_handle_free(ga_handle_t h)
     in->old_off = old;
     in->new_off = 0;
     atomic_store(&in->op, INTENT_HFREE);
-    atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & 0xFFFFFF, 0, 0, 0)); /* commit */
+    atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
     if (old) ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
     c.e->data_off = 0;
     c.e->size = 0;
@@ -345,10 +344,7 @@ static int hmove(hctx_t *c, size_t size, bool zero)
     in->old_size = osize;
     atomic_store(&in->op, INTENT_HREALLOC);
     if (noff) {
-        shm_hprefix_t *p = (shm_hprefix_t *)(a->base + noff);
-        p->magic = HPREFIX_MAGIC;
-        p->index = c->idx;
-        p->pad = 0;
+        prefix_put(a, noff, c->idx);
         size_t keep = old ? (osize < size ? osize : size) : 0;
         if (keep) memcpy(a->base + noff + HPREFIX, a->base + old + HPREFIX, keep);
         if (zero && size > keep) memset(a->base + noff + HPREFIX + keep, 0, size - keep);

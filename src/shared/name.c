@@ -12,8 +12,18 @@ uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *s = p;
     for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
+        h = (h ^ s[i]) * SHM_FNV_PRIME;
     return h;
+}
+
+uint64_t ga__shm_layout_sum(const shm_header_t *h)
+{
+    return ga__shm_hash(h, offsetof(shm_header_t, layout_sum), SHM_FNV_BASIS);
+}
+
+uint32_t ga__shm_name_hash(const char *name)
+{
+    return (uint32_t)ga__shm_hash(name, strlen(name), SHM_FNV_BASIS);
 }
 
 bool ga__shm_name_ok(const char *name, size_t max)

@@ -19,25 +19,7 @@
 
 static bool objname_ok(const char *name)
 {
-    if (!name) return false;
-    size_t n = strnlen(name, SHM_OBJNAME_MAX + 1);
-    if (n == 0 || n > SHM_OBJNAME_MAX || strstr(name, "..")) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\') return false;
-    }
-    return true;
-}
-
-static uint32_t name_hash(const char *name)
-{
-    return (uint32_t)ga__shm_hash(name, strlen(name), 0xcbf29ce484222325ull);
-}
-
-static void free_if(shm_att_t *a, uint64_t off, unsigned st)
-{
-    unsigned cur;
-    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
+    return ga__shm_name_ok(name, SHM_OBJNAME_MAX);
 }
 
 static void repair_named(shm_att_t *a, void *arg)
@@ -53,11 +35,11 @@ static void repair_named(shm_att_t *a, void *arg)
         if (atomic_load(&e->state) == NAMED_LIVE && e->data_off == in->new_off) {
             ga__shm_block_cas(a, in->new_off, dead, heap);
         } else {
-            free_if(a, in->new_off, dead);
+            ga__shm_free_if(a, in->new_off, dead);
             if (atomic_load(&e->state) != NAMED_LIVE) atomic_store(&e->state, NAMED_TOMB);
         }
     } else if (e && op == INTENT_OREMOVE) {
-        if (atomic_load(&e->state) != NAMED_LIVE) free_if(a, in->old_off, heap);
+        if (atomic_load(&e->state) != NAMED_LIVE) ga__shm_free_if(a, in->old_off, heap);
     }
     atomic_store(&in->op, INTENT_NONE);
     uint32_t n = 0;
@@ -118,7 +100,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
         return NULL;
     }
     shm_header_t *h = a->hdr;
-    uint32_t hash = name_hash(name);
+    uint32_t hash = ga__shm_name_hash(name);
     int rc = ga__shm_lock_named(a), slot;
     if (rc) return NULL;
     void *p = NULL;
@@ -173,7 +155,7 @@ void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size)
         return NULL;
     }
     shm_header_t *h = a->hdr;
-    uint32_t hash = name_hash(name);
+    uint32_t hash = ga__shm_name_hash(name);
     int slot;
     if (ga__shm_lock_named(a)) return NULL;
     int k = probe(h, name, hash, &slot);
@@ -190,7 +172,7 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
     if (!a) return GA_EINVAL;
     if (!objname_ok(name)) return ga__set_error(GA_ENAME);
     shm_header_t *h = a->hdr;
-    uint32_t hash = name_hash(name);
+    uint32_t hash = ga__shm_name_hash(name);
     int slot, rc = ga__shm_lock_named(a);
     if (rc) return rc;
     int k = probe(h, name, hash, &slot);
@@ -250,7 +232,7 @@ int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t 
         if (st == NAMED_EMPTY || st == NAMED_TOMB) continue;
         if (st != NAMED_LIVE) return ga__shm_corrupt(a, quiet, i, "named object has a bad state");
         if (memchr(e->name, 0, sizeof e->name) == NULL || !objname_ok(e->name) ||
-            e->hash != name_hash(e->name))
+            e->hash != ga__shm_name_hash(e->name))
             return ga__shm_corrupt(a, quiet, i, "named object has a bad name");
         for (unsigned k = e->hash & (SHM_NAMED_MAX - 1); k != i; k = (k + 1) & (SHM_NAMED_MAX - 1))
             if (atomic_load(&h->named[k].state) == NAMED_EMPTY)

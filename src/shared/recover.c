@@ -25,13 +25,6 @@ int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)
     return GA_ECORRUPT;
 }
 
-static uint64_t top_pages(shm_att_t *a)
-{
-    uint64_t t = atomic_load(&a->hdr->npages_top);
-    return t <= atomic_load_explicit(&a->known_top, memory_order_relaxed) ? t
-                                                                          : ga__shm_top_slow(a, t);
-}
-
 /* Takes every lock in order (running repairs), optionally keeping them. 0 or GA_E*. */
 static int lock_all(shm_att_t *a, bool keep)
 {
@@ -96,11 +89,11 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
     if (dead && (rc = lock_all(a, false)) == 0) {
         for (unsigned c = 0; c < SHM_NCLASS; c++) {
             if (ga__shm_lock_class(a, c)) continue;
-            uint64_t top = top_pages(a);
+            uint64_t top = ga__shm_top_pages(a);
             for (uint64_t p = 0; p < top; p++) {
                 uint64_t d = atomic_load(&a->pages[p].desc);
                 if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
-                _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+                _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
                 for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
                     if (state_hit(atomic_load(&st[i]), dead, blocks)) {
                         ga__shm_small_release_locked(a, p, i);
@@ -110,7 +103,7 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
             }
             ga__shm_unlock(&h->classes[c].lock);
         }
-        uint64_t top = top_pages(a);
+        uint64_t top = ga__shm_top_pages(a);
         for (uint64_t p = 0; p < top; p++) {
             uint64_t d = atomic_load(&a->pages[p].desc);
             if (PD_KIND(d) == PG_LARGE && state_hit(PD_OWNER(d), dead, blocks) &&
@@ -150,7 +143,7 @@ static bool state_ok(shm_att_t *a, unsigned st, bool large)
 static int check_small_page(shm_att_t *a, uint64_t p, unsigned c, bool quiet, uint64_t *heap)
 {
     shm_page_t *r = &a->pages[p];
-    _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+    _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
     uint32_t nfree = 0;
     for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
         unsigned b = atomic_load(&st[i]);
@@ -168,7 +161,7 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
 {
     shm_header_t *h = a->hdr;
     uint64_t top = atomic_load(&h->npages_top);
-    if (top != top_pages(a))
+    if (top != ga__shm_top_pages(a))
         return ga__shm_corrupt(a, quiet, top, "committed top is past the end of the file");
     if (atomic_load(&h->pages_intent.op) != INTENT_NONE)
         return ga__shm_corrupt(a, quiet, 0, "page table has an unfinished change");
@@ -240,8 +233,7 @@ static int check_header(shm_att_t *a, bool quiet)
         h->max_pages != a->max_pages || h->data_off != a->data_off ||
         h->page_table_off != a->pt_off || h->heap_id != a->heap_id)
         return ga__shm_corrupt(a, quiet, 0, "segment header changed");
-    uint64_t sum = ga__shm_hash(h, offsetof(shm_header_t, layout_sum), 0xcbf29ce484222325ull);
-    if (sum != h->layout_sum)
+    if (ga__shm_layout_sum(h) != h->layout_sum)
         return ga__shm_corrupt(a, quiet, 0, "segment header checksum is wrong");
     if (atomic_load(&((shm_header_t *)h)->init_state) != INIT_READY)
         return ga__shm_corrupt(a, quiet, 0, "segment is not initialized");
@@ -307,7 +299,7 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
     memset(o, 0, sizeof *o);
     o->heap_id = a->heap_id;
     o->reserved = a->map_size;
-    uint64_t top = top_pages(a);
+    uint64_t top = ga__shm_top_pages(a);
     o->committed = a->data_off + top * SHM_PAGE;
     o->pages_total = top;
     int alive[SHM_SLOTS];
@@ -330,7 +322,7 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
             o->pages_free++;
         } else if (kind == PG_SMALL && c < SHM_NCLASS) {
             size_t bs = ga__shm_class_size[c], before = o->blocks_in_use;
-            _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+            _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
             for (uint32_t i = 0; i < ga__shm_class_count(c); i++)
                 count_block(o, a, atomic_load_explicit(&st[i], memory_order_relaxed), bs, alive);
             o->classes[c].pages++;

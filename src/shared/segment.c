@@ -59,11 +59,6 @@ static int compute_layout(uint64_t max_size, layout_t *l)
     return pages >= 4 ? 0 : GA_EINVAL;
 }
 
-static uint64_t layout_sum(const shm_header_t *h)
-{
-    return ga__shm_hash(h, offsetof(shm_header_t, layout_sum), 0xcbf29ce484222325ull);
-}
-
 static void att_set_layout(shm_att_t *a, const layout_t *l)
 {
     a->map_size = l->max_size;
@@ -90,11 +85,19 @@ void ga__shm_segment_close(shm_att_t *a)
     if (a->fd >= 0) ga__os_file_close(a->fd);
 }
 
+/* Maps the header of fd read-only when the file is large enough to hold one, else NULL.
+ * *size: the file size; *mode (if not NULL): its permission bits. */
+static shm_header_t *header_map(int fd, uint64_t *size, unsigned *mode)
+{
+    if (ga__os_file_stat(fd, size, mode) != 0 || *size < sizeof(shm_header_t)) return NULL;
+    return ga__os_map_shared(fd, sizeof(shm_header_t), false);
+}
+
 /* ---- creation --------------------------------------------------------------------------- */
 
 static unsigned random_heap_id(void)
 {
-    unsigned r = (unsigned)ga__os_random() & 0x7FF;
+    unsigned r = (unsigned)ga__os_random() & SHM_HEAPID_MAX;
     return r ? r : 1;
 }
 
@@ -129,7 +132,7 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
     h->data_off = l.data_off;
     h->heap_id = random_heap_id();
     h->mode = mode;
-    h->layout_sum = layout_sum(h);
+    h->layout_sum = ga__shm_layout_sum(h);
     h->created_time = ga__os_time();
     if (ga__shm_mutex_init(&h->slots_lock) || ga__shm_mutex_init(&h->pages_lock) ||
         ga__shm_mutex_init(&h->named_lock))
@@ -154,7 +157,8 @@ static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_si
         l->max_pages != h->max_pages || l->pt_off != h->page_table_off ||
         l->data_off != h->data_off)
         return GA_EFORMAT;
-    if (h->layout_sum != layout_sum(h) || h->heap_id == 0 || h->heap_id > 0x7FF) return GA_ECORRUPT;
+    if (h->layout_sum != ga__shm_layout_sum(h) || h->heap_id == 0 || h->heap_id > SHM_HEAPID_MAX)
+        return GA_ECORRUPT;
     /* A peer grows the file first and publishes npages_top after, so read the top first and
      * then the size: a size read before the top could be older and make a sound heap look
      * corrupt. */
@@ -245,12 +249,10 @@ int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsi
             if (ga__os_file_lock(a->fd, GA_OS_FLOCK_EX | GA_OS_FLOCK_NB) == 0) {
                 uint64_t size;
                 bool ready = false;
-                if (ga__os_file_stat(a->fd, &size, NULL) == 0 && size >= sizeof(shm_header_t)) {
-                    shm_header_t *h = ga__os_map_shared(a->fd, sizeof *h, false);
-                    if (h) {
-                        ready = atomic_load(&h->init_state) == INIT_READY;
-                        ga__os_unmap(h, sizeof *h);
-                    }
+                shm_header_t *h = header_map(a->fd, &size, NULL);
+                if (h) {
+                    ready = atomic_load(&h->init_state) == INIT_READY;
+                    ga__os_unmap(h, sizeof *h);
                 }
                 if (!ready) {
                     rc = create_segment(a, max_size, flags);
@@ -282,9 +284,7 @@ int ga_shared_unlink(const char *name, unsigned flags)
         int fd = ga__os_shm_open(path, GA_OS_SHM_READ);
         if (fd < 0) return ga__set_error(errno_to_ga(-fd));
         uint64_t size;
-        shm_header_t *h = NULL;
-        if (ga__os_file_stat(fd, &size, NULL) == 0 && size >= sizeof(shm_header_t))
-            h = ga__os_map_shared(fd, sizeof *h, false);
+        shm_header_t *h = header_map(fd, &size, NULL);
         ga__os_file_close(fd);
         /* A file that is no valid heap cannot have attached processes. */
         if (h) {
@@ -344,9 +344,7 @@ int ga_shared_peek(const char *name, ga_shared_info_t *out)
     if (fd < 0) return ga__set_error(errno_to_ga(-fd));
     uint64_t size;
     unsigned mode;
-    shm_header_t *h = NULL;
-    if (ga__os_file_stat(fd, &size, &mode) == 0 && size >= sizeof(shm_header_t))
-        h = ga__os_map_shared(fd, sizeof *h, false);
+    shm_header_t *h = header_map(fd, &size, &mode);
     ga__os_file_close(fd);
     if (!h) return ga__set_error(GA_EFORMAT);
     layout_t l;

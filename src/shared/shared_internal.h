@@ -32,6 +32,7 @@
 
 #include "shared/shared.h"
 #include "shared/layout.h"
+#include "handle/handle.h"
 #include "os/os.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,13 +42,16 @@
 #define SHM_PREFIX   "ga." /* /dev/shm/ga.NAME */
 #define SHM_NAME_MAX 200   /* heap name length */
 
-/* Handles: h % 16 == 8; bits 4..27 entry index, 28..51 generation, 52..62 heap id. */
-#define H_INDEX(h)  ((uint32_t)(((h) >> 4) & 0xFFFFFF))
-#define H_GEN(h)    ((uint32_t)(((h) >> 28) & 0xFFFFFF))
-#define H_HEAPID(h) ((unsigned)(((h) >> 52) & 0x7FF))
+/* Shared handles have the handle value format of handle/handle.h (h % 16 == 8; bits 4..27 entry
+ * index, 28..51 generation) with a nonzero heap id in bits 52..62. */
+#define H_INDEX(h)  ((uint32_t)((h) >> GA__H_INDEX_SHIFT) & GA__H_FIELD_MASK)
+#define H_GEN(h)    ga__h_gen(h)
+#define H_HEAPID(h) ((unsigned)((h) >> GA__H_HIGH_SHIFT) & SHM_HEAPID_MAX)
 #define H_MAKE(idx, gen, id)                                                                       \
-    ((ga_handle_t)8 | ((ga_handle_t)(idx) << 4) | ((ga_handle_t)(gen) << 28) |                     \
-     ((ga_handle_t)(id) << 52))
+    (GA__H_SHAPE | ((ga_handle_t)(idx) << GA__H_INDEX_SHIFT) |                                     \
+     ((ga_handle_t)(gen) << GA__H_GEN_SHIFT) | ((ga_handle_t)(id) << GA__H_HIGH_SHIFT))
+static_assert(HW_GEN_MASK == GA__H_FIELD_MASK, "an entry's generation fills a handle's field");
+static_assert(SHM_HEAPID_MAX == (UINT64_MAX >> 1) >> GA__H_HIGH_SHIFT, "heap ids: bits 52..62");
 
 /* ---- process-local state --------------------------------------------------------------- */
 
@@ -144,6 +148,10 @@ bool ga__shm_name_ok(const char *name, size_t max);
 int ga__shm_path(const char *name, char *out, size_t cap);
 /* FNV-1a of n bytes at p, continuing from h (SHM_FNV_BASIS to start). */
 uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
+/* The header's layout_sum: the hash of its immutable first block. */
+uint64_t ga__shm_layout_sum(const shm_header_t *h);
+/* A named object's hash (shm_named_t.hash). */
+uint32_t ga__shm_name_hash(const char *name);
 
 /* ---- src/shared/lock.c: robust locks ----------------------------------------------------- */
 
@@ -269,6 +277,8 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off);
 size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state);
 /* CAS the state of block off from `from` to `to`. true on success. */
 bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
+/* Frees block off if it still has state `st` (repairs: a dead process's half-done change). */
+void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st);
 
 /* ---- src/shared/handle.c / src/shared/object.c ------------------------------------------------- */
 
