@@ -13,11 +13,11 @@
 #include <string.h>
 
 static struct {
-    pthread_mutex_t lock;
+    ga_lock_t lock;
     _Atomic(shm_att_t *) by_id[SHM_HEAPID_MAX + 1];
     uint64_t serial;
     pthread_once_t once;
-} procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+} procs = {.lock = GA_LOCK_INIT, .once = PTHREAD_ONCE_INIT};
 /* The attachment table (written under procs.lock, read without it by ga__shm_att and its
  * inline fast path in shared_internal.h), and each thread's last hit in it. */
 _Atomic(shm_att_t *) ga__shm_atts[ATT_MAX];
@@ -25,12 +25,18 @@ GA_TLS unsigned ga__shm_last_att;
 
 void ga__shm_proc_lock(void)
 {
-    pthread_mutex_lock(&procs.lock);
+    ga__lock(&procs.lock);
 }
 void ga__shm_proc_unlock(void)
 {
-    pthread_mutex_unlock(&procs.lock);
+    ga__unlock(&procs.lock);
 }
+#if GA_DEBUG >= 2
+bool ga__shm_proc_held(void)
+{
+    return ga__lock_held(&procs.lock);
+}
+#endif
 
 /* ---- fork: a child's attachments belong to its parent --------------------------------- */
 
@@ -38,13 +44,13 @@ void ga__shm_proc_unlock(void)
  * (held by its only thread) and simply releases them. */
 static void fork_prepare(void)
 {
-    pthread_mutex_lock(&procs.lock);
+    ga__lock(&procs.lock);
     ga__shm_tcache_fork(0);
 }
 static void fork_parent(void)
 {
     ga__shm_tcache_fork(1);
-    pthread_mutex_unlock(&procs.lock);
+    ga__unlock(&procs.lock);
 }
 static void fork_child(void)
 {
@@ -54,7 +60,7 @@ static void fork_child(void)
             ga__shm_atts[i]->state = ATT_INHERITED;
     for (unsigned i = 0; i <= SHM_HEAPID_MAX; i++)
         atomic_store(&procs.by_id[i], NULL);
-    pthread_mutex_unlock(&procs.lock);
+    ga__unlock(&procs.lock);
 }
 static void init_once(void)
 {
@@ -140,6 +146,7 @@ static shm_att_t *att_new(const char *name, int fd)
 
 static shm_att_t *find_open(const char *name, const char *path)
 {
+    GA_ASSERT_HELD(&procs.lock);
     for (unsigned i = 0; i < ATT_MAX; i++) {
         shm_att_t *a = ga__shm_atts[i];
         if (!a || a->state != ATT_OPEN || strcmp(a->name, name) != 0) continue;
@@ -151,6 +158,7 @@ static shm_att_t *find_open(const char *name, const char *path)
 
 static int register_att(shm_att_t *a)
 {
+    GA_ASSERT_HELD(&procs.lock);
     unsigned id = a->hdr->heap_id;
     if (atomic_load(&procs.by_id[id]))
         return GA_EEXIST; /* another attached heap has the same random id */
@@ -186,15 +194,15 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
     pthread_once(&procs.once, init_once);
     /* The process lock is not held while opening: opening may wait (a busy creator) and takes
      * shared-heap locks, and a thread holding one of those may need the process lock. */
-    pthread_mutex_lock(&procs.lock);
+    ga__lock(&procs.lock);
     shm_att_t *a = find_open(name, path);
     if (a && (flags & GA_SHARED_CREATE) && (flags & GA_SHARED_EXCL)) {
-        pthread_mutex_unlock(&procs.lock);
+        ga__unlock(&procs.lock);
         ga__set_error(GA_EEXIST);
         return NULL;
     }
     if (a) a->refs++;
-    pthread_mutex_unlock(&procs.lock);
+    ga__unlock(&procs.lock);
     if (a) return (ga_heap_t *)a;
     a = att_new(name, -1);
     if (!a) {
@@ -206,13 +214,13 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
     if (rc == 0) slot = (rc = ga__shm_slot_claim(a, &a->slot)) == 0;
     shm_att_t *other = NULL;
     if (rc == 0) {
-        pthread_mutex_lock(&procs.lock);
+        ga__lock(&procs.lock);
         other = find_open(name, path); /* another thread of ours won the race */
         if (other)
             other->refs++;
         else
             rc = register_att(a);
-        pthread_mutex_unlock(&procs.lock);
+        ga__unlock(&procs.lock);
     }
     if (rc || other) {
         if (slot) ga__shm_slot_release(a);
@@ -251,16 +259,16 @@ static void orphan_blocks(shm_att_t *a)
 int ga_shared_close(ga_heap_t *heap)
 {
     shm_att_t *a = (shm_att_t *)heap;
-    pthread_mutex_lock(&procs.lock);
+    ga__lock(&procs.lock);
     bool known = false;
     for (unsigned i = 0; i < ATT_MAX; i++)
         known |= a && ga__shm_atts[i] == a && a->magic == ATT_MAGIC;
     if (!known) {
-        pthread_mutex_unlock(&procs.lock);
+        ga__unlock(&procs.lock);
         return ga__set_error(GA_EINVAL);
     }
     if (a->state == ATT_OPEN && --a->refs > 0) {
-        pthread_mutex_unlock(&procs.lock);
+        ga__unlock(&procs.lock);
         return 0;
     }
     if (a->state == ATT_OPEN) {
@@ -272,7 +280,7 @@ int ga_shared_close(ga_heap_t *heap)
     }
     ga__shm_atts[a->index] = NULL;
     a->magic = 0;
-    pthread_mutex_unlock(&procs.lock);
+    ga__unlock(&procs.lock);
     att_free(a);
     return 0;
 }

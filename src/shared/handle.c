@@ -42,12 +42,12 @@ static void repair_stripe(shm_att_t *a, void *arg);
 
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s)
 {
-    return ga__shm_lock(a, &a->hdr->stripes[s].lock, repair_stripe, (void *)(uintptr_t)s);
+    return ga__shm_lock(a, SHM_LOCK_STRIPE(s), repair_stripe, (void *)(uintptr_t)s);
 }
 
 static inline void unlock_stripe(shm_att_t *a, unsigned s)
 {
-    ga__shm_unlock(&a->hdr->stripes[s].lock);
+    ga__shm_unlock(a, SHM_LOCK_STRIPE(s));
 }
 
 static void repair_intent(shm_att_t *a, shm_intent_t *in)
@@ -84,6 +84,7 @@ static void repair_intent(shm_att_t *a, shm_intent_t *in)
 static void repair_stripe(shm_att_t *a, void *arg)
 {
     unsigned s = (unsigned)(uintptr_t)arg;
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
     shm_stripe_t *st = &a->hdr->stripes[s];
     repair_intent(a, &st->intent);
     st->free_head = 0;
@@ -106,6 +107,7 @@ static void repair_stripe(shm_att_t *a, void *arg)
 /* Takes a free entry of stripe s (lock held). Index, or UINT32_MAX (*err set). */
 static uint32_t entry_new(shm_att_t *a, unsigned s, int *err)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
     shm_stripe_t *st = &a->hdr->stripes[s];
     while (st->free_head) {
         uint32_t idx = st->free_head - 1;
@@ -133,6 +135,7 @@ static uint32_t entry_new(shm_att_t *a, unsigned s, int *err)
 
 static void entry_release(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
     shm_stripe_t *st = &a->hdr->stripes[s];
     e->next_free = st->free_head;
     st->free_head = idx + 1;
@@ -328,6 +331,7 @@ int ga__shared_handle_unlock(ga_handle_t h)
  * locked. 0 or GA_E*. */
 static int hmove(hctx_t *c, size_t size, bool zero)
 {
+    GA_ASSERT_SHM_HELD(c->a, SHM_LOCK_STRIPE(c->stripe));
     shm_att_t *a = c->a;
     shm_intent_t *in = &a->hdr->stripes[c->stripe].intent;
     uint64_t old = c->e->data_off, noff = 0;
@@ -482,6 +486,7 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
 {
     for (unsigned s = 0; s < SHM_NSTRIPES; s++) {
         shm_stripe_t *st = &a->hdr->stripes[s];
+        GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
         if (atomic_load(&st->intent.op) != INTENT_NONE)
             return ga__shm_corrupt(a, quiet, s, "handle stripe has an unfinished change");
         uint32_t nfree = 0, listed = 0;

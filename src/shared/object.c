@@ -25,6 +25,7 @@ static bool objname_ok(const char *name)
 static void repair_named(shm_att_t *a, void *arg)
 {
     (void)arg;
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_NAMED);
     shm_header_t *h = a->hdr;
     shm_intent_t *in = &h->named_intent;
     unsigned op = atomic_load(&in->op);
@@ -50,7 +51,7 @@ static void repair_named(shm_att_t *a, void *arg)
 
 int ga__shm_lock_named(shm_att_t *a)
 {
-    return ga__shm_lock(a, &a->hdr->named_lock, repair_named, NULL);
+    return ga__shm_lock(a, SHM_LOCK_NAMED, repair_named, NULL);
 }
 
 static bool entry_matches(const shm_named_t *e, const char *name, uint32_t hash)
@@ -60,8 +61,10 @@ static bool entry_matches(const shm_named_t *e, const char *name, uint32_t hash)
 
 /* Probes for name (named lock held). Returns the entry index or -1; *slot receives where an
  * insert should go (-1 if the table is full). */
-static int probe(shm_header_t *h, const char *name, uint32_t hash, int *slot)
+static int probe(shm_att_t *a, const char *name, uint32_t hash, int *slot)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_NAMED);
+    shm_header_t *h = a->hdr;
     *slot = -1;
     for (unsigned i = 0; i < SHM_NAMED_MAX; i++) {
         unsigned k = (hash + i) & (SHM_NAMED_MAX - 1);
@@ -104,7 +107,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
     int rc = ga__shm_lock_named(a), slot;
     if (rc) return NULL;
     void *p = NULL;
-    int k = probe(h, name, hash, &slot);
+    int k = probe(a, name, hash, &slot);
     if (k >= 0) {
         shm_named_t *e = &h->named[k];
         p = entry_data(a, e);
@@ -138,7 +141,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             *created = 1;
         }
     }
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     if (rc) {
         ga__set_error(rc);
         return NULL;
@@ -158,10 +161,10 @@ void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size)
     uint32_t hash = ga__shm_name_hash(name);
     int slot;
     if (ga__shm_lock_named(a)) return NULL;
-    int k = probe(h, name, hash, &slot);
+    int k = probe(a, name, hash, &slot);
     void *p = k >= 0 ? entry_data(a, &h->named[k]) : NULL;
     if (p && size) *size = h->named[k].size;
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     if (!p) ga__set_error(k >= 0 ? GA_ECORRUPT : GA_ENOENT);
     return p;
 }
@@ -175,7 +178,7 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
     uint32_t hash = ga__shm_name_hash(name);
     int slot, rc = ga__shm_lock_named(a);
     if (rc) return rc;
-    int k = probe(h, name, hash, &slot);
+    int k = probe(a, name, hash, &slot);
     uint64_t old = 0;
     if (k < 0) {
         rc = GA_ENOENT;
@@ -193,7 +196,7 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
         if (h->named_count) h->named_count--;
         atomic_store(&in->op, INTENT_NONE);
     }
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     ga__shm_after_window(a, old);
     return rc ? ga__set_error(rc) : 0;
 }
@@ -216,12 +219,13 @@ long ga_shared_object_list(ga_heap_t *heap, ga_shared_object_info_t *out, size_t
         }
         n++;
     }
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     return n;
 }
 
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_NAMED);
     shm_header_t *h = a->hdr;
     if (atomic_load(&h->named_intent.op) != INTENT_NONE)
         return ga__shm_corrupt(a, quiet, 0, "named objects have an unfinished change");

@@ -21,12 +21,13 @@ shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i)
 
 int ga__shm_lock_pages(shm_att_t *a)
 {
-    return ga__shm_lock(a, &a->hdr->pages_lock, ga__shm_repair_pages, NULL);
+    return ga__shm_lock(a, SHM_LOCK_PAGES, ga__shm_repair_pages, NULL);
 }
 
 void ga__shm_repair_pages(shm_att_t *a, void *arg)
 {
     (void)arg;
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_PAGES);
     shm_header_t *h = a->hdr;
     uint64_t top = ga__shm_top_pages(a);
     /* Orphan TAILs (a run whose head was never written, or was freed first) become FREE. */
@@ -53,6 +54,7 @@ void ga__shm_repair_pages(shm_att_t *a, void *arg)
 /* Finds n free pages (pages lock held), committing more if needed. Index or UINT64_MAX. */
 static uint64_t find_run(shm_att_t *a, uint64_t n, int *err)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_PAGES);
     shm_header_t *h = a->hdr;
     uint64_t top = ga__shm_top_pages(a), run = 0, start = h->pages_hint < top ? h->pages_hint : 0;
     bool all_busy_below = true;
@@ -95,7 +97,7 @@ uint64_t ga__shm_large_alloc(shm_att_t *a, uint64_t n, unsigned owner, int *err)
                               memory_order_release);
         atomic_store(&h->pages_intent.op, INTENT_NONE);
     }
-    ga__shm_unlock(&h->pages_lock);
+    ga__shm_unlock(a, SHM_LOCK_PAGES);
     return pg;
 }
 
@@ -107,7 +109,7 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
     uint64_t d = pg < ga__shm_top_pages(a) ? atomic_load(&a->pages[pg].desc) : 0;
     uint64_t n = PD_N(d);
     if (PD_KIND(d) != PG_LARGE || PD_OWNER(d) != expect || n == 0 || pg + n > ga__shm_top_pages(a)) {
-        ga__shm_unlock(&h->pages_lock);
+        ga__shm_unlock(a, SHM_LOCK_PAGES);
         return GA_ECORRUPT;
     }
     h->pages_intent.idx = (uint32_t)pg;
@@ -122,7 +124,7 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
         rc = GA_ECORRUPT;
     }
     atomic_store(&h->pages_intent.op, INTENT_NONE);
-    ga__shm_unlock(&h->pages_lock);
+    ga__shm_unlock(a, SHM_LOCK_PAGES);
     return rc;
 }
 
@@ -130,6 +132,7 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
  * its record reset, the SMALL descriptor stored last. The page index or UINT64_MAX (*err set). */
 uint64_t ga__shm_page_new_small(shm_att_t *a, unsigned c, int *err)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     shm_header_t *h = a->hdr;
     if ((*err = ga__shm_lock_pages(a)) != 0) return UINT64_MAX;
     uint64_t pg = find_run(a, 1, err);
@@ -148,7 +151,7 @@ uint64_t ga__shm_page_new_small(shm_att_t *a, unsigned c, int *err)
         atomic_store_explicit(&r->desc, PD_MAKE(PG_SMALL, 0, c, 0), memory_order_release);
         atomic_store(&h->pages_intent.op, INTENT_NONE);
     }
-    ga__shm_unlock(&h->pages_lock);
+    ga__shm_unlock(a, SHM_LOCK_PAGES);
     return pg;
 }
 
@@ -169,6 +172,6 @@ int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk)
             atomic_store_explicit(&h->hchunk[chunk], (uint32_t)(pg + 1), memory_order_release);
         }
     }
-    ga__shm_unlock(&h->pages_lock);
+    ga__shm_unlock(a, SHM_LOCK_PAGES);
     return rc;
 }

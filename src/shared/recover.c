@@ -28,7 +28,6 @@ int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)
 /* Takes every lock in order (running repairs), optionally keeping them. 0 or GA_E*. */
 static int lock_all(shm_att_t *a, bool keep)
 {
-    shm_header_t *h = a->hdr;
     int rc = ga__shm_lock_named(a);
     if (rc) return rc;
     unsigned s, c = 0;
@@ -40,25 +39,24 @@ static int lock_all(shm_att_t *a, bool keep)
             if ((rc = ga__shm_lock_class(a, c)) != 0) break;
     if (rc == 0) pages = (rc = ga__shm_lock_pages(a)) == 0;
     if (!keep || rc) {
-        if (pages) ga__shm_unlock(&h->pages_lock);
+        if (pages) ga__shm_unlock(a, SHM_LOCK_PAGES);
         while (c-- > 0)
-            ga__shm_unlock(&h->classes[c].lock);
+            ga__shm_unlock(a, SHM_LOCK_CLASS(c));
         while (s-- > 0)
-            ga__shm_unlock(&h->stripes[s].lock);
-        ga__shm_unlock(&h->named_lock);
+            ga__shm_unlock(a, SHM_LOCK_STRIPE(s));
+        ga__shm_unlock(a, SHM_LOCK_NAMED);
     }
     return rc;
 }
 
 static void unlock_all(shm_att_t *a)
 {
-    shm_header_t *h = a->hdr;
-    ga__shm_unlock(&h->pages_lock);
+    ga__shm_unlock(a, SHM_LOCK_PAGES);
     for (unsigned c = SHM_NCLASS; c-- > 0;)
-        ga__shm_unlock(&h->classes[c].lock);
+        ga__shm_unlock(a, SHM_LOCK_CLASS(c));
     for (unsigned s = SHM_NSTRIPES; s-- > 0;)
-        ga__shm_unlock(&h->stripes[s].lock);
-    ga__shm_unlock(&h->named_lock);
+        ga__shm_unlock(a, SHM_LOCK_STRIPE(s));
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
 }
 
 /* Bit mask of dead slots (skipping those already recovered unless all). */
@@ -82,7 +80,7 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
 {
     shm_header_t *h = a->hdr;
     if (!dead_slots(a, blocks)) return 0;
-    int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
+    int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
     if (rc) return rc;
     uint64_t dead = dead_slots(a, blocks);
     long freed = 0;
@@ -101,7 +99,7 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
                     }
                 }
             }
-            ga__shm_unlock(&h->classes[c].lock);
+            ga__shm_unlock(a, SHM_LOCK_CLASS(c));
         }
         uint64_t top = ga__shm_top_pages(a);
         for (uint64_t p = 0; p < top; p++) {
@@ -116,7 +114,7 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
             if (blocks) atomic_store(&h->slots[s].pid, 0);
         }
     }
-    ga__shm_unlock(&h->slots_lock);
+    ga__shm_unlock(a, SHM_LOCK_SLOTS);
     return rc ? rc : freed;
 }
 
@@ -159,6 +157,7 @@ static int check_small_page(shm_att_t *a, uint64_t p, unsigned c, bool quiet, ui
 
 static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_PAGES);
     shm_header_t *h = a->hdr;
     uint64_t top = atomic_load(&h->npages_top);
     if (top != ga__shm_top_pages(a))
@@ -206,6 +205,7 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
         if (rc) return rc;
     }
     for (unsigned c = 0; c < SHM_NCLASS; c++) {
+        GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
         uint32_t n = 0;
         for (uint32_t f = h->classes[c].partial_head; f; n++) {
             uint64_t d = f - 1 < top ? atomic_load(&a->pages[f - 1].desc) : 0;

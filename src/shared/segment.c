@@ -322,6 +322,7 @@ uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t)
 
 int ga__shm_commit(shm_att_t *a, uint64_t pages)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_PAGES);
     uint64_t top = ga__shm_top_slow(a, atomic_load(&a->hdr->npages_top));
     if (pages <= top) return 0;
     if (pages > a->max_pages) return GA_EFULL;

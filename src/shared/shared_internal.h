@@ -121,9 +121,14 @@ GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */
 shm_att_t *ga__shm_att_by_ptr(const void *p);
-/* Process mutex for the attachment table and the thread-cache list. */
+/* The process lock: the attachment table's writers hold it, and so do detach and thread exit,
+ * so that no attachment closes under a flush of its caches. */
 void ga__shm_proc_lock(void);
 void ga__shm_proc_unlock(void);
+#if GA_DEBUG >= 2
+bool ga__shm_proc_held(void);
+#endif
+#define GA_ASSERT_PROC_HELD() GA_ASSERT_INTERNAL(ga__shm_proc_held())
 
 /* ---- src/shared/segment.c: the file and its mapping -------------------------------------- */
 
@@ -155,12 +160,34 @@ uint32_t ga__shm_name_hash(const char *name);
 
 /* ---- src/shared/lock.c: robust locks ----------------------------------------------------- */
 
+/* Lock ids: one per robust mutex of the segment (the bit numbers of the debug record). */
+enum {
+    SHM_LOCK_PAGES = SHM_NCLASS + SHM_NSTRIPES, /* after the class and stripe locks */
+    SHM_LOCK_NAMED,
+    SHM_LOCK_SLOTS,
+    SHM_NLOCKS
+};
+#define SHM_LOCK_CLASS(c)  (0u + (unsigned)(c))
+#define SHM_LOCK_STRIPE(s) (SHM_NCLASS + (unsigned)(s))
+static_assert(SHM_NLOCKS <= 64, "the debug record has one bit per lock");
+
 /* Makes m a robust, process-shared mutex. 0 or an errno value. */
 int ga__shm_mutex_init(pthread_mutex_t *m);
+/* The mutex in the segment for lock id `lock`. */
+pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock);
 /* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
- * repair(att, arg) while holding the lock, then marks the lock consistent. */
-int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *), void *arg);
-void ga__shm_unlock(pthread_mutex_t *m);
+ * repair(att, arg) while holding the lock, then marks the lock consistent. pre: the caller does
+ * not hold it already. */
+int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg);
+/* pre: the caller holds lock. */
+void ga__shm_unlock(shm_att_t *a, unsigned lock);
+#if GA_DEBUG >= 2
+/* True when this thread holds lock of attachment a (taken through ga__shm_lock). */
+bool ga__shm_held(const shm_att_t *a, unsigned lock);
+#define GA_ASSERT_SHM_HELD(a, lock) GA__ASSERT(ga__shm_held((a), (lock)))
+#else
+#define GA_ASSERT_SHM_HELD(a, lock) ((void)0)
+#endif
 
 /* ---- src/shared/slot.c: process slots ---------------------------------------------------- */
 

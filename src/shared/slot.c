@@ -31,7 +31,7 @@ int ga__shm_slot_claim(shm_att_t *a, unsigned *out)
     uint64_t start = 0;
     if (!ga__os_proc_stat(ga__os_pid(), &st, &start)) start = 0;
     shm_header_t *h = a->hdr;
-    int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
+    int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
     if (rc) return rc;
     rc = GA_EFULL;
     for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
@@ -44,15 +44,15 @@ int ga__shm_slot_claim(shm_att_t *a, unsigned *out)
             break;
         }
     }
-    ga__shm_unlock(&h->slots_lock);
+    ga__shm_unlock(a, SHM_LOCK_SLOTS);
     return rc;
 }
 
 void ga__shm_slot_release(shm_att_t *a)
 {
     shm_header_t *h = a->hdr;
-    if (ga__shm_lock(a, &h->slots_lock, NULL, NULL) == 0) {
+    if (ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL) == 0) {
         atomic_store(&h->slots[a->slot].pid, 0);
-        ga__shm_unlock(&h->slots_lock);
+        ga__shm_unlock(a, SHM_LOCK_SLOTS);
     }
 }

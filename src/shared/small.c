@@ -19,11 +19,12 @@
 
 int ga__shm_lock_class(shm_att_t *a, unsigned c)
 {
-    return ga__shm_lock(a, &a->hdr->classes[c].lock, ga__shm_repair_class, (void *)(uintptr_t)c);
+    return ga__shm_lock(a, SHM_LOCK_CLASS(c), ga__shm_repair_class, (void *)(uintptr_t)c);
 }
 
 static void partial_push(shm_att_t *a, unsigned c, uint64_t pg)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     shm_page_t *r = &a->pages[pg];
     if (r->in_partial) return;
     r->in_partial = 1;
@@ -43,6 +44,7 @@ static uint32_t count_free(shm_att_t *a, uint64_t pg, unsigned c)
 void ga__shm_repair_class(shm_att_t *a, void *arg)
 {
     unsigned c = (unsigned)(uintptr_t)arg;
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     shm_class_t *cl = &a->hdr->classes[c];
     cl->partial_head = 0;
     cl->npages = 0;
@@ -62,6 +64,7 @@ void ga__shm_repair_class(shm_att_t *a, void *arg)
 /* A new page for class c (class lock held). 0 or GA_E*. */
 static int small_page_new(shm_att_t *a, unsigned c)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     int rc;
     uint64_t pg = ga__shm_page_new_small(a, c, &rc);
     if (pg == UINT64_MAX) return rc;
@@ -78,6 +81,7 @@ static int small_page_new(shm_att_t *a, unsigned c)
  * descriptor store (under the pages lock) is the single step that gives it back. */
 static uint64_t trim_class(shm_att_t *a, unsigned c)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     shm_class_t *cl = &a->hdr->classes[c];
     uint64_t top = ga__shm_top_pages(a), freed = 0, steps = 0;
     uint32_t *link = &cl->partial_head;
@@ -96,7 +100,7 @@ static uint64_t trim_class(shm_att_t *a, unsigned c)
         r->free_count = 0;
         atomic_store(&r->desc, PD_MAKE(PG_FREE, 0, 0, 0));
         if (pg < a->hdr->pages_hint) a->hdr->pages_hint = (uint32_t)pg;
-        ga__shm_unlock(&a->hdr->pages_lock);
+        ga__shm_unlock(a, SHM_LOCK_PAGES);
         if (cl->npages) cl->npages--;
         freed++;
     }
@@ -109,7 +113,7 @@ uint64_t ga__shm_trim(shm_att_t *a)
     for (unsigned c = 0; c < SHM_NCLASS; c++) {
         if (ga__shm_lock_class(a, c) == 0) {
             n += trim_class(a, c);
-            ga__shm_unlock(&a->hdr->classes[c].lock);
+            ga__shm_unlock(a, SHM_LOCK_CLASS(c));
         }
     }
     return n;
@@ -121,7 +125,7 @@ GA_TLS shm_tcache_t *ga__shm_tl_tc[ATT_MAX];
 /* Every thread cache of the process. tc_list_lock is the innermost lock: it is taken inside
  * shared-heap locks (a cache is made on first use), so its holder takes no other lock. */
 static shm_tcache_t *tc_all;
-static pthread_mutex_t tc_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t tc_list_lock = GA_LOCK_INIT;
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
@@ -135,14 +139,14 @@ static void tc_thread_exit(void *arg)
         if (tc->att && tc->att->state == ATT_OPEN && tc->att->serial == tc->serial)
             for (unsigned c = 0; c < SHM_NCLASS; c++)
                 ga__shm_flush_class(tc->att, tc, c, 0);
-        pthread_mutex_lock(&tc_list_lock);
+        ga__lock(&tc_list_lock);
         for (shm_tcache_t **pp = &tc_all; *pp; pp = &(*pp)->next) {
             if (*pp == tc) {
                 *pp = tc->next;
                 break;
             }
         }
-        pthread_mutex_unlock(&tc_list_lock);
+        ga__unlock(&tc_list_lock);
         ga__shm_tl_tc[i] = NULL;
         ga__shm_local_free(tc, sizeof *tc);
     }
@@ -161,10 +165,10 @@ GA_NOINLINE shm_tcache_t *ga__shm_tc_slow(shm_att_t *a)
         pthread_once(&tc_once, tc_init);
         tc = ga__shm_local_alloc(sizeof *tc);
         if (!tc) return NULL;
-        pthread_mutex_lock(&tc_list_lock);
+        ga__lock(&tc_list_lock);
         tc->next = tc_all;
         tc_all = tc;
-        pthread_mutex_unlock(&tc_list_lock);
+        ga__unlock(&tc_list_lock);
         pthread_setspecific(tc_key, (void *)1);
         ga__shm_tl_tc[a->index] = tc;
     }
@@ -178,7 +182,7 @@ GA_NOINLINE shm_tcache_t *ga__shm_tc_slow(shm_att_t *a)
 void ga__shm_tcache_fork(int phase)
 {
     if (phase == 0) {
-        pthread_mutex_lock(&tc_list_lock);
+        ga__lock(&tc_list_lock);
         return;
     }
     if (phase == 2) {
@@ -186,19 +190,20 @@ void ga__shm_tcache_fork(int phase)
         for (unsigned i = 0; i < ATT_MAX; i++)
             ga__shm_tl_tc[i] = NULL;
     }
-    pthread_mutex_unlock(&tc_list_lock);
+    ga__unlock(&tc_list_lock);
 }
 
 void ga__shm_flush_all(shm_att_t *a)
 {
+    GA_ASSERT_PROC_HELD();
     /* The caller holds the process lock, so no cache goes away meanwhile (a thread that exits
      * waits for it); the list lock is only held to walk, never across a flush. */
     for (;;) {
         shm_tcache_t *tc;
-        pthread_mutex_lock(&tc_list_lock);
+        ga__lock(&tc_list_lock);
         for (tc = tc_all; tc; tc = tc->next)
             if (tc->att == a && tc->serial == a->serial) break;
-        pthread_mutex_unlock(&tc_list_lock);
+        ga__unlock(&tc_list_lock);
         if (!tc) return;
         for (unsigned c = 0; c < SHM_NCLASS; c++)
             ga__shm_flush_class(a, tc, c, 0);
@@ -230,7 +235,7 @@ void ga__shm_flush_class(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint32_t ke
         if (r->free_count < ga__shm_geo.count[c]) r->free_count++;
         partial_push(a, c, pg);
     }
-    ga__shm_unlock(&a->hdr->classes[c].lock);
+    ga__shm_unlock(a, SHM_LOCK_CLASS(c));
     memmove(tc->off[c], tc->off[c] + out, keep * sizeof tc->off[c][0]);
     tc->n[c] = keep;
 }
@@ -239,6 +244,7 @@ void ga__shm_small_release_locked(shm_att_t *a, uint64_t pg, uint32_t idx)
 {
     uint64_t d = atomic_load(&a->pages[pg].desc);
     unsigned c = PD_CLASS(d);
+    GA_ASSERT_INTERNAL(c < SHM_NCLASS && ga__shm_held(a, SHM_LOCK_CLASS(c)));
     atomic_store(&ga__shm_state_bytes(a, pg)[idx], ST_FREE);
     shm_page_t *r = &a->pages[pg];
     if (r->free_count < ga__shm_geo.count[c]) r->free_count++;
@@ -249,6 +255,7 @@ void ga__shm_small_release_locked(shm_att_t *a, uint64_t pg, uint32_t idx)
 static uint32_t take_from_page(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint64_t pg,
                                uint32_t want)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     shm_page_t *r = &a->pages[pg];
     _Atomic uint8_t *st = ga__shm_state_bytes(a, pg);
     uint32_t nb = ga__shm_geo.count[c], got = 0, i = r->scan < nb ? r->scan : 0;
@@ -279,6 +286,7 @@ static uint32_t take_from_page(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint6
  * write to the same cache lines of state bytes. The list is a hint: any order is correct. */
 static void prefer_own_page(shm_att_t *a, unsigned c)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
     shm_class_t *cl = &a->hdr->classes[c];
     uint32_t me = a->slot + 1, owner = a->pages[cl->partial_head - 1].owner;
     if (owner == 0 || owner == me) return;
@@ -339,6 +347,6 @@ GA_NOINLINE int ga__shm_refill(shm_att_t *a, shm_tcache_t *tc, unsigned c)
             if (got == 0) r->free_count = 0;
         }
     }
-    ga__shm_unlock(&cl->lock);
+    ga__shm_unlock(a, SHM_LOCK_CLASS(c));
     return tc->n[c] > 0 ? 0 : (rc ? rc : GA_EFULL);
 }
