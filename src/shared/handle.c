@@ -54,7 +54,7 @@ static void repair_intent(shm_att_t *a, shm_intent_t *in)
 {
     unsigned op = atomic_load(&in->op);
     shm_hentry_t *e = op ? ga__shm_hentry(a, in->idx) : NULL;
-    unsigned dead = ST_ALLOC(in->slot < SHM_PROC_SLOTS ? in->slot : 0);
+    unsigned dead = ga__shm_intent_owner(in);
     unsigned heap = ST_ALLOC(SHM_SLOT_HEAP);
     if (e && op == INTENT_HALLOC) {
         uint64_t w = atomic_load(&e->word);
@@ -78,7 +78,7 @@ static void repair_intent(shm_att_t *a, shm_intent_t *in)
             e->size = 0;
         }
     }
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
 }
 
 static void repair_stripe(shm_att_t *a, void *arg)
@@ -235,7 +235,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
         ga__set_error(ga__shm_corrupt(a, false, idx, "handle-table chunk is missing"));
         return 0;
     }
-    shm_intent_t *in = &a->hdr->stripes[s].intent;
+    shm_intent_t *in = ga__shm_intent_of(a, SHM_LOCK_STRIPE(s));
     uint64_t off = 0;
     if (size > 0) {
         off = ga__shm_alloc_off(a, size + HPREFIX, (flags & GA_HZERO) != 0);
@@ -246,11 +246,9 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
             ga__set_error(err == GA_EFULL ? GA_ENOMEM : err);
             return 0;
         }
-        in->idx = idx;
-        in->slot = a->slot;
-        in->new_off = off;
-        in->old_off = 0;
-        atomic_store(&in->op, INTENT_HALLOC);
+        ga__shm_intent_begin(a, SHM_LOCK_STRIPE(s), idx);
+        ga__shm_intent_add_blocks(in, off, 0);
+        ga__shm_intent_commit(in, INTENT_HALLOC);
         prefix_put(a, off, idx);
     }
     uint32_t gen = HW_GEN(atomic_load(&e->word));
@@ -259,7 +257,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     unsigned rec = (flags & (GA_HDISCARDABLE | GA_HSHARE)) | GA_HSHARE;
     atomic_store_explicit(&e->word, HW_MAKE(gen, 1, 0, rec), memory_order_release);
     if (off) ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     unlock_stripe(a, s);
     return H_MAKE(idx, gen, a->heap_id);
 }
@@ -274,19 +272,16 @@ int ga__shared_handle_free(ga_handle_t h)
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);
-    shm_intent_t *in = &c.a->hdr->stripes[c.stripe].intent;
     uint64_t old = c.e->data_off;
-    in->idx = c.idx;
-    in->slot = c.a->slot;
-    in->old_off = old;
-    in->new_off = 0;
-    atomic_store(&in->op, INTENT_HFREE);
+    shm_intent_t *in = ga__shm_intent_begin(c.a, SHM_LOCK_STRIPE(c.stripe), c.idx);
+    ga__shm_intent_add_blocks(in, 0, old);
+    ga__shm_intent_commit(in, INTENT_HFREE);
     atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
     if (old) ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
     c.e->data_off = 0;
     c.e->size = 0;
     entry_release(c.a, c.stripe, c.idx, c.e);
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     hclose(&c);
     ga__shm_after_window(c.a, old);
     return 0;
@@ -333,20 +328,16 @@ static int hmove(hctx_t *c, size_t size, bool zero)
 {
     GA_ASSERT_SHM_HELD(c->a, SHM_LOCK_STRIPE(c->stripe));
     shm_att_t *a = c->a;
-    shm_intent_t *in = &a->hdr->stripes[c->stripe].intent;
     uint64_t old = c->e->data_off, noff = 0;
     size_t osize = c->e->size;
     if (size) {
         noff = ga__shm_alloc_off(a, size + HPREFIX, false);
         if (!noff) return GA_ENOMEM;
     }
-    in->idx = c->idx;
-    in->slot = a->slot;
-    in->new_off = noff;
-    in->old_off = old;
-    in->new_size = size;
-    in->old_size = osize;
-    atomic_store(&in->op, INTENT_HREALLOC);
+    shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_STRIPE(c->stripe), c->idx);
+    ga__shm_intent_add_blocks(in, noff, old);
+    ga__shm_intent_add_sizes(in, size, osize);
+    ga__shm_intent_commit(in, INTENT_HREALLOC);
     if (noff) {
         prefix_put(a, noff, c->idx);
         size_t keep = old ? (osize < size ? osize : size) : 0;
@@ -357,7 +348,7 @@ static int hmove(hctx_t *c, size_t size, bool zero)
     c->e->size = size;
     if (noff) ga__shm_block_cas(a, noff, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
     if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     return 0;
 }
 

@@ -30,7 +30,7 @@ static void repair_named(shm_att_t *a, void *arg)
     shm_intent_t *in = &h->named_intent;
     unsigned op = atomic_load(&in->op);
     shm_named_t *e = in->idx < SHM_NAMED_MAX ? &h->named[in->idx] : NULL;
-    unsigned dead = ST_ALLOC(in->slot < SHM_PROC_SLOTS ? in->slot : 0);
+    unsigned dead = ga__shm_intent_owner(in);
     unsigned heap = ST_ALLOC(SHM_SLOT_HEAP);
     if (e && op == INTENT_OCREATE) {
         if (atomic_load(&e->state) == NAMED_LIVE && e->data_off == in->new_off) {
@@ -42,7 +42,7 @@ static void repair_named(shm_att_t *a, void *arg)
     } else if (e && op == INTENT_OREMOVE) {
         if (atomic_load(&e->state) != NAMED_LIVE) ga__shm_free_if(a, in->old_off, heap);
     }
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     uint32_t n = 0;
     for (unsigned i = 0; i < SHM_NAMED_MAX; i++)
         n += atomic_load(&h->named[i].state) == NAMED_LIVE;
@@ -122,12 +122,9 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             rc = ga_last_error();
         } else {
             shm_named_t *e = &h->named[slot];
-            shm_intent_t *in = &h->named_intent;
-            in->idx = (uint32_t)slot;
-            in->slot = a->slot;
-            in->new_off = off;
-            in->old_off = 0;
-            atomic_store(&in->op, INTENT_OCREATE);
+            shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_NAMED, (uint32_t)slot);
+            ga__shm_intent_add_blocks(in, off, 0);
+            ga__shm_intent_commit(in, INTENT_OCREATE);
             memset(e->name, 0, sizeof e->name);
             memcpy(e->name, name, strlen(name));
             e->hash = hash;
@@ -136,7 +133,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             atomic_store_explicit(&e->state, NAMED_LIVE, memory_order_release); /* commit */
             ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
             h->named_count++;
-            atomic_store(&in->op, INTENT_NONE);
+            ga__shm_intent_end(in);
             p = a->base + off;
             *created = 1;
         }
@@ -184,17 +181,14 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
         rc = GA_ENOENT;
     } else {
         shm_named_t *e = &h->named[k];
-        shm_intent_t *in = &h->named_intent;
         old = entry_data(a, e) ? e->data_off : 0;
-        in->idx = (uint32_t)k;
-        in->slot = a->slot;
-        in->old_off = old;
-        in->new_off = 0;
-        atomic_store(&in->op, INTENT_OREMOVE);
+        shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_NAMED, (uint32_t)k);
+        ga__shm_intent_add_blocks(in, 0, old);
+        ga__shm_intent_commit(in, INTENT_OREMOVE);
         atomic_store_explicit(&e->state, NAMED_TOMB, memory_order_release); /* commit */
         if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
         if (h->named_count) h->named_count--;
-        atomic_store(&in->op, INTENT_NONE);
+        ga__shm_intent_end(in);
     }
     ga__shm_unlock(a, SHM_LOCK_NAMED);
     ga__shm_after_window(a, old);

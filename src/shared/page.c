@@ -45,7 +45,7 @@ void ga__shm_repair_pages(shm_att_t *a, void *arg)
             (PD_N(d) >= SHM_HCHUNKS_MAX || atomic_load(&h->hchunk[PD_N(d)]) != p + 1))
             atomic_store(&a->pages[p].desc, PD_MAKE(PG_FREE, 0, 0, 0));
     }
-    atomic_store(&h->pages_intent.op, INTENT_NONE);
+    ga__shm_intent_end(&h->pages_intent);
     h->pages_hint = 0;
 }
 
@@ -83,19 +83,17 @@ static uint64_t find_run(shm_att_t *a, uint64_t n, int *err)
  * The page index or UINT64_MAX (*err set). */
 uint64_t ga__shm_large_alloc(shm_att_t *a, uint64_t n, unsigned owner, int *err)
 {
-    shm_header_t *h = a->hdr;
     if ((*err = ga__shm_lock_pages(a)) != 0) return UINT64_MAX;
     uint64_t pg = find_run(a, n, err);
     if (pg != UINT64_MAX) {
-        h->pages_intent.idx = (uint32_t)pg;
-        h->pages_intent.new_size = n;
-        h->pages_intent.slot = a->slot;
-        atomic_store(&h->pages_intent.op, INTENT_PALLOC);
+        shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_PAGES, (uint32_t)pg);
+        ga__shm_intent_add_run(in, n);
+        ga__shm_intent_commit(in, INTENT_PALLOC);
         for (uint64_t i = 1; i < n; i++)
             atomic_store(&a->pages[pg + i].desc, PD_MAKE(PG_TAIL, 0, 0, pg));
         atomic_store_explicit(&a->pages[pg].desc, PD_MAKE(PG_LARGE, owner, 0, n),
                               memory_order_release);
-        atomic_store(&h->pages_intent.op, INTENT_NONE);
+        ga__shm_intent_end(in);
     }
     ga__shm_unlock(a, SHM_LOCK_PAGES);
     return pg;
@@ -112,10 +110,9 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
         ga__shm_unlock(a, SHM_LOCK_PAGES);
         return GA_ECORRUPT;
     }
-    h->pages_intent.idx = (uint32_t)pg;
-    h->pages_intent.new_size = n;
-    h->pages_intent.slot = a->slot;
-    atomic_store(&h->pages_intent.op, INTENT_PFREE);
+    shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_PAGES, (uint32_t)pg);
+    ga__shm_intent_add_run(in, n);
+    ga__shm_intent_commit(in, INTENT_PFREE);
     if (atomic_compare_exchange_strong(&a->pages[pg].desc, &d, PD_MAKE(PG_FREE, 0, 0, 0))) {
         for (uint64_t i = 1; i < n; i++)
             atomic_store(&a->pages[pg + i].desc, PD_MAKE(PG_FREE, 0, 0, 0));
@@ -123,7 +120,7 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
     } else {
         rc = GA_ECORRUPT;
     }
-    atomic_store(&h->pages_intent.op, INTENT_NONE);
+    ga__shm_intent_end(in);
     ga__shm_unlock(a, SHM_LOCK_PAGES);
     return rc;
 }
@@ -133,14 +130,12 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
 uint64_t ga__shm_page_new_small(shm_att_t *a, unsigned c, int *err)
 {
     GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
-    shm_header_t *h = a->hdr;
     if ((*err = ga__shm_lock_pages(a)) != 0) return UINT64_MAX;
     uint64_t pg = find_run(a, 1, err);
     if (pg != UINT64_MAX) {
-        h->pages_intent.idx = (uint32_t)pg;
-        h->pages_intent.new_size = 1;
-        h->pages_intent.slot = a->slot;
-        atomic_store(&h->pages_intent.op, INTENT_PALLOC);
+        shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_PAGES, (uint32_t)pg);
+        ga__shm_intent_add_run(in, 1);
+        ga__shm_intent_commit(in, INTENT_PALLOC);
         memset(a->base + a->data_off + pg * SHM_PAGE, 0, ga__shm_geo.hdr[c]);
         shm_page_t *r = &a->pages[pg];
         r->free_count = ga__shm_geo.count[c];
@@ -149,7 +144,7 @@ uint64_t ga__shm_page_new_small(shm_att_t *a, unsigned c, int *err)
         r->next_partial = 0;
         r->owner = 0;
         atomic_store_explicit(&r->desc, PD_MAKE(PG_SMALL, 0, c, 0), memory_order_release);
-        atomic_store(&h->pages_intent.op, INTENT_NONE);
+        ga__shm_intent_end(in);
     }
     ga__shm_unlock(a, SHM_LOCK_PAGES);
     return pg;

@@ -189,6 +189,66 @@ bool ga__shm_held(const shm_att_t *a, unsigned lock);
 #define GA_ASSERT_SHM_HELD(a, lock) ((void)0)
 #endif
 
+/* ---- intent records: begin, add, commit, end --------------------------------------------
+ * One logged change under the pages, named or a stripe lock, in the record beside that lock:
+ *   in = ga__shm_intent_begin(a, lock, idx)   the entry or page changed, and our slot
+ *   ga__shm_intent_add_blocks / _sizes / _run  what the repair needs to finish or undo it
+ *   ga__shm_intent_commit(in, INTENT_*)       the op, stored after every field (seq_cst): from
+ *                                             here on, a repair finishes or undoes the change
+ *   ... the change, whose own commit point is one atomic store ...
+ *   ga__shm_intent_end(in)                    the op cleared (seq_cst), after the last step
+ * Fields are plain stores: no one reads them before seeing the op, so "fields, then op, then
+ * change, then clear" is the only order, and recovery depends on it (the idea of pmdk's
+ * operation/ulog, written for one record per lock). */
+static inline shm_intent_t *ga__shm_intent_of(shm_att_t *a, unsigned lock)
+{
+    shm_header_t *h = a->hdr;
+    if (lock == SHM_LOCK_PAGES) return &h->pages_intent;
+    if (lock == SHM_LOCK_NAMED) return &h->named_intent;
+    return &h->stripes[lock - SHM_LOCK_STRIPE(0)].intent;
+}
+/* pre: lock (pages, named or a stripe) held. */
+static inline shm_intent_t *ga__shm_intent_begin(shm_att_t *a, unsigned lock, uint32_t idx)
+{
+    GA_ASSERT_SHM_HELD(a, lock);
+    GA_ASSERT_INTERNAL(lock >= SHM_LOCK_STRIPE(0) && lock <= SHM_LOCK_NAMED);
+    shm_intent_t *in = ga__shm_intent_of(a, lock);
+    in->idx = idx;
+    in->slot = a->slot;
+    return in;
+}
+/* The blocks involved: new_off is given to the entry, old_off leaves it (0 = none). */
+static inline void ga__shm_intent_add_blocks(shm_intent_t *in, uint64_t new_off, uint64_t old_off)
+{
+    in->new_off = new_off;
+    in->old_off = old_off;
+}
+static inline void ga__shm_intent_add_sizes(shm_intent_t *in, uint64_t new_size, uint64_t old_size)
+{
+    in->new_size = new_size;
+    in->old_size = old_size;
+}
+/* Page ops: the run is pages idx .. idx + n - 1. */
+static inline void ga__shm_intent_add_run(shm_intent_t *in, uint64_t n)
+{
+    in->new_size = n;
+}
+static inline void ga__shm_intent_commit(shm_intent_t *in, unsigned op)
+{
+    atomic_store(&in->op, op);
+}
+/* Also what a repair does once it has finished or undone the change. */
+static inline void ga__shm_intent_end(shm_intent_t *in)
+{
+    atomic_store(&in->op, INTENT_NONE);
+}
+/* For repairs: the state the record's process gave its new block, ALLOC(slot) (slot 0 when the
+ * recorded slot is out of range). */
+static inline unsigned ga__shm_intent_owner(const shm_intent_t *in)
+{
+    return ST_ALLOC(in->slot < SHM_PROC_SLOTS ? in->slot : 0);
+}
+
 /* ---- src/shared/slot.c: process slots ---------------------------------------------------- */
 
 /* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
