@@ -47,8 +47,8 @@ uint64_t ga__shm_alloc_off(shm_att_t *a, size_t size, bool zero)
             if (off && zero) memset(a->base + off, 0, ga__shm_class_size[c]);
         } else {
             uint64_t n = (size + SHM_PAGE - 1) >> SHM_PAGE_SHIFT;
-            uint64_t pg =
-                size > SHM_MAX_SIZE ? UINT64_MAX : ga__shm_large_alloc(a, n, ST_ALLOC(a->slot), &err);
+            uint64_t pg = size > SHM_MAX_SIZE ? UINT64_MAX
+                                              : ga__shm_large_alloc(a, n, ST_ALLOC(a->slot), &err);
             if (size > SHM_MAX_SIZE) err = GA_EFULL;
             if (pg != UINT64_MAX) {
                 off = a->data_off + pg * SHM_PAGE;
@@ -123,7 +123,8 @@ GA_INLINE bool cas_ref(shm_att_t *a, const blockref_t *b, unsigned from, unsigne
 {
     if (b->cls < SHM_NCLASS) {
         uint8_t e = (uint8_t)from;
-        return atomic_compare_exchange_strong(&ga__shm_state_bytes(a, b->pg)[b->idx], &e, (uint8_t)to);
+        return atomic_compare_exchange_strong(&ga__shm_state_bytes(a, b->pg)[b->idx], &e,
+                                              (uint8_t)to);
     }
     _Atomic uint64_t *dp = &a->pages[b->pg].desc;
     uint64_t d = atomic_load(dp);

@@ -88,8 +88,9 @@ shm_att_t *ga__shm_att(ga_heap_t *heap)
 
 shm_att_t *ga__shm_att_by_id(unsigned heap_id)
 {
-    shm_att_t *a =
-        heap_id <= SHM_HEAPID_MAX ? atomic_load_explicit(&procs.by_id[heap_id], memory_order_acquire) : NULL;
+    shm_att_t *a = heap_id <= SHM_HEAPID_MAX
+                       ? atomic_load_explicit(&procs.by_id[heap_id], memory_order_acquire)
+                       : NULL;
     if (!a || a->state != ATT_OPEN) ga__set_error(GA_EHANDLE);
     return a && a->state == ATT_OPEN ? a : NULL;
 }

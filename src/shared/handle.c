@@ -14,7 +14,7 @@
  *   alloc:   block allocated as ALLOC(me), intent HALLOC, entry filled, word LIVE (commit),
  *            block handed to the heap, intent cleared.
  *   realloc: new block as ALLOC(me), intent HREALLOC, copy, data_off = new (commit), size,
- *            new block to the heap, old block freed (stays CACHED(me): see src/shared/alloc.c).
+ *            new block to the heap, old block freed (stays CACHED(me): see ga__shm_free_off).
  *   free:    intent HFREE, word not LIVE + generation bumped (commit), block freed.
  * repair_stripe (after EOWNERDEAD) looks at the commit word: done -> finish (hand over the new
  * block, free the old one if still the heap's); not done -> undo (free the new block if still
@@ -354,8 +354,7 @@ static int hmove(hctx_t *c, size_t size, bool zero)
 
 int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
-    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE))
-        return ga__set_error(GA_EINVAL);
+    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE)) return ga__set_error(GA_EINVAL);
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);

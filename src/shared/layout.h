@@ -48,7 +48,7 @@
 #define SHM_PT_ALIGN    4096u                           /* page table offset alignment */
 #define SHM_MIN_SIZE    ((uint64_t)1 << 20)             /* smallest max_size: 1 MiB */
 #define SHM_MAX_SIZE    ((uint64_t)1 << 36)             /* largest max_size: 64 GiB */
-#define SHM_LINE        64 /* alignment of the lock-holding structs (one cache line) */
+#define SHM_LINE        64     /* alignment of the lock-holding structs (one cache line) */
 #define SHM_HEAPID_MAX  0x7FFu /* heap ids are 1..2047 (11 bits of a handle value) */
 #define SHM_OBJNAME_MAX 63     /* named object name length */
 

@@ -50,7 +50,7 @@ pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock)
     shm_header_t *h = a->hdr;
     if (lock < SHM_LOCK_STRIPE(0)) return &h->classes[lock - SHM_LOCK_CLASS(0)].lock;
     if (lock < SHM_LOCK_PAGES) return &h->stripes[lock - SHM_LOCK_STRIPE(0)].lock;
-    return lock == SHM_LOCK_PAGES ? &h->pages_lock
+    return lock == SHM_LOCK_PAGES   ? &h->pages_lock
            : lock == SHM_LOCK_NAMED ? &h->named_lock
                                     : &h->slots_lock;
 }

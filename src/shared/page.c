@@ -106,7 +106,8 @@ int ga__shm_large_release(shm_att_t *a, uint64_t pg, unsigned expect)
     if (rc) return rc;
     uint64_t d = pg < ga__shm_top_pages(a) ? atomic_load(&a->pages[pg].desc) : 0;
     uint64_t n = PD_N(d);
-    if (PD_KIND(d) != PG_LARGE || PD_OWNER(d) != expect || n == 0 || pg + n > ga__shm_top_pages(a)) {
+    if (PD_KIND(d) != PG_LARGE || PD_OWNER(d) != expect || n == 0 ||
+        pg + n > ga__shm_top_pages(a)) {
         ga__shm_unlock(a, SHM_LOCK_PAGES);
         return GA_ECORRUPT;
     }

@@ -5,7 +5,7 @@
  * A process slot is dead when its pid is gone, a zombie, or a different process (start time).
  * Recovery (ga__shm_recover), under the slots lock so two survivors never recover the same
  * slot together: first every robust lock is taken once, so each repair a dead holder left to do
- * runs (src/shared/alloc.c, src/shared/handle.c, src/shared/object.c); only then are the dead slots' CACHED
+ * runs (src/shared/page.c, small.c, handle.c, object.c); only then are the dead slots' CACHED
  * blocks turned FREE (the repairs may still look at blocks a dead process freed inside a logged
  * change, which is why those stay CACHED until here). Its ALLOC blocks stay until
  * ga_shared_reclaim_dead, which also frees the slot.

@@ -349,8 +349,8 @@ int ga_shared_peek(const char *name, ga_shared_info_t *out)
     ga__os_file_close(fd);
     if (!h) return ga__set_error(GA_EFORMAT);
     layout_t l;
-    rc = atomic_load(&h->init_state) == INIT_READY ? validate_header(NULL, h, size, &l)
-                                                   : GA_EFORMAT;
+    rc =
+        atomic_load(&h->init_state) == INIT_READY ? validate_header(NULL, h, size, &l) : GA_EFORMAT;
     if (rc == 0) {
         memset(out, 0, sizeof *out);
         out->heap_id = h->heap_id;
@@ -370,4 +370,3 @@ int ga_shared_peek(const char *name, ga_shared_info_t *out)
     ga__os_unmap(h, sizeof *h);
     return rc ? ga__set_error(rc) : 0;
 }
-

@@ -16,11 +16,11 @@
  * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
  * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
  * and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
- * src/shared/object.c, src/shared/alloc.c say how for each op). Inside a logged change a freed
- * block stays CACHED(me), so no one else can reuse it before the repair has looked at it. When a
- * process is found dead (ga__shm_recover), every lock is taken once (running the repairs), then
- * its CACHED blocks go back to the free pool; its ALLOC blocks stay, reported, until
- * ga_shared_reclaim_dead.
+ * src/shared/object.c, src/shared/page.c say how for each op; every record is written through
+ * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
+ * no one else can reuse it before the repair has looked at it. When a process is found dead
+ * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
+ * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
  *
  * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
  * every offset, index, class and size read from the segment is bounds-checked before use, so
@@ -367,7 +367,7 @@ bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
 /* Frees block off if it still has state `st` (repairs: a dead process's half-done change). */
 void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st);
 
-/* ---- src/shared/handle.c / src/shared/object.c ------------------------------------------------- */
+/* ---- src/shared/handle.c, src/shared/object.c: handles, named objects --------------------- */
 
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s);
 int ga__shm_lock_named(shm_att_t *a);
