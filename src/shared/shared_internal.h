@@ -81,7 +81,7 @@ typedef struct shm_att_s {
 enum { ATT_OPEN = 1, ATT_INHERITED = 2 };
 
 typedef struct shm_tcache_s {
-    struct shm_tcache_s *next; /* all caches of the process (att_lock) */
+    struct shm_tcache_s *next; /* all caches of the process (tc_list_lock, small.c) */
     shm_att_t *att;
     uint64_t serial;
     uint32_t n[SHM_NCLASS];
