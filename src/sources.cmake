@@ -12,7 +12,8 @@ set(GA_ENTRY_SOURCE src/malloc.c)
 
 # The platform layer: every OS call.
 set(GA_OS_SOURCES
-  src/os/posix.c)
+  src/os/posix.c
+  src/os/shm.c)
 
 # The engine: segments, pages, size classes, thread heaps, huge blocks (a leaf).
 set(GA_ENGINE_SOURCES
@@ -34,7 +35,14 @@ set(GA_HANDLE_SOURCES
 
 # Shared heaps: named heaps in shared memory.
 set(GA_SHARED_SOURCES
+  src/shared/name.c
+  src/shared/lock.c
+  src/shared/slot.c
   src/shared/segment.c
+  src/shared/attach.c
+  src/shared/size_class.c
+  src/shared/page.c
+  src/shared/small.c
   src/shared/alloc.c
   src/shared/handle.c
   src/shared/object.c

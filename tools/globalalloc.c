@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #define PREFIX "ga."
+/* Sizes of the shared heap's tables, as the public structs and API give them. */
+#define MAX_PROCS   (int)(sizeof((ga_shared_stats_t *)0)->procs / sizeof(ga_shared_proc_t))
+#define MAX_OBJECTS 1024 /* named objects per heap (ga_shared_object) */
 
 static const char *help_text =
     "NAME\n"
@@ -226,7 +229,7 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
     printf("objects      %zu\n", s->objects);
     printf("repairs      %zu locks taken over from dead processes\n", s->repairs);
     printf("processes    %zu attached, %zu dead\n", s->attached, s->dead);
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < MAX_PROCS; i++)
         if (s->procs[i].pid)
             printf("  slot %-3d pid %-8d %-6s %zu blocks, %zu bytes\n", i, s->procs[i].pid,
                    s->procs[i].alive ? "alive" : "DEAD", s->procs[i].blocks, s->procs[i].bytes);
@@ -236,7 +239,7 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
             printf("  %6zu: %zu / %zu\n", s->classes[c].block_size, s->classes[c].blocks_used,
                    s->classes[c].pages);
     if (nobj > 0) printf("named objects (name: size @ offset)\n");
-    for (long i = 0; i < nobj && i < 1024; i++)
+    for (long i = 0; i < nobj && i < MAX_OBJECTS; i++)
         printf("  %s: %zu @ %llu\n", objs[i].name, objs[i].size,
                (unsigned long long)objs[i].offset);
 }
@@ -255,7 +258,7 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
            s->dead_blocks, s->dead_bytes, s->handles_in_use, s->objects, s->repairs, s->attached,
            s->dead);
     printf(",\"processes\":[");
-    for (int i = 0, k = 0; i < 64; i++)
+    for (int i = 0, k = 0; i < MAX_PROCS; i++)
         if (s->procs[i].pid)
             printf("%s{\"slot\":%d,\"pid\":%d,\"alive\":%s,\"blocks\":%zu,\"bytes\":%zu}",
                    k++ ? "," : "", i, s->procs[i].pid, s->procs[i].alive ? "true" : "false",
@@ -266,7 +269,7 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
             printf("%s{\"block_size\":%zu,\"blocks_used\":%zu,\"pages\":%zu}", k++ ? "," : "",
                    s->classes[c].block_size, s->classes[c].blocks_used, s->classes[c].pages);
     printf("],\"named_objects\":[");
-    for (long i = 0; i < nobj && i < 1024; i++) {
+    for (long i = 0; i < nobj && i < MAX_OBJECTS; i++) {
         printf("%s{\"name\":", i ? "," : "");
         json_str(objs[i].name);
         printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size, (unsigned long long)objs[i].offset);
@@ -279,13 +282,13 @@ static int cmd_stat(const char *name)
     ga_heap_t *h = attach(name);
     if (!h) return 1;
     static ga_shared_stats_t s;
-    static ga_shared_object_info_t objs[1024];
+    static ga_shared_object_info_t objs[MAX_OBJECTS];
     int rc = ga_shared_stats(h, &s);
-    long nobj = rc ? 0 : ga_shared_object_list(h, objs, 1024);
+    long nobj = rc ? 0 : ga_shared_object_list(h, objs, MAX_OBJECTS);
     if (rc == 0) {
         /* This command's own attachment is not the user's business. */
         s.attached = s.attached ? s.attached - 1 : 0;
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < MAX_PROCS; i++)
             if (s.procs[i].pid == (int)getpid()) s.procs[i].pid = 0;
         if (json)
             stat_json(name, &s, objs, nobj);

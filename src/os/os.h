@@ -31,4 +31,55 @@ uint64_t ga__os_random(void);
 /* Test hook: make the n-th next OS mapping fail (0 = never). */
 void ga__os_fail_after(unsigned long n);
 
+/* ---- for shared heaps ---- */
+/* Named shared-memory files (the heaps' segments), their MAP_SHARED mappings, and what liveness
+ * checks need to know about other processes (src/os/shm.c). Same rules as above, except that
+ * sizes need not be page multiples, and failures are a negative errno value (0 = success), so
+ * that callers can tell EEXIST from ENOENT; errno itself is left as the call left it. */
+
+/* ga__os_shm_open modes. */
+enum { GA_OS_SHM_READ = 0, GA_OS_SHM_RDWR = 1, GA_OS_SHM_CREATE = 2 /* RDWR, new, mode 0600 */ };
+/* Opens the shared-memory file name ("/..."), close-on-exec. CREATE fails with -EEXIST when the
+ * file exists. The fd, or -errno. */
+int ga__os_shm_open(const char *name, int mode);
+/* Removes the name (mappings and open fds stay valid). 0 or -errno. */
+int ga__os_shm_unlink(const char *name);
+/* Closes fd. */
+void ga__os_file_close(int fd);
+/* The file's size and, when mode is not NULL, its permission bits (fstat). 0 or -errno. */
+int ga__os_file_stat(int fd, uint64_t *size, unsigned *mode);
+/* True when fds a and b refer to the same file (device and inode). */
+bool ga__os_file_same(int a, int b);
+/* Sets the file's permission bits (fchmod). 0 or -errno. */
+int ga__os_file_chmod(int fd, unsigned mode);
+/* Sets the file's size (ftruncate). 0 or -errno. */
+int ga__os_file_resize(int fd, uint64_t size);
+/* Gives [off, off+len) of the file storage (posix_fallocate; where the file system cannot, the
+ * size grows to off+len instead). 0 or -errno (-ENOSPC when the space is not there). */
+int ga__os_file_allocate(int fd, uint64_t off, uint64_t len);
+/* ga__os_file_lock operations: an advisory whole-file lock (flock). */
+enum { GA_OS_FLOCK_UN = 0, GA_OS_FLOCK_SH = 1, GA_OS_FLOCK_EX = 2, GA_OS_FLOCK_NB = 4 };
+/* Takes (SH or EX, | NB not to wait) or drops (UN) the lock. 0 or -errno (-EWOULDBLOCK: NB and
+ * held elsewhere). */
+int ga__os_file_lock(int fd, int op);
+/* Maps size bytes of fd from offset 0, MAP_SHARED, read-write or read-only. NULL on failure.
+ * ga__os_unmap undoes it. */
+void *ga__os_map_shared(int fd, size_t size, bool writable);
+/* Writes all n bytes to fd (short writes and EINTR retried). 0 or -errno. */
+int ga__os_write_all(int fd, const void *p, size_t n);
+/* The calling process's id. */
+int ga__os_pid(void);
+/* False only when no process has this pid (kill(pid, 0) fails with ESRCH): a process that may
+ * not be signalled still exists. */
+bool ga__os_pid_exists(int pid);
+/* pid's state letter ('Z' zombie, 'X' dead, ...) and start time (clock ticks after boot, fields
+ * 3 and 22 of /proc/PID/stat). False when they cannot be read: no such process, or no /proc. */
+bool ga__os_proc_stat(int pid, char *state, uint64_t *start);
+/* Wall-clock seconds since the epoch. */
+uint64_t ga__os_time(void);
+/* Monotonic clock, in seconds. */
+double ga__os_monotonic(void);
+/* Sleeps for about us microseconds. */
+void ga__os_sleep_us(unsigned long us);
+
 #endif

@@ -14,7 +14,7 @@
  *   alloc:   block allocated as ALLOC(me), intent HALLOC, entry filled, word LIVE (commit),
  *            block handed to the heap, intent cleared.
  *   realloc: new block as ALLOC(me), intent HREALLOC, copy, data_off = new (commit), size,
- *            new block to the heap, old block freed (stays CACHED(me): see src/shared/alloc.c).
+ *            new block to the heap, old block freed (stays CACHED(me): see ga__shm_free_off).
  *   free:    intent HFREE, word not LIVE + generation bumped (commit), block freed.
  * repair_stripe (after EOWNERDEAD) looks at the commit word: done -> finish (hand over the new
  * block, free the old one if still the heap's); not done -> undo (free the new block if still
@@ -22,12 +22,6 @@
  */
 #include "shared/shared_internal.h"
 #include <string.h>
-
-typedef struct {
-    uint32_t magic;
-    uint32_t index;
-    uint64_t pad;
-} hprefix_t;
 
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx)
 {
@@ -48,55 +42,49 @@ static void repair_stripe(shm_att_t *a, void *arg);
 
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s)
 {
-    return ga__shm_lock(a, &a->hdr->stripes[s].lock, repair_stripe, (void *)(uintptr_t)s);
+    return ga__shm_lock(a, SHM_LOCK_STRIPE(s), repair_stripe, (void *)(uintptr_t)s);
 }
 
 static inline void unlock_stripe(shm_att_t *a, unsigned s)
 {
-    ga__shm_unlock(&a->hdr->stripes[s].lock);
-}
-
-/* Frees block off if it still has state `st` (repair: a dead process's half-done change). */
-static void free_if(shm_att_t *a, uint64_t off, unsigned st)
-{
-    unsigned cur;
-    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
+    ga__shm_unlock(a, SHM_LOCK_STRIPE(s));
 }
 
 static void repair_intent(shm_att_t *a, shm_intent_t *in)
 {
     unsigned op = atomic_load(&in->op);
     shm_hentry_t *e = op ? ga__shm_hentry(a, in->idx) : NULL;
-    unsigned dead = ST_ALLOC(in->slot < SHM_PROC_SLOTS ? in->slot : 0);
+    unsigned dead = ga__shm_intent_owner(in);
     unsigned heap = ST_ALLOC(SHM_SLOT_HEAP);
     if (e && op == INTENT_HALLOC) {
         uint64_t w = atomic_load(&e->word);
         if ((w & HW_LIVE) && e->data_off == in->new_off)
             ga__shm_block_cas(a, in->new_off, dead, heap);
         else
-            free_if(a, in->new_off, dead);
+            ga__shm_free_if(a, in->new_off, dead);
     } else if (e && op == INTENT_HREALLOC) {
         if (e->data_off == in->new_off) { /* committed: finish */
             e->size = in->new_size;
             ga__shm_block_cas(a, in->new_off, dead, heap);
-            free_if(a, in->old_off, heap);
+            ga__shm_free_if(a, in->old_off, heap);
         } else { /* not committed: undo */
             e->size = in->old_size;
-            free_if(a, in->new_off, dead);
+            ga__shm_free_if(a, in->new_off, dead);
         }
     } else if (e && op == INTENT_HFREE) {
         if (!(atomic_load(&e->word) & HW_LIVE)) {
-            free_if(a, in->old_off, heap);
+            ga__shm_free_if(a, in->old_off, heap);
             e->data_off = 0;
             e->size = 0;
         }
     }
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
 }
 
 static void repair_stripe(shm_att_t *a, void *arg)
 {
     unsigned s = (unsigned)(uintptr_t)arg;
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
     shm_stripe_t *st = &a->hdr->stripes[s];
     repair_intent(a, &st->intent);
     st->free_head = 0;
@@ -119,6 +107,7 @@ static void repair_stripe(shm_att_t *a, void *arg)
 /* Takes a free entry of stripe s (lock held). Index, or UINT32_MAX (*err set). */
 static uint32_t entry_new(shm_att_t *a, unsigned s, int *err)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
     shm_stripe_t *st = &a->hdr->stripes[s];
     while (st->free_head) {
         uint32_t idx = st->free_head - 1;
@@ -146,9 +135,19 @@ static uint32_t entry_new(shm_att_t *a, unsigned s, int *err)
 
 static void entry_release(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
     shm_stripe_t *st = &a->hdr->stripes[s];
     e->next_free = st->free_head;
     st->free_head = idx + 1;
+}
+
+/* Names entry idx in the prefix of its new data block at off. */
+static void prefix_put(shm_att_t *a, uint64_t off, uint32_t idx)
+{
+    shm_hprefix_t *p = (shm_hprefix_t *)(a->base + off);
+    p->magic = HPREFIX_MAGIC;
+    p->index = idx;
+    p->pad = 0;
 }
 
 /* Is the entry's block sane? (live entry with data_off != 0) */
@@ -157,7 +156,7 @@ static bool entry_block_ok(shm_att_t *a, shm_hentry_t *e, uint32_t idx, size_t *
     unsigned st = 0;
     size_t u = ga__shm_block_info(a, e->data_off, &st);
     if (!u || st != ST_ALLOC(SHM_SLOT_HEAP) || e->size > u - HPREFIX) return false;
-    const hprefix_t *p = (const hprefix_t *)(a->base + e->data_off);
+    const shm_hprefix_t *p = (const shm_hprefix_t *)(a->base + e->data_off);
     if (p->magic != HPREFIX_MAGIC || p->index != idx) return false;
     if (usable) *usable = u;
     return true;
@@ -176,7 +175,7 @@ typedef struct {
 /* Resolves and locks h's stripe. 0 (stripe locked) or GA_EHANDLE / GA_ECORRUPT (not locked). */
 static int hopen(ga_handle_t h, hctx_t *c)
 {
-    if ((h & 15) != 8 || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
+    if ((h & 15) != GA__H_SHAPE || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
     c->a = ga__shm_att_by_id(H_HEAPID(h));
     if (!c->a) return GA_EHANDLE;
     c->idx = H_INDEX(h);
@@ -236,7 +235,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
         ga__set_error(ga__shm_corrupt(a, false, idx, "handle-table chunk is missing"));
         return 0;
     }
-    shm_intent_t *in = &a->hdr->stripes[s].intent;
+    shm_intent_t *in = ga__shm_intent_of(a, SHM_LOCK_STRIPE(s));
     uint64_t off = 0;
     if (size > 0) {
         off = ga__shm_alloc_off(a, size + HPREFIX, (flags & GA_HZERO) != 0);
@@ -247,15 +246,10 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
             ga__set_error(err == GA_EFULL ? GA_ENOMEM : err);
             return 0;
         }
-        in->idx = idx;
-        in->slot = a->slot;
-        in->new_off = off;
-        in->old_off = 0;
-        atomic_store(&in->op, INTENT_HALLOC);
-        hprefix_t *p = (hprefix_t *)(a->base + off);
-        p->magic = HPREFIX_MAGIC;
-        p->index = idx;
-        p->pad = 0;
+        ga__shm_intent_begin(a, SHM_LOCK_STRIPE(s), idx);
+        ga__shm_intent_add_blocks(in, off, 0);
+        ga__shm_intent_commit(in, INTENT_HALLOC);
+        prefix_put(a, off, idx);
     }
     uint32_t gen = HW_GEN(atomic_load(&e->word));
     e->data_off = off;
@@ -263,7 +257,7 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     unsigned rec = (flags & (GA_HDISCARDABLE | GA_HSHARE)) | GA_HSHARE;
     atomic_store_explicit(&e->word, HW_MAKE(gen, 1, 0, rec), memory_order_release);
     if (off) ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     unlock_stripe(a, s);
     return H_MAKE(idx, gen, a->heap_id);
 }
@@ -278,19 +272,16 @@ int ga__shared_handle_free(ga_handle_t h)
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);
-    shm_intent_t *in = &c.a->hdr->stripes[c.stripe].intent;
     uint64_t old = c.e->data_off;
-    in->idx = c.idx;
-    in->slot = c.a->slot;
-    in->old_off = old;
-    in->new_off = 0;
-    atomic_store(&in->op, INTENT_HFREE);
-    atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & 0xFFFFFF, 0, 0, 0)); /* commit */
+    shm_intent_t *in = ga__shm_intent_begin(c.a, SHM_LOCK_STRIPE(c.stripe), c.idx);
+    ga__shm_intent_add_blocks(in, 0, old);
+    ga__shm_intent_commit(in, INTENT_HFREE);
+    atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
     if (old) ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
     c.e->data_off = 0;
     c.e->size = 0;
     entry_release(c.a, c.stripe, c.idx, c.e);
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     hclose(&c);
     ga__shm_after_window(c.a, old);
     return 0;
@@ -335,26 +326,20 @@ int ga__shared_handle_unlock(ga_handle_t h)
  * locked. 0 or GA_E*. */
 static int hmove(hctx_t *c, size_t size, bool zero)
 {
+    GA_ASSERT_SHM_HELD(c->a, SHM_LOCK_STRIPE(c->stripe));
     shm_att_t *a = c->a;
-    shm_intent_t *in = &a->hdr->stripes[c->stripe].intent;
     uint64_t old = c->e->data_off, noff = 0;
     size_t osize = c->e->size;
     if (size) {
         noff = ga__shm_alloc_off(a, size + HPREFIX, false);
         if (!noff) return GA_ENOMEM;
     }
-    in->idx = c->idx;
-    in->slot = a->slot;
-    in->new_off = noff;
-    in->old_off = old;
-    in->new_size = size;
-    in->old_size = osize;
-    atomic_store(&in->op, INTENT_HREALLOC);
+    shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_STRIPE(c->stripe), c->idx);
+    ga__shm_intent_add_blocks(in, noff, old);
+    ga__shm_intent_add_sizes(in, size, osize);
+    ga__shm_intent_commit(in, INTENT_HREALLOC);
     if (noff) {
-        hprefix_t *p = (hprefix_t *)(a->base + noff);
-        p->magic = HPREFIX_MAGIC;
-        p->index = c->idx;
-        p->pad = 0;
+        prefix_put(a, noff, c->idx);
         size_t keep = old ? (osize < size ? osize : size) : 0;
         if (keep) memcpy(a->base + noff + HPREFIX, a->base + old + HPREFIX, keep);
         if (zero && size > keep) memset(a->base + noff + HPREFIX + keep, 0, size - keep);
@@ -363,14 +348,13 @@ static int hmove(hctx_t *c, size_t size, bool zero)
     c->e->size = size;
     if (noff) ga__shm_block_cas(a, noff, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
     if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     return 0;
 }
 
 int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
-    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE))
-        return ga__set_error(GA_EINVAL);
+    if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE)) return ga__set_error(GA_EINVAL);
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);
@@ -452,7 +436,7 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p)
         ga__set_error(GA_ENOTOWNED);
         return 0;
     }
-    const hprefix_t *pre = (const hprefix_t *)(a->base + off - HPREFIX);
+    const shm_hprefix_t *pre = (const shm_hprefix_t *)(a->base + off - HPREFIX);
     uint32_t idx = pre->index;
     shm_hentry_t *e = pre->magic == HPREFIX_MAGIC ? ga__shm_hentry(a, idx) : NULL;
     ga_handle_t h = 0;
@@ -492,6 +476,7 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
 {
     for (unsigned s = 0; s < SHM_NSTRIPES; s++) {
         shm_stripe_t *st = &a->hdr->stripes[s];
+        GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
         if (atomic_load(&st->intent.op) != INTENT_NONE)
             return ga__shm_corrupt(a, quiet, s, "handle stripe has an unfinished change");
         uint32_t nfree = 0, listed = 0;

@@ -19,47 +19,30 @@
 
 static bool objname_ok(const char *name)
 {
-    if (!name) return false;
-    size_t n = strnlen(name, SHM_OBJNAME_MAX + 1);
-    if (n == 0 || n > SHM_OBJNAME_MAX || strstr(name, "..")) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\') return false;
-    }
-    return true;
-}
-
-static uint32_t name_hash(const char *name)
-{
-    return (uint32_t)ga__shm_hash(name, strlen(name), 0xcbf29ce484222325ull);
-}
-
-static void free_if(shm_att_t *a, uint64_t off, unsigned st)
-{
-    unsigned cur;
-    if (off && ga__shm_block_info(a, off, &cur) && cur == st) ga__shm_free_off(a, off, st, false);
+    return ga__shm_name_ok(name, SHM_OBJNAME_MAX);
 }
 
 static void repair_named(shm_att_t *a, void *arg)
 {
     (void)arg;
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_NAMED);
     shm_header_t *h = a->hdr;
     shm_intent_t *in = &h->named_intent;
     unsigned op = atomic_load(&in->op);
     shm_named_t *e = in->idx < SHM_NAMED_MAX ? &h->named[in->idx] : NULL;
-    unsigned dead = ST_ALLOC(in->slot < SHM_PROC_SLOTS ? in->slot : 0);
+    unsigned dead = ga__shm_intent_owner(in);
     unsigned heap = ST_ALLOC(SHM_SLOT_HEAP);
     if (e && op == INTENT_OCREATE) {
         if (atomic_load(&e->state) == NAMED_LIVE && e->data_off == in->new_off) {
             ga__shm_block_cas(a, in->new_off, dead, heap);
         } else {
-            free_if(a, in->new_off, dead);
+            ga__shm_free_if(a, in->new_off, dead);
             if (atomic_load(&e->state) != NAMED_LIVE) atomic_store(&e->state, NAMED_TOMB);
         }
     } else if (e && op == INTENT_OREMOVE) {
-        if (atomic_load(&e->state) != NAMED_LIVE) free_if(a, in->old_off, heap);
+        if (atomic_load(&e->state) != NAMED_LIVE) ga__shm_free_if(a, in->old_off, heap);
     }
-    atomic_store(&in->op, INTENT_NONE);
+    ga__shm_intent_end(in);
     uint32_t n = 0;
     for (unsigned i = 0; i < SHM_NAMED_MAX; i++)
         n += atomic_load(&h->named[i].state) == NAMED_LIVE;
@@ -68,7 +51,7 @@ static void repair_named(shm_att_t *a, void *arg)
 
 int ga__shm_lock_named(shm_att_t *a)
 {
-    return ga__shm_lock(a, &a->hdr->named_lock, repair_named, NULL);
+    return ga__shm_lock(a, SHM_LOCK_NAMED, repair_named, NULL);
 }
 
 static bool entry_matches(const shm_named_t *e, const char *name, uint32_t hash)
@@ -78,8 +61,10 @@ static bool entry_matches(const shm_named_t *e, const char *name, uint32_t hash)
 
 /* Probes for name (named lock held). Returns the entry index or -1; *slot receives where an
  * insert should go (-1 if the table is full). */
-static int probe(shm_header_t *h, const char *name, uint32_t hash, int *slot)
+static int probe(shm_att_t *a, const char *name, uint32_t hash, int *slot)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_NAMED);
+    shm_header_t *h = a->hdr;
     *slot = -1;
     for (unsigned i = 0; i < SHM_NAMED_MAX; i++) {
         unsigned k = (hash + i) & (SHM_NAMED_MAX - 1);
@@ -118,11 +103,11 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
         return NULL;
     }
     shm_header_t *h = a->hdr;
-    uint32_t hash = name_hash(name);
+    uint32_t hash = ga__shm_name_hash(name);
     int rc = ga__shm_lock_named(a), slot;
     if (rc) return NULL;
     void *p = NULL;
-    int k = probe(h, name, hash, &slot);
+    int k = probe(a, name, hash, &slot);
     if (k >= 0) {
         shm_named_t *e = &h->named[k];
         p = entry_data(a, e);
@@ -137,12 +122,9 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             rc = ga_last_error();
         } else {
             shm_named_t *e = &h->named[slot];
-            shm_intent_t *in = &h->named_intent;
-            in->idx = (uint32_t)slot;
-            in->slot = a->slot;
-            in->new_off = off;
-            in->old_off = 0;
-            atomic_store(&in->op, INTENT_OCREATE);
+            shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_NAMED, (uint32_t)slot);
+            ga__shm_intent_add_blocks(in, off, 0);
+            ga__shm_intent_commit(in, INTENT_OCREATE);
             memset(e->name, 0, sizeof e->name);
             memcpy(e->name, name, strlen(name));
             e->hash = hash;
@@ -151,12 +133,12 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             atomic_store_explicit(&e->state, NAMED_LIVE, memory_order_release); /* commit */
             ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
             h->named_count++;
-            atomic_store(&in->op, INTENT_NONE);
+            ga__shm_intent_end(in);
             p = a->base + off;
             *created = 1;
         }
     }
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     if (rc) {
         ga__set_error(rc);
         return NULL;
@@ -173,13 +155,13 @@ void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size)
         return NULL;
     }
     shm_header_t *h = a->hdr;
-    uint32_t hash = name_hash(name);
+    uint32_t hash = ga__shm_name_hash(name);
     int slot;
     if (ga__shm_lock_named(a)) return NULL;
-    int k = probe(h, name, hash, &slot);
+    int k = probe(a, name, hash, &slot);
     void *p = k >= 0 ? entry_data(a, &h->named[k]) : NULL;
     if (p && size) *size = h->named[k].size;
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     if (!p) ga__set_error(k >= 0 ? GA_ECORRUPT : GA_ENOENT);
     return p;
 }
@@ -190,28 +172,25 @@ int ga_shared_object_remove(ga_heap_t *heap, const char *name)
     if (!a) return GA_EINVAL;
     if (!objname_ok(name)) return ga__set_error(GA_ENAME);
     shm_header_t *h = a->hdr;
-    uint32_t hash = name_hash(name);
+    uint32_t hash = ga__shm_name_hash(name);
     int slot, rc = ga__shm_lock_named(a);
     if (rc) return rc;
-    int k = probe(h, name, hash, &slot);
+    int k = probe(a, name, hash, &slot);
     uint64_t old = 0;
     if (k < 0) {
         rc = GA_ENOENT;
     } else {
         shm_named_t *e = &h->named[k];
-        shm_intent_t *in = &h->named_intent;
         old = entry_data(a, e) ? e->data_off : 0;
-        in->idx = (uint32_t)k;
-        in->slot = a->slot;
-        in->old_off = old;
-        in->new_off = 0;
-        atomic_store(&in->op, INTENT_OREMOVE);
+        shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_NAMED, (uint32_t)k);
+        ga__shm_intent_add_blocks(in, 0, old);
+        ga__shm_intent_commit(in, INTENT_OREMOVE);
         atomic_store_explicit(&e->state, NAMED_TOMB, memory_order_release); /* commit */
         if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
         if (h->named_count) h->named_count--;
-        atomic_store(&in->op, INTENT_NONE);
+        ga__shm_intent_end(in);
     }
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     ga__shm_after_window(a, old);
     return rc ? ga__set_error(rc) : 0;
 }
@@ -234,12 +213,13 @@ long ga_shared_object_list(ga_heap_t *heap, ga_shared_object_info_t *out, size_t
         }
         n++;
     }
-    ga__shm_unlock(&h->named_lock);
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
     return n;
 }
 
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_NAMED);
     shm_header_t *h = a->hdr;
     if (atomic_load(&h->named_intent.op) != INTENT_NONE)
         return ga__shm_corrupt(a, quiet, 0, "named objects have an unfinished change");
@@ -250,7 +230,7 @@ int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t 
         if (st == NAMED_EMPTY || st == NAMED_TOMB) continue;
         if (st != NAMED_LIVE) return ga__shm_corrupt(a, quiet, i, "named object has a bad state");
         if (memchr(e->name, 0, sizeof e->name) == NULL || !objname_ok(e->name) ||
-            e->hash != name_hash(e->name))
+            e->hash != ga__shm_name_hash(e->name))
             return ga__shm_corrupt(a, quiet, i, "named object has a bad name");
         for (unsigned k = e->hash & (SHM_NAMED_MAX - 1); k != i; k = (k + 1) & (SHM_NAMED_MAX - 1))
             if (atomic_load(&h->named[k].state) == NAMED_EMPTY)

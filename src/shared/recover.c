@@ -5,7 +5,7 @@
  * A process slot is dead when its pid is gone, a zombie, or a different process (start time).
  * Recovery (ga__shm_recover), under the slots lock so two survivors never recover the same
  * slot together: first every robust lock is taken once, so each repair a dead holder left to do
- * runs (src/shared/alloc.c, src/shared/handle.c, src/shared/object.c); only then are the dead slots' CACHED
+ * runs (src/shared/page.c, small.c, handle.c, object.c); only then are the dead slots' CACHED
  * blocks turned FREE (the repairs may still look at blocks a dead process freed inside a logged
  * change, which is why those stay CACHED until here). Its ALLOC blocks stay until
  * ga_shared_reclaim_dead, which also frees the slot.
@@ -25,17 +25,9 @@ int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what)
     return GA_ECORRUPT;
 }
 
-static uint64_t top_pages(shm_att_t *a)
-{
-    uint64_t t = atomic_load(&a->hdr->npages_top);
-    return t <= atomic_load_explicit(&a->known_top, memory_order_relaxed) ? t
-                                                                          : ga__shm_top_slow(a, t);
-}
-
 /* Takes every lock in order (running repairs), optionally keeping them. 0 or GA_E*. */
 static int lock_all(shm_att_t *a, bool keep)
 {
-    shm_header_t *h = a->hdr;
     int rc = ga__shm_lock_named(a);
     if (rc) return rc;
     unsigned s, c = 0;
@@ -47,25 +39,24 @@ static int lock_all(shm_att_t *a, bool keep)
             if ((rc = ga__shm_lock_class(a, c)) != 0) break;
     if (rc == 0) pages = (rc = ga__shm_lock_pages(a)) == 0;
     if (!keep || rc) {
-        if (pages) ga__shm_unlock(&h->pages_lock);
+        if (pages) ga__shm_unlock(a, SHM_LOCK_PAGES);
         while (c-- > 0)
-            ga__shm_unlock(&h->classes[c].lock);
+            ga__shm_unlock(a, SHM_LOCK_CLASS(c));
         while (s-- > 0)
-            ga__shm_unlock(&h->stripes[s].lock);
-        ga__shm_unlock(&h->named_lock);
+            ga__shm_unlock(a, SHM_LOCK_STRIPE(s));
+        ga__shm_unlock(a, SHM_LOCK_NAMED);
     }
     return rc;
 }
 
 static void unlock_all(shm_att_t *a)
 {
-    shm_header_t *h = a->hdr;
-    ga__shm_unlock(&h->pages_lock);
+    ga__shm_unlock(a, SHM_LOCK_PAGES);
     for (unsigned c = SHM_NCLASS; c-- > 0;)
-        ga__shm_unlock(&h->classes[c].lock);
+        ga__shm_unlock(a, SHM_LOCK_CLASS(c));
     for (unsigned s = SHM_NSTRIPES; s-- > 0;)
-        ga__shm_unlock(&h->stripes[s].lock);
-    ga__shm_unlock(&h->named_lock);
+        ga__shm_unlock(a, SHM_LOCK_STRIPE(s));
+    ga__shm_unlock(a, SHM_LOCK_NAMED);
 }
 
 /* Bit mask of dead slots (skipping those already recovered unless all). */
@@ -89,18 +80,18 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
 {
     shm_header_t *h = a->hdr;
     if (!dead_slots(a, blocks)) return 0;
-    int rc = ga__shm_lock(a, &h->slots_lock, NULL, NULL);
+    int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
     if (rc) return rc;
     uint64_t dead = dead_slots(a, blocks);
     long freed = 0;
     if (dead && (rc = lock_all(a, false)) == 0) {
         for (unsigned c = 0; c < SHM_NCLASS; c++) {
             if (ga__shm_lock_class(a, c)) continue;
-            uint64_t top = top_pages(a);
+            uint64_t top = ga__shm_top_pages(a);
             for (uint64_t p = 0; p < top; p++) {
                 uint64_t d = atomic_load(&a->pages[p].desc);
                 if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
-                _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+                _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
                 for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
                     if (state_hit(atomic_load(&st[i]), dead, blocks)) {
                         ga__shm_small_release_locked(a, p, i);
@@ -108,9 +99,9 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
                     }
                 }
             }
-            ga__shm_unlock(&h->classes[c].lock);
+            ga__shm_unlock(a, SHM_LOCK_CLASS(c));
         }
-        uint64_t top = top_pages(a);
+        uint64_t top = ga__shm_top_pages(a);
         for (uint64_t p = 0; p < top; p++) {
             uint64_t d = atomic_load(&a->pages[p].desc);
             if (PD_KIND(d) == PG_LARGE && state_hit(PD_OWNER(d), dead, blocks) &&
@@ -123,7 +114,7 @@ long ga__shm_recover(shm_att_t *a, bool blocks)
             if (blocks) atomic_store(&h->slots[s].pid, 0);
         }
     }
-    ga__shm_unlock(&h->slots_lock);
+    ga__shm_unlock(a, SHM_LOCK_SLOTS);
     return rc ? rc : freed;
 }
 
@@ -150,7 +141,7 @@ static bool state_ok(shm_att_t *a, unsigned st, bool large)
 static int check_small_page(shm_att_t *a, uint64_t p, unsigned c, bool quiet, uint64_t *heap)
 {
     shm_page_t *r = &a->pages[p];
-    _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+    _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
     uint32_t nfree = 0;
     for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
         unsigned b = atomic_load(&st[i]);
@@ -166,9 +157,10 @@ static int check_small_page(shm_att_t *a, uint64_t p, unsigned c, bool quiet, ui
 
 static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
 {
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_PAGES);
     shm_header_t *h = a->hdr;
     uint64_t top = atomic_load(&h->npages_top);
-    if (top != top_pages(a))
+    if (top != ga__shm_top_pages(a))
         return ga__shm_corrupt(a, quiet, top, "committed top is past the end of the file");
     if (atomic_load(&h->pages_intent.op) != INTENT_NONE)
         return ga__shm_corrupt(a, quiet, 0, "page table has an unfinished change");
@@ -213,6 +205,7 @@ static int check_pages(shm_att_t *a, bool quiet, uint64_t *heap)
         if (rc) return rc;
     }
     for (unsigned c = 0; c < SHM_NCLASS; c++) {
+        GA_ASSERT_SHM_HELD(a, SHM_LOCK_CLASS(c));
         uint32_t n = 0;
         for (uint32_t f = h->classes[c].partial_head; f; n++) {
             uint64_t d = f - 1 < top ? atomic_load(&a->pages[f - 1].desc) : 0;
@@ -240,8 +233,7 @@ static int check_header(shm_att_t *a, bool quiet)
         h->max_pages != a->max_pages || h->data_off != a->data_off ||
         h->page_table_off != a->pt_off || h->heap_id != a->heap_id)
         return ga__shm_corrupt(a, quiet, 0, "segment header changed");
-    uint64_t sum = ga__shm_hash(h, offsetof(shm_header_t, layout_sum), 0xcbf29ce484222325ull);
-    if (sum != h->layout_sum)
+    if (ga__shm_layout_sum(h) != h->layout_sum)
         return ga__shm_corrupt(a, quiet, 0, "segment header checksum is wrong");
     if (atomic_load(&((shm_header_t *)h)->init_state) != INIT_READY)
         return ga__shm_corrupt(a, quiet, 0, "segment is not initialized");
@@ -307,7 +299,7 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
     memset(o, 0, sizeof *o);
     o->heap_id = a->heap_id;
     o->reserved = a->map_size;
-    uint64_t top = top_pages(a);
+    uint64_t top = ga__shm_top_pages(a);
     o->committed = a->data_off + top * SHM_PAGE;
     o->pages_total = top;
     int alive[SHM_SLOTS];
@@ -330,7 +322,7 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
             o->pages_free++;
         } else if (kind == PG_SMALL && c < SHM_NCLASS) {
             size_t bs = ga__shm_class_size[c], before = o->blocks_in_use;
-            _Atomic uint8_t *st = (_Atomic uint8_t *)(a->base + a->data_off + p * SHM_PAGE);
+            _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
             for (uint32_t i = 0; i < ga__shm_class_count(c); i++)
                 count_block(o, a, atomic_load_explicit(&st[i], memory_order_relaxed), bs, alive);
             o->classes[c].pages++;

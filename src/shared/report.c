@@ -10,12 +10,11 @@
  * valid gives GA_ECORRUPT. Output goes through a stack buffer straight to the fd.
  */
 #include "shared/shared_internal.h"
-#include <errno.h>
+#include "os/os.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define DEAD_LIST 8 /* blocks listed per exited process */
 
@@ -27,15 +26,7 @@ typedef struct {
 
 static void out_flush(out_t *o)
 {
-    size_t done = 0;
-    while (o->fd >= 0 && done < o->n) {
-        ssize_t w = write(o->fd, o->buf + done, o->n - done);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            break;
-        }
-        done += (size_t)w;
-    }
+    if (o->fd >= 0) ga__os_write_all(o->fd, o->buf, o->n); /* on an error the rest is dropped */
     o->n = 0;
 }
 
@@ -76,14 +67,6 @@ typedef struct {
     uint64_t top;
 } walk_t;
 
-/* Data pages committed, never past what the file covers nor max_pages. */
-static uint64_t top_now(shm_att_t *a)
-{
-    uint64_t t = atomic_load_explicit(&a->hdr->npages_top, memory_order_acquire);
-    t = t <= atomic_load(&a->known_top) ? t : ga__shm_top_slow(a, t);
-    return t < a->max_pages ? t : a->max_pages;
-}
-
 /* Calls fn(arg, state, offset, size) for every allocated block. 0 or GA_ECORRUPT. */
 static int walk(walk_t *w, void (*fn)(void *, unsigned, uint64_t, uint64_t), void *arg)
 {
@@ -99,7 +82,7 @@ static int walk(walk_t *w, void (*fn)(void *, unsigned, uint64_t, uint64_t), voi
         case PG_SMALL: {
             unsigned c = PD_CLASS(d);
             if (c >= SHM_NCLASS) return ga__shm_corrupt(a, true, p, "page has a bad size class");
-            const _Atomic uint8_t *st = (const _Atomic uint8_t *)(a->base + base);
+            const _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
             uint32_t bs = ga__shm_class_size[c], hdr = ga__shm_class_hdr(c);
             for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
                 unsigned b = atomic_load_explicit(&st[i], memory_order_relaxed);
@@ -112,7 +95,7 @@ static int walk(walk_t *w, void (*fn)(void *, unsigned, uint64_t, uint64_t), voi
         case PG_LARGE: {
             uint64_t n = PD_N(d);
             unsigned b = PD_OWNER(d);
-            if (n > w->top - p) w->top = top_now(a); /* the heap may have grown since */
+            if (n > w->top - p) w->top = ga__shm_top_pages(a); /* the heap may have grown since */
             if (n == 0 || w->top <= p || n > w->top - p || ST_KIND(b) == 0xC0u || ST_KIND(b) == 0)
                 return ga__shm_corrupt(a, true, p, "bad large block descriptor");
             if (ST_KIND(b) == ST_KALLOC) fn(arg, b, base, n * SHM_PAGE);
@@ -179,7 +162,7 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
     if (!a) return GA_EINVAL;
     shm_header_t *h = a->hdr;
     bool json = (flags & GA_LEAK_JSON) != 0, quiet = (flags & GA_LEAK_QUIET) != 0;
-    walk_t w = {.a = a, .top = top_now(a)};
+    walk_t w = {.a = a, .top = ga__shm_top_pages(a)};
 
     int alive[SHM_PROC_SLOTS], pid[SHM_PROC_SLOTS];
     for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {

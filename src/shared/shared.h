@@ -9,7 +9,6 @@
 
 #include "internal.h"
 
-
 /* True when heap is a shared heap attached by this process. */
 bool ga__shared_is_heap(ga_heap_t *heap);
 /* The ga_handle_* contract for handles whose heap id (bits 52..62) is nonzero: same results,

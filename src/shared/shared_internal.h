@@ -1,214 +1,57 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared heaps: the segment layout and the declarations shared by the files of src/shared/.
- * Never installed. See the block comment at the top of src/shared/segment.c for the whole design;
- * this header only holds the structs (each with its invariants beside it) and the cross-file
- * helpers (ga__shm_*).
+ * Shared heaps: process-local state (attachments, thread caches) and the declarations shared by
+ * the files of src/shared/ (ga__shm_*). Never installed. The bytes in the segment are described
+ * by shared/layout.h alone; this header says how the code keeps them consistent.
  *
- * Everything inside the segment refers to memory by 64-bit offsets from the segment base (never
- * pointers): the segment is mapped at a different address in each process.
+ * Locks are robust, process-shared pthread mutexes: one per size class, the pages lock, one per
+ * handle stripe (16), the named-object lock and the slots lock; the common path (alloc/free from
+ * a thread cache) takes none. Allocation from a cache is the single store CACHED(me) ->
+ * ALLOC(me); a free is the single CAS ALLOC(x) -> CACHED(me). FREE blocks change state only under
+ * the class lock (refill, flush) or the pages lock (large). Lock order: slots > named > stripe >
+ * class > pages.
+ *
+ * Crash safety: every change of shared metadata is one atomic step (state bytes, page
+ * descriptors, handle words, named-object states), or a hint derived from those (partial-page
+ * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
+ * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
+ * and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
+ * src/shared/object.c, src/shared/page.c say how for each op; every record is written through
+ * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
+ * no one else can reuse it before the repair has looked at it. When a process is found dead
+ * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
+ * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
+ *
+ * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
+ * every offset, index, class and size read from the segment is bounds-checked before use, so
+ * bad metadata gives GA_ECORRUPT, never an access outside the mapping. (A robust mutex whose
+ * bytes were overwritten can still block forever: that is a denial of service, not a write.)
  */
 #ifndef GA_SHARED_INTERNAL_H
 #define GA_SHARED_INTERNAL_H
 
 #include "shared/shared.h"
+#include "shared/layout.h"
+#include "handle/handle.h"
+#include "os/os.h"
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/types.h>
 
-/* ---- constants ------------------------------------------------------------------------- */
+/* ---- process-local constants ---------------------------------------------------------- */
 
-#define SHM_MAGIC       0x3150414548534147ull /* "GASHEAP1" little-endian */
-#define SHM_VERSION     1u
-#define SHM_PAGE_SHIFT  16
-#define SHM_PAGE        ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
-#define SHM_MIN_SIZE    ((uint64_t)1 << 20)             /* smallest max_size: 1 MiB */
-#define SHM_MAX_SIZE    ((uint64_t)1 << 36)             /* largest max_size: 64 GiB */
-#define SHM_PREFIX      "ga."                           /* /dev/shm/ga.NAME */
-#define SHM_NAME_MAX    200                             /* heap name length */
-#define SHM_OBJNAME_MAX 63                              /* named object name length */
+#define SHM_PREFIX   "ga." /* /dev/shm/ga.NAME */
+#define SHM_NAME_MAX 200   /* heap name length */
 
-/* Owner slots: 0..61 are attached processes, 62 = left behind by a process that detached
- * cleanly, 63 = the heap itself (blocks referenced by a handle or a named object). */
-#define SHM_SLOTS       64
-#define SHM_PROC_SLOTS  62
-#define SHM_SLOT_ORPHAN 62
-#define SHM_SLOT_HEAP   63
-
-/* Block state byte (one per small block, one in each large block's head page descriptor).
- * Every transition is one atomic byte operation:
- *   FREE -> CACHED(s)      only under the class lock (refill), or the pages lock (large)
- *   CACHED(s) -> ALLOC(s)  only by process s (allocation from its cache)
- *   ALLOC(x) -> CACHED(s)  CAS by any process s (free; double frees lose the CAS)
- *   CACHED(s) -> FREE      only under the class / pages lock (flush, recovery of dead s)
- *   ALLOC(s) -> ALLOC(t)   CAS (ownership handover: to the heap, or to ORPHAN on detach)
- * So FREE blocks change hands only under a lock, and a block freed by process s stays in s's
- * hands (CACHED(s)) until s flushes it or s is found dead and recovered. */
-#define ST_FREE      0x00u
-#define ST_CACHED(s) (0x40u | (unsigned)(s))
-#define ST_ALLOC(s)  (0x80u | (unsigned)(s))
-#define ST_KIND(b)   ((b)&0xC0u)
-#define ST_SLOT(b)   ((b)&0x3Fu)
-#define ST_KCACHED   0x40u
-#define ST_KALLOC    0x80u
-
-/* Size classes: 16 .. 16384 bytes, four per doubling. Larger blocks take whole pages. */
-#define SHM_NCLASS    36
-#define SHM_SMALL_MAX 16384u
-
-/* Page descriptor word (atomic, 64 bits): kind:8 | owner:8 | class:8 | pad:8 | n:32.
- * FREE: unused page. SMALL: blocks of class `class`, their state bytes at the page start.
- * LARGE: head of a run of n pages, owner = the block's state byte. TAIL: n = the head's index.
- * HTABLE: a chunk of the handle table (listed in hdr->hchunk[]). */
-enum { PG_FREE = 0, PG_SMALL = 1, PG_LARGE = 2, PG_TAIL = 3, PG_HTABLE = 4 };
-#define PD_MAKE(kind, owner, cls, n)                                                               \
-    ((uint64_t)(kind) | ((uint64_t)(owner) << 8) | ((uint64_t)(cls) << 16) | ((uint64_t)(n) << 32))
-#define PD_KIND(d)  ((unsigned)((d)&0xFF))
-#define PD_OWNER(d) ((unsigned)(((d) >> 8) & 0xFF))
-#define PD_CLASS(d) ((unsigned)(((d) >> 16) & 0xFF))
-#define PD_N(d)     ((uint32_t)((d) >> 32))
-
-/* Handles: h % 16 == 8; bits 4..27 entry index, 28..51 generation, 52..62 heap id. */
-#define H_INDEX(h)  ((uint32_t)(((h) >> 4) & 0xFFFFFF))
-#define H_GEN(h)    ((uint32_t)(((h) >> 28) & 0xFFFFFF))
-#define H_HEAPID(h) ((unsigned)(((h) >> 52) & 0x7FF))
+/* Shared handles have the handle value format of handle/handle.h (h % 16 == 8; bits 4..27 entry
+ * index, 28..51 generation) with a nonzero heap id in bits 52..62. */
+#define H_INDEX(h)  ((uint32_t)((h) >> GA__H_INDEX_SHIFT) & GA__H_FIELD_MASK)
+#define H_GEN(h)    ga__h_gen(h)
+#define H_HEAPID(h) ((unsigned)((h) >> GA__H_HIGH_SHIFT) & SHM_HEAPID_MAX)
 #define H_MAKE(idx, gen, id)                                                                       \
-    ((ga_handle_t)8 | ((ga_handle_t)(idx) << 4) | ((ga_handle_t)(gen) << 28) |                     \
-     ((ga_handle_t)(id) << 52))
-#define SHM_HCHUNK_ENTRIES (SHM_PAGE / sizeof(shm_hentry_t))
-#define SHM_HCHUNKS_MAX    8192 /* 8192 * 2048 = 2^24 entries, the index field's range */
-#define SHM_NSTRIPES       16   /* with the 36 class locks, the checker holds < 64 locks (TSan) */
-/* Handle entry word: gen:24 | live:1 | pad:7 | locks:8 | flags:8 | pad:16 */
-#define HW_GEN(w)   ((uint32_t)((w)&0xFFFFFF))
-#define HW_LIVE     ((uint64_t)1 << 24)
-#define HW_LOCKS(w) ((unsigned)(((w) >> 32) & 0xFF))
-#define HW_FLAGS(w) ((unsigned)(((w) >> 40) & 0xFF))
-#define HW_MAKE(gen, live, locks, flags)                                                           \
-    ((uint64_t)(gen) | ((live) ? HW_LIVE : 0) | ((uint64_t)(locks) << 32) |                        \
-     ((uint64_t)(flags) << 40))
-/* Handle data blocks start with this prefix (so ga_handle_from_ptr can find the entry). */
-#define HPREFIX_MAGIC 0x48414e44u /* "HAND" */
-#define HPREFIX       16u
-
-#define SHM_NAMED_MAX 1024 /* named objects per heap (open addressing, power of two) */
-
-/* ---- the segment ----------------------------------------------------------------------- */
-
-/* An intent record: written before a multi-step change made under the lock beside it, and
- * cleared after. The next owner of the lock (after EOWNERDEAD) reads it to finish or undo. */
-typedef struct shm_intent_s {
-    _Atomic uint32_t op; /* INTENT_* (0 = none) */
-    uint32_t idx;        /* entry index or page index */
-    uint32_t slot;       /* the process slot doing it */
-    uint32_t pad;
-    uint64_t new_off, old_off; /* blocks involved (0 = none) */
-    uint64_t new_size, old_size;
-} shm_intent_t;
-enum {
-    INTENT_NONE = 0,
-    INTENT_HALLOC,   /* handle entry idx gets block new_off */
-    INTENT_HREALLOC, /* entry idx moves from old_off/old_size to new_off/new_size */
-    INTENT_HFREE,    /* entry idx freed; its block old_off goes too */
-    INTENT_OCREATE,  /* named entry idx gets block new_off */
-    INTENT_OREMOVE,  /* named entry idx removed; its block old_off goes too */
-    INTENT_PALLOC,   /* pages idx .. idx+new_size-1 become a large block / small page */
-    INTENT_PFREE,    /* large block at page idx (new_size pages) returns to the free pool */
-};
-
-/* A process slot. pid != 0 means taken; the process is alive when pid exists (kill 0), is no
- * zombie and, where /proc can tell, has the recorded start time (pids are reused). Written
- * under hdr->slots_lock. pids are only meaningful within one pid namespace. */
-typedef struct shm_slot_s {
-    _Atomic int32_t pid;
-    _Atomic uint32_t recovered; /* dead slot whose cached blocks were already given back */
-    uint64_t start_time;        /* /proc/PID/stat field 22 */
-} shm_slot_t;
-
-/* Central state of one size class. partial: pages of the class that have free blocks (a
- * hint: rebuilt from the state bytes after a holder died). Protected by lock. */
-typedef struct shm_class_s {
-    pthread_mutex_t lock;
-    uint32_t partial_head; /* page index + 1, 0 = none */
-    uint32_t npages;       /* pages of this class (hint) */
-} __attribute__((aligned(GA_CACHE_LINE))) shm_class_t;
-
-/* Per page: the atomic descriptor and the class's bookkeeping for it (under the class lock). */
-typedef struct shm_page_s {
-    _Atomic uint64_t desc;
-    uint32_t next_partial; /* page index + 1 */
-    uint32_t free_count;   /* FREE blocks in the page (hint, recounted on repair) */
-    uint32_t scan;         /* where the next refill scan starts */
-    uint32_t in_partial;
-    uint32_t owner; /* slot + 1 of the process that refilled from it last (a hint) */
-    uint32_t pad_;
-} shm_page_t;
-
-/* One handle-table entry. data_off: block start (the data is HPREFIX bytes further), 0 when
- * discarded. Entries of stripe s are s, s+16, s+32, ...; the stripe lock protects them. */
-typedef struct shm_hentry_s {
-    _Atomic uint64_t word;
-    uint64_t data_off;
-    uint64_t size;
-    uint32_t next_free; /* entry index + 1 */
-    uint32_t pad_;
-} shm_hentry_t;
-
-typedef struct shm_stripe_s {
-    pthread_mutex_t lock;
-    shm_intent_t intent;
-    uint32_t free_head; /* entry index + 1 */
-    uint32_t next_k;    /* entries s + k*16 for k < next_k have been used */
-} __attribute__((aligned(GA_CACHE_LINE))) shm_stripe_t;
-
-/* A named object. state LIVE is published last (release), after name, size and data_off. */
-typedef struct shm_named_s {
-    _Atomic uint32_t state; /* NAMED_EMPTY, NAMED_LIVE, NAMED_TOMB */
-    uint32_t hash;
-    uint64_t data_off;
-    uint64_t size;
-    char name[SHM_OBJNAME_MAX + 1];
-    uint64_t pad_;
-} shm_named_t;
-enum { NAMED_EMPTY = 0, NAMED_LIVE = 1, NAMED_TOMB = 2 };
-
-enum { INIT_NONE = 0, INIT_BUSY = 1, INIT_READY = 2 };
-
-/* The header at offset 0. The first block (magic .. layout_sum) never changes after creation
- * and is verified on every attach; every offset used later is recomputed from max_size, never
- * read from the segment. */
-typedef struct shm_header_s {
-    uint64_t magic;
-    uint32_t version;
-    uint32_t header_size;
-    uint64_t max_size;
-    uint64_t max_pages;
-    uint64_t page_table_off;
-    uint64_t data_off;
-    uint32_t heap_id; /* 1..2047 */
-    uint32_t mode;
-    uint64_t layout_sum; /* hash of the fields above */
-
-    _Atomic uint32_t init_state;
-    int32_t creator_pid;
-    uint64_t created_time;
-    _Atomic uint64_t npages_top; /* data pages committed (file covers them) */
-    _Atomic uint64_t attach_count;
-    _Atomic uint64_t repairs; /* locks taken over from dead holders (EOWNERDEAD) */
-
-    pthread_mutex_t slots_lock;
-    pthread_mutex_t pages_lock;
-    shm_intent_t pages_intent;
-    uint32_t pages_hint; /* no free page below this index (hint) */
-    pthread_mutex_t named_lock;
-    shm_intent_t named_intent;
-    uint32_t named_count;
-
-    shm_slot_t slots[SHM_SLOTS];
-    shm_class_t classes[SHM_NCLASS];
-    shm_stripe_t stripes[SHM_NSTRIPES];
-    _Atomic uint32_t hchunk[SHM_HCHUNKS_MAX]; /* page index + 1 of each handle-table chunk */
-    shm_named_t named[SHM_NAMED_MAX];
-} shm_header_t;
+    (GA__H_SHAPE | ((ga_handle_t)(idx) << GA__H_INDEX_SHIFT) |                                     \
+     ((ga_handle_t)(gen) << GA__H_GEN_SHIFT) | ((ga_handle_t)(id) << GA__H_HIGH_SHIFT))
+static_assert(HW_GEN_MASK == GA__H_FIELD_MASK, "an entry's generation fills a handle's field");
+static_assert(SHM_HEAPID_MAX == (UINT64_MAX >> 1) >> GA__H_HIGH_SHIFT, "heap ids: bits 52..62");
 
 /* ---- process-local state --------------------------------------------------------------- */
 
@@ -238,18 +81,31 @@ typedef struct shm_att_s {
 enum { ATT_OPEN = 1, ATT_INHERITED = 2 };
 
 typedef struct shm_tcache_s {
-    struct shm_tcache_s *next; /* all caches of the process (att_lock) */
+    struct shm_tcache_s *next; /* all caches of the process (tc_list_lock, small.c) */
     shm_att_t *att;
     uint64_t serial;
     uint32_t n[SHM_NCLASS];
     uint64_t off[SHM_NCLASS][TC_SLOTS];
 } shm_tcache_t;
 
-/* ---- src/shared/segment.c ------------------------------------------------------------------ */
+/* Process-local memory (attachments, thread caches): zeroed pages straight from the OS, never
+ * from a globalalloc heap. */
+static inline void *ga__shm_local_alloc(size_t size)
+{
+    size_t page = ga__os_page_size();
+    return ga__os_map_aligned((size + page - 1) & ~(page - 1), page);
+}
+static inline void ga__shm_local_free(void *p, size_t size)
+{
+    size_t page = ga__os_page_size();
+    ga__os_unmap(p, (size + page - 1) & ~(page - 1));
+}
+
+/* ---- src/shared/attach.c: the attachment table ------------------------------------------ */
 
 /* Validates heap and returns its attachment, or NULL + ga_last_error GA_EINVAL. */
 shm_att_t *ga__shm_att(ga_heap_t *heap);
-/* The attachment table and this thread's last hit in it (src/shared/segment.c). */
+/* The attachment table and this thread's last hit in it. */
 extern _Atomic(shm_att_t *) ga__shm_atts[ATT_MAX];
 extern GA_TLS unsigned ga__shm_last_att;
 /* ga__shm_att with its common case inlined: heap is the attachment this thread used last.
@@ -265,24 +121,236 @@ GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */
 shm_att_t *ga__shm_att_by_ptr(const void *p);
-/* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
- * repair(att, arg) while holding the lock, then marks the lock consistent. */
-int ga__shm_lock(shm_att_t *a, pthread_mutex_t *m, void (*repair)(shm_att_t *, void *), void *arg);
-void ga__shm_unlock(pthread_mutex_t *m);
-/* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
-int ga__shm_slot_alive(shm_att_t *a, unsigned s);
-/* Process mutex for the attachment table and the thread-cache list. */
+/* The process lock: the attachment table's writers hold it, and so do detach and thread exit,
+ * so that no attachment closes under a flush of its caches. */
 void ga__shm_proc_lock(void);
 void ga__shm_proc_unlock(void);
-uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
+#if GA_DEBUG >= 2
+bool ga__shm_proc_held(void);
+#endif
+#define GA_ASSERT_PROC_HELD() GA_ASSERT_INTERNAL(ga__shm_proc_held())
+
+/* ---- src/shared/segment.c: the file and its mapping -------------------------------------- */
+
+/* Opens the file at path and maps the segment into a, creating or re-initializing it as flags
+ * allow (GA_SHARED_*). 0 or GA_E*; *created = 1 when this call made the heap. */
+int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
+                         int *created);
+/* True when path still names the file a has open (not unlinked and made again). */
+bool ga__shm_segment_is(shm_att_t *a, const char *path);
+/* Unmaps a's segment and closes its file (either may be absent). */
+void ga__shm_segment_close(shm_att_t *a);
 /* npages_top clamped to what the file covers (fstat); updates a->known_top. */
 uint64_t ga__shm_top_slow(shm_att_t *a, uint64_t t);
 /* Grows the committed data pages to at least `pages` (pages lock held). 0 or GA_E*. */
 int ga__shm_commit(shm_att_t *a, uint64_t pages);
 
-/* ---- src/shared/alloc.c -------------------------------------------------------------------- */
+/* ---- src/shared/name.c ------------------------------------------------------------------- */
+
+/* True when name is 1..max printable ASCII characters without '/', '\\' or "..". */
+bool ga__shm_name_ok(const char *name, size_t max);
+/* The shm_open path of heap `name` ("/ga.NAME") into out. 0 or GA_ENAME. */
+int ga__shm_path(const char *name, char *out, size_t cap);
+/* FNV-1a of n bytes at p, continuing from h (SHM_FNV_BASIS to start). */
+uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
+/* The header's layout_sum: the hash of its immutable first block. */
+uint64_t ga__shm_layout_sum(const shm_header_t *h);
+/* A named object's hash (shm_named_t.hash). */
+uint32_t ga__shm_name_hash(const char *name);
+
+/* ---- src/shared/lock.c: robust locks ----------------------------------------------------- */
+
+/* Lock ids: one per robust mutex of the segment (the bit numbers of the debug record). */
+enum {
+    SHM_LOCK_PAGES = SHM_NCLASS + SHM_NSTRIPES, /* after the class and stripe locks */
+    SHM_LOCK_NAMED,
+    SHM_LOCK_SLOTS,
+    SHM_NLOCKS
+};
+#define SHM_LOCK_CLASS(c)  (0u + (unsigned)(c))
+#define SHM_LOCK_STRIPE(s) (SHM_NCLASS + (unsigned)(s))
+static_assert(SHM_NLOCKS <= 64, "the debug record has one bit per lock");
+
+/* Makes m a robust, process-shared mutex. 0 or an errno value. */
+int ga__shm_mutex_init(pthread_mutex_t *m);
+/* The mutex in the segment for lock id `lock`. */
+pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock);
+/* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
+ * repair(att, arg) while holding the lock, then marks the lock consistent. pre: the caller does
+ * not hold it already. */
+int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg);
+/* pre: the caller holds lock. */
+void ga__shm_unlock(shm_att_t *a, unsigned lock);
+#if GA_DEBUG >= 2
+/* True when this thread holds lock of attachment a (taken through ga__shm_lock). */
+bool ga__shm_held(const shm_att_t *a, unsigned lock);
+#define GA_ASSERT_SHM_HELD(a, lock) GA__ASSERT(ga__shm_held((a), (lock)))
+#else
+#define GA_ASSERT_SHM_HELD(a, lock) ((void)0)
+#endif
+
+/* ---- intent records: begin, add, commit, end --------------------------------------------
+ * One logged change under the pages, named or a stripe lock, in the record beside that lock:
+ *   in = ga__shm_intent_begin(a, lock, idx)   the entry or page changed, and our slot
+ *   ga__shm_intent_add_blocks / _sizes / _run  what the repair needs to finish or undo it
+ *   ga__shm_intent_commit(in, INTENT_*)       the op, stored after every field (seq_cst): from
+ *                                             here on, a repair finishes or undoes the change
+ *   ... the change, whose own commit point is one atomic store ...
+ *   ga__shm_intent_end(in)                    the op cleared (seq_cst), after the last step
+ * Fields are plain stores: no one reads them before seeing the op, so "fields, then op, then
+ * change, then clear" is the only order, and recovery depends on it (the idea of pmdk's
+ * operation/ulog, written for one record per lock). */
+static inline shm_intent_t *ga__shm_intent_of(shm_att_t *a, unsigned lock)
+{
+    shm_header_t *h = a->hdr;
+    if (lock == SHM_LOCK_PAGES) return &h->pages_intent;
+    if (lock == SHM_LOCK_NAMED) return &h->named_intent;
+    return &h->stripes[lock - SHM_LOCK_STRIPE(0)].intent;
+}
+/* pre: lock (pages, named or a stripe) held. */
+static inline shm_intent_t *ga__shm_intent_begin(shm_att_t *a, unsigned lock, uint32_t idx)
+{
+    GA_ASSERT_SHM_HELD(a, lock);
+    GA_ASSERT_INTERNAL(lock >= SHM_LOCK_STRIPE(0) && lock <= SHM_LOCK_NAMED);
+    shm_intent_t *in = ga__shm_intent_of(a, lock);
+    in->idx = idx;
+    in->slot = a->slot;
+    return in;
+}
+/* The blocks involved: new_off is given to the entry, old_off leaves it (0 = none). */
+static inline void ga__shm_intent_add_blocks(shm_intent_t *in, uint64_t new_off, uint64_t old_off)
+{
+    in->new_off = new_off;
+    in->old_off = old_off;
+}
+static inline void ga__shm_intent_add_sizes(shm_intent_t *in, uint64_t new_size, uint64_t old_size)
+{
+    in->new_size = new_size;
+    in->old_size = old_size;
+}
+/* Page ops: the run is pages idx .. idx + n - 1. */
+static inline void ga__shm_intent_add_run(shm_intent_t *in, uint64_t n)
+{
+    in->new_size = n;
+}
+static inline void ga__shm_intent_commit(shm_intent_t *in, unsigned op)
+{
+    atomic_store(&in->op, op);
+}
+/* Also what a repair does once it has finished or undone the change. */
+static inline void ga__shm_intent_end(shm_intent_t *in)
+{
+    atomic_store(&in->op, INTENT_NONE);
+}
+/* For repairs: the state the record's process gave its new block, ALLOC(slot) (slot 0 when the
+ * recorded slot is out of range). */
+static inline unsigned ga__shm_intent_owner(const shm_intent_t *in)
+{
+    return ST_ALLOC(in->slot < SHM_PROC_SLOTS ? in->slot : 0);
+}
+
+/* ---- src/shared/slot.c: process slots ---------------------------------------------------- */
+
+/* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
+int ga__shm_slot_alive(shm_att_t *a, unsigned s);
+/* Claims a free slot for this process into *out. 0, GA_EFULL or GA_ECORRUPT. */
+int ga__shm_slot_claim(shm_att_t *a, unsigned *out);
+/* Frees a's slot (detach, or an open that failed after its claim). */
+void ga__shm_slot_release(shm_att_t *a);
+
+/* ---- src/shared/size_class.c: size classes, SMALL page geometry -------------------------- */
 
 extern const uint32_t ga__shm_class_size[SHM_NCLASS];
+/* Per-class geometry (computed at load time from the class sizes, never read from the segment). */
+typedef struct shm_geometry_s {
+    uint32_t hdr[SHM_NCLASS];   /* bytes of state area (block 0 starts here) */
+    uint32_t count[SHM_NCLASS]; /* blocks per page */
+    uint64_t recip[SHM_NCLASS]; /* floor(2^32 / size) + 1: rel / size == rel * recip >> 32,
+                                 * exact for rel < 2^16 and size <= 2^16 */
+} shm_geometry_t;
+extern shm_geometry_t ga__shm_geo;
+static inline uint32_t ga__shm_class_hdr(unsigned c)
+{
+    return ga__shm_geo.hdr[c];
+}
+static inline uint32_t ga__shm_class_count(unsigned c)
+{
+    return ga__shm_geo.count[c];
+}
+/* The class of a small request (s <= SHM_SMALL_MAX). */
+static inline unsigned ga__shm_size_class(size_t s)
+{
+    if (s <= 128) return s ? (unsigned)((s - 1) >> 4) : 0;
+    unsigned lg = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1));
+    unsigned k = (unsigned)((s - 1) >> (lg - 2)); /* 4..7 */
+    return 8 + (lg - 7) * 4 + (k - 4);
+}
+
+/* ---- src/shared/page.c: the page table and the page pool -------------------------------- */
+
+/* Data pages committed: npages_top, never past what the file covers nor max_pages. */
+static inline uint64_t ga__shm_top_pages(shm_att_t *a)
+{
+    uint64_t t = atomic_load_explicit(&a->hdr->npages_top, memory_order_acquire);
+    return GA_LIKELY(t <= a->known_top) ? t : ga__shm_top_slow(a, t);
+}
+/* The state bytes at the start of SMALL page `page`. */
+static inline _Atomic uint8_t *ga__shm_state_bytes(shm_att_t *a, uint64_t page)
+{
+    return (_Atomic uint8_t *)(a->base + a->data_off + page * SHM_PAGE);
+}
+/* Validated pointer to page i's record, NULL when i is past the committed top. */
+shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i);
+int ga__shm_lock_pages(shm_att_t *a);
+/* Repair callback of the pages lock (arg unused). */
+void ga__shm_repair_pages(shm_att_t *a, void *arg);
+/* Allocates a run of n pages: a large block owned by `owner` (state byte), n >= 1.
+ * The page index or UINT64_MAX (*err set). */
+uint64_t ga__shm_large_alloc(shm_att_t *a, uint64_t n, unsigned owner, int *err);
+/* Large block at page (CACHED or ALLOC) back to the page pool. */
+int ga__shm_large_release(shm_att_t *a, uint64_t page, unsigned expect);
+/* A fresh SMALL page for class c (class lock held). Its index or UINT64_MAX (*err set). */
+uint64_t ga__shm_page_new_small(shm_att_t *a, unsigned c, int *err);
+/* Makes sure handle-table chunk `chunk` exists (a zeroed PG_HTABLE page). 0 or GA_E*. */
+int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk);
+
+/* ---- src/shared/small.c: small blocks, thread caches ------------------------------------ */
+
+/* Thread-cache entries pack the block offset (< 2^40) with its index in the page. */
+#define TC_OFF(e)         ((e) & (((uint64_t)1 << 40) - 1))
+#define TC_IDX(e)         ((uint32_t)((e) >> 48))
+#define TC_PACK(off, idx) ((off) | ((uint64_t)(idx) << 48))
+/* This thread's cache per attachment index (NULL until first use). */
+extern GA_TLS shm_tcache_t *ga__shm_tl_tc[ATT_MAX];
+/* Makes or resets this thread's cache for a. NULL when it cannot be mapped. */
+shm_tcache_t *ga__shm_tc_slow(shm_att_t *a);
+/* This thread's cache for a: the common case inline. */
+static inline shm_tcache_t *ga__shm_tc_get(shm_att_t *a)
+{
+    shm_tcache_t *tc = ga__shm_tl_tc[a->index];
+    if (GA_LIKELY(tc && tc->att == a && tc->serial == a->serial)) return tc;
+    return ga__shm_tc_slow(a);
+}
+/* Fills tc's empty-ish list of class c from the class's pages (takes the class lock). 0 or
+ * GA_E* (GA_EFULL: no page left). */
+int ga__shm_refill(shm_att_t *a, shm_tcache_t *tc, unsigned c);
+/* Moves all but `keep` (the newest) cached blocks of class c back to the free pool. */
+void ga__shm_flush_class(shm_att_t *a, shm_tcache_t *tc, unsigned c, uint32_t keep);
+/* Flushes every cache of attachment a in this process (detach). */
+void ga__shm_flush_all(shm_att_t *a);
+/* fork handling of the thread-cache list: 0 prepare (lock), 1 parent (unlock), 2 child (forget
+ * every cache: they hold the parent's blocks; unlock). */
+void ga__shm_tcache_fork(int phase);
+int ga__shm_lock_class(shm_att_t *a, unsigned c);
+/* Repair callback of class lock (unsigned)(uintptr_t)arg. */
+void ga__shm_repair_class(shm_att_t *a, void *arg);
+/* Under the class lock: turns a CACHED/ALLOC small block back to FREE (recovery). */
+void ga__shm_small_release_locked(shm_att_t *a, uint64_t page, uint32_t idx);
+/* Gives wholly free small pages back to the page pool; returns how many. */
+uint64_t ga__shm_trim(shm_att_t *a);
+
+/* ---- src/shared/alloc.c: allocation, lookup, free --------------------------------------- */
+
 /* Allocates a block owned by this process's slot: its offset, or 0 (error set). */
 uint64_t ga__shm_alloc_off(shm_att_t *a, size_t size, bool zero);
 /* Frees block off. in_window: inside a logged change (the block stays CACHED(me) and is not
@@ -296,31 +364,10 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off);
 size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state);
 /* CAS the state of block off from `from` to `to`. true on success. */
 bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
-/* Gives wholly free small pages back to the page pool; returns how many. */
-uint64_t ga__shm_trim(shm_att_t *a);
-/* Flushes every cache of attachment a in this process (detach). */
-void ga__shm_flush_all(shm_att_t *a);
-/* fork handling of the thread-cache list: 0 prepare (lock), 1 parent (unlock), 2 child (forget
- * every cache: they hold the parent's blocks; unlock). */
-void ga__shm_tcache_fork(int phase);
-/* Repair callbacks for the class and pages locks (arg: class index / NULL). */
-void ga__shm_repair_class(shm_att_t *a, void *arg);
-void ga__shm_repair_pages(shm_att_t *a, void *arg);
-int ga__shm_lock_class(shm_att_t *a, unsigned c);
-int ga__shm_lock_pages(shm_att_t *a);
-/* Under the class lock: turns a CACHED/ALLOC small block back to FREE (recovery). */
-void ga__shm_small_release_locked(shm_att_t *a, uint64_t page, uint32_t idx);
-/* Large block at page (CACHED or ALLOC) back to the page pool. */
-int ga__shm_large_release(shm_att_t *a, uint64_t page, unsigned expect);
-/* Makes sure handle-table chunk `chunk` exists (a zeroed PG_HTABLE page). 0 or GA_E*. */
-int ga__shm_htable_chunk(shm_att_t *a, uint32_t chunk);
-/* Validated pointer to page i's record, NULL when i is past the committed top. */
-shm_page_t *ga__shm_page(shm_att_t *a, uint64_t i);
-/* Per-class geometry (local constants, never read from the segment). */
-uint32_t ga__shm_class_hdr(unsigned c);
-uint32_t ga__shm_class_count(unsigned c);
+/* Frees block off if it still has state `st` (repairs: a dead process's half-done change). */
+void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st);
 
-/* ---- src/shared/handle.c / src/shared/object.c ------------------------------------------------- */
+/* ---- src/shared/handle.c, src/shared/object.c: handles, named objects --------------------- */
 
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s);
 int ga__shm_lock_named(shm_att_t *a);

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * POSIX implementation of the shared-heap part of src/os/os.h: shm_open files, flock, MAP_SHARED
+ * mappings, process liveness and clocks. Every function returns 0 or -errno (or the documented
+ * value); nothing here allocates. /proc is read only where it exists (Linux).
+ */
+#include "os/os.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- shared-memory files -------------------------------------------------------------- */
+
+int ga__os_shm_open(const char *name, int mode)
+{
+    int fd = mode == GA_OS_SHM_CREATE ? shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+             : mode == GA_OS_SHM_RDWR ? shm_open(name, O_RDWR | O_CLOEXEC, 0)
+                                      : shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    return fd >= 0 ? fd : -errno;
+}
+
+int ga__os_shm_unlink(const char *name)
+{
+    return shm_unlink(name) ? -errno : 0;
+}
+
+void ga__os_file_close(int fd)
+{
+    close(fd);
+}
+
+int ga__os_file_stat(int fd, uint64_t *size, unsigned *mode)
+{
+    struct stat st;
+    if (fstat(fd, &st)) return -errno;
+    *size = (uint64_t)st.st_size;
+    if (mode) *mode = (unsigned)(st.st_mode & 0777);
+    return 0;
+}
+
+bool ga__os_file_same(int a, int b)
+{
+    struct stat s1, s2;
+    return fstat(a, &s1) == 0 && fstat(b, &s2) == 0 && s1.st_ino == s2.st_ino &&
+           s1.st_dev == s2.st_dev;
+}
+
+int ga__os_file_chmod(int fd, unsigned mode)
+{
+    return fchmod(fd, (mode_t)mode) ? -errno : 0;
+}
+
+int ga__os_file_resize(int fd, uint64_t size)
+{
+    return ftruncate(fd, (off_t)size) ? -errno : 0;
+}
+
+int ga__os_file_allocate(int fd, uint64_t off, uint64_t len)
+{
+    int rc = posix_fallocate(fd, (off_t)off, (off_t)len); /* returns the error, errno untouched */
+    if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(fd, (off_t)(off + len)) ? errno : 0;
+    return -rc;
+}
+
+int ga__os_file_lock(int fd, int op)
+{
+    int how = (op & 3) == GA_OS_FLOCK_SH ? LOCK_SH : (op & 3) == GA_OS_FLOCK_EX ? LOCK_EX : LOCK_UN;
+    return flock(fd, how | ((op & GA_OS_FLOCK_NB) ? LOCK_NB : 0)) ? -errno : 0;
+}
+
+void *ga__os_map_shared(int fd, size_t size, bool writable)
+{
+    void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int ga__os_write_all(int fd, const void *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, (const char *)p + done, n - done);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            return w < 0 ? -errno : -EIO;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- processes ------------------------------------------------------------------------ */
+
+int ga__os_pid(void)
+{
+    return (int)getpid();
+}
+
+bool ga__os_pid_exists(int pid)
+{
+    return !(kill(pid, 0) != 0 && errno == ESRCH);
+}
+
+bool ga__os_proc_stat(int pid, char *state, uint64_t *start)
+{
+#ifdef __linux__
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!p || p[1] != ' ') return false;
+    p += 2;
+    *state = *p;
+    for (int field = 3; field < 22; field++) { /* skip to field 22, starttime */
+        p = strchr(p, ' ');
+        if (!p) return false;
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return true;
+#else
+    (void)pid, (void)state, (void)start;
+    return false;
+#endif
+}
+
+/* ---- clocks --------------------------------------------------------------------------- */
+
+uint64_t ga__os_time(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+double ga__os_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void ga__os_sleep_us(unsigned long us)
+{
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared heaps: names and hashes. A heap name is one path component of printable ASCII (no '/',
+ * '\\' or ".."), the file /dev/shm/ga.NAME; named objects follow the same rule with a shorter
+ * limit. The FNV-1a hash (SHM_FNV_* in layout.h) checks the header and keys the named objects.
+ */
+#include "shared/shared_internal.h"
+#include <stdio.h>
+#include <string.h>
+
+uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * SHM_FNV_PRIME;
+    return h;
+}
+
+uint64_t ga__shm_layout_sum(const shm_header_t *h)
+{
+    return ga__shm_hash(h, offsetof(shm_header_t, layout_sum), SHM_FNV_BASIS);
+}
+
+uint32_t ga__shm_name_hash(const char *name)
+{
+    return (uint32_t)ga__shm_hash(name, strlen(name), SHM_FNV_BASIS);
+}
+
+bool ga__shm_name_ok(const char *name, size_t max)
+{
+    if (!name) return false;
+    size_t n = strnlen(name, max + 1);
+    if (n == 0 || n > max || strstr(name, "..")) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x21 || c > 0x7e || c == '/' || c == '\\') return false;
+    }
+    return true;
+}
+
+int ga__shm_path(const char *name, char *out, size_t cap)
+{
+    if (!ga__shm_name_ok(name, SHM_NAME_MAX)) return GA_ENAME;
+    snprintf(out, cap, "/%s%s", SHM_PREFIX, name);
+    return 0;
+}
