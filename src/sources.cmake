@@ -27,7 +27,8 @@ set(GA_DEBUG_SOURCES
 
 # Handles: tagged blocks, the handle table, the ga_handle_* API.
 set(GA_HANDLE_SOURCES
-  src/handle/api.c)
+  src/handle/api.c
+  src/handle/check.c)
 
 # Shared heaps: named heaps in shared memory.
 set(GA_SHARED_SOURCES
