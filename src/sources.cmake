@@ -28,6 +28,7 @@ set(GA_DEBUG_SOURCES
 # Handles: tagged blocks, the handle table, the ga_handle_* API.
 set(GA_HANDLE_SOURCES
   src/handle/block.c
+  src/handle/table.c
   src/handle/api.c
   src/handle/fork.c
   src/handle/check.c)
