@@ -65,6 +65,7 @@ static int slot_begin(ga_handle_t h, ga__slot_t **ps, uint64_t *pst)
 static void slot_end(ga__slot_t *s, uint64_t set, uint64_t clear)
 {
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    GA_ASSERT_INTERNAL(st & S_BUSY); /* the caller's slot_begin set it */
     uint64_t nst;
     do {
         nst = (st & ~(clear | S_BUSY | S_SEQ_MASK)) | set | ((st + S_SEQ_ONE) & S_SEQ_MASK);
@@ -117,6 +118,7 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
     }
     ga__slot_t *s = ga__slot_at(idx);
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    GA_ASSERT_INTERNAL(!(st & S_LIVE) && ga__st_gen(st) != 0); /* free, and a live gen is not 0 */
     ga_handle_t h = ga__make_handle(idx, ga__st_gen(st));
     uint64_t *hdr = NULL;
     if (size) {
@@ -276,6 +278,7 @@ int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
     uint64_t *hdr = atomic_load_explicit(&s->data, memory_order_relaxed), *old = NULL;
     if (!hdr) {
         /* Discarded blocks are never locked: fresh data. */
+        GA_ASSERT_INTERNAL(!(st & S_COUNT));
         hdr = ga__block_alloc(size, flags & GA_HZERO, h, &rc);
     } else {
         bool locked = (st & S_COUNT) != 0;

@@ -134,6 +134,7 @@ __attribute__((no_sanitize("address"))) int ga__fixed_free(void *p)
 
 size_t ga__fixed_size(const void *p)
 {
+    GA_ASSERT_INTERNAL(ga__tag_get(header_of(p)) == GA__TAG_FIXED);
     return header_of(p)[0];
 }
 

@@ -20,11 +20,11 @@
 
 size_t ga__handle_count(void)
 {
-    pthread_mutex_lock(&ga__tcaches.lock);
+    ga__lock(&ga__tcaches.lock);
     int64_t n = atomic_load(&ga__tcaches.retired);
     for (ga__tcache_t *c = ga__tcaches.all; c; c = c->next_all)
         n += atomic_load_explicit(&c->live, memory_order_relaxed);
-    pthread_mutex_unlock(&ga__tcaches.lock);
+    ga__unlock(&ga__tcaches.lock);
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -87,20 +87,20 @@ int ga__handle_check(unsigned flags)
             link = atomic_load_explicit(&s->next, memory_order_relaxed);
         }
     }
-    pthread_mutex_lock(&ga__tcaches.lock);
+    ga__lock(&ga__tcaches.lock);
     for (ga__tcache_t *c = ga__tcaches.all; c; c = c->next_all) {
         uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
         for (uint32_t i = 0; i < n && i < TCACHE_MAX; i++) {
             uint32_t idx = atomic_load_explicit(&c->idx[i], memory_order_relaxed);
             if (idx >= total ||
                 (atomic_load_explicit(&ga__slot_at(idx)->state, memory_order_relaxed) & S_LIVE)) {
-                pthread_mutex_unlock(&ga__tcaches.lock);
+                ga__unlock(&ga__tcaches.lock);
                 CHECK_FAIL(idx, "handle slot %u in a thread cache is bad or live", idx);
             }
         }
         free_entries += n;
     }
-    pthread_mutex_unlock(&ga__tcaches.lock);
+    ga__unlock(&ga__tcaches.lock);
     if (live + free_entries != total)
         CHECK_FAIL(total, "handle table: %zu live + %zu free != %zu slots", live, free_entries,
                    total);

@@ -15,13 +15,13 @@
 /* A fork child must not inherit a mutex held by a thread that does not exist there. */
 void ga__handle_fork_prepare(void)
 {
-    pthread_mutex_lock(&ga__handle_table.grow_lock);
-    pthread_mutex_lock(&ga__tcaches.lock);
+    ga__lock(&ga__handle_table.grow_lock);
+    ga__lock(&ga__tcaches.lock);
 }
 void ga__handle_fork_parent(void)
 {
-    pthread_mutex_unlock(&ga__tcaches.lock);
-    pthread_mutex_unlock(&ga__handle_table.grow_lock);
+    ga__unlock(&ga__tcaches.lock);
+    ga__unlock(&ga__handle_table.grow_lock);
 }
 /* A fork child has only the forking thread, which was in no handle operation: a slot still
  * BUSY belongs to a thread that does not exist there, and every later call on it would wait
@@ -105,6 +105,11 @@ static void rebuild_free_slots(void)
  * and stacks may disagree with it). */
 void ga__handle_fork_child(void)
 {
+    GA_ASSERT_HELD(&ga__handle_table.grow_lock); /* since ga__handle_fork_prepare */
+    GA_ASSERT_HELD(&ga__tcaches.lock);
+    /* The forking thread itself was in no handle operation. */
+    GA_ASSERT_INTERNAL(!ga__tl_cache ||
+                       !atomic_load_explicit(&ga__tl_cache->inop, memory_order_relaxed));
     bool caught = false;
     for (ga__tcache_t *c = ga__tcaches.all; c; c = c->next_all)
         if (c->owned && c != ga__tl_cache && atomic_load_explicit(&c->inop, memory_order_relaxed))
@@ -120,4 +125,6 @@ void ga__handle_fork_child(void)
     repair_busy_slots();
     if (caught) rebuild_free_slots();
     ga__handle_fork_parent();
+    /* Rare, and the one moment no other thread can change the table: check all of it. */
+    GA_ASSERT_EXPENSIVE(ga__handle_check(0) == 0);
 }

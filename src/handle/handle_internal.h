@@ -45,6 +45,7 @@
 
 static inline ga_handle_t ga__make_handle(uint32_t index, uint32_t gen)
 {
+    GA_ASSERT_INTERNAL(index <= H_FIELD_MASK && gen <= H_FIELD_MASK);
     return ((uint64_t)gen << H_GEN_SHIFT) | ((uint64_t)index << H_INDEX_SHIFT) | H_SHAPE;
 }
 static inline uint32_t ga__h_index(ga_handle_t h)
@@ -128,7 +129,7 @@ typedef struct ga__table_s {
     _Atomic uint32_t nchunks;
     _Atomic uint32_t chunk_limit; /* test hook; 0 = DIR_SIZE */
     _Atomic unsigned next_thread;
-    pthread_mutex_t grow_lock;
+    ga_lock_t grow_lock;             /* serialises grow: one chunk mapped at a time */
     ga__padded_t free_head[NSHARDS]; /* ABA tag << 32 | (index + 1) */
 } ga__table_t;
 extern ga__table_t ga__handle_table __attribute__((visibility("hidden")));
@@ -138,6 +139,7 @@ static inline ga__slot_t *ga__slot_at(uint32_t idx)
 {
     ga__slot_t *chunk =
         atomic_load_explicit(&ga__handle_dir[idx >> CHUNK_SHIFT], memory_order_acquire);
+    GA_ASSERT_INTERNAL(chunk != NULL);
     return &chunk[idx & (CHUNK_SLOTS - 1)];
 }
 
@@ -163,7 +165,7 @@ typedef struct ga__tcache_s {
 } ga__tcache_t;
 
 typedef struct ga__tcaches_s {
-    pthread_mutex_t lock;
+    ga_lock_t lock; /* the lists (all, spare), the pool, every cache's owned flag */
     pthread_once_t once;
     pthread_key_t key;
     ga__tcache_t *all, *spare, *pool;
@@ -210,6 +212,7 @@ int ga__slot_refill(uint32_t *idx, ga__tcache_t *c);
 static inline int ga__slot_take(uint32_t *idx, ga__tcache_t *c)
 {
     uint32_t n = atomic_load_explicit(&c->n, memory_order_relaxed);
+    GA_ASSERT_INTERNAL(c == ga__tl_cache && n <= TCACHE_MAX); /* only the owner writes it */
     if (GA_LIKELY(n)) {
         *idx = atomic_load_explicit(&c->idx[n - 1], memory_order_relaxed);
         atomic_store_explicit(&c->n, n - 1, memory_order_relaxed);

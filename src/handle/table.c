@@ -20,7 +20,8 @@
 
 _Atomic(ga__slot_t *) ga__handle_dir[GA__DIR_SIZE];
 
-ga__table_t ga__handle_table = {.grow_lock = PTHREAD_MUTEX_INITIALIZER};
+ga__table_t ga__handle_table = {.grow_lock = GA_LOCK_INIT};
+_Static_assert(CHUNK_SLOTS * sizeof(ga__slot_t) == 128 * 1024, "a chunk is 128 KiB");
 
 static GA_TLS unsigned tl_shard; /* shard + 1; 0 = not yet chosen */
 
@@ -77,7 +78,7 @@ static bool pop_any(unsigned shard, uint32_t *idx)
 static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
 {
     int rc = 0;
-    pthread_mutex_lock(&ga__handle_table.grow_lock);
+    ga__lock(&ga__handle_table.grow_lock);
     if (pop_any(shard, idx)) /* another thread grew the table meanwhile */
         goto out;
     uint32_t c = atomic_load_explicit(&ga__handle_table.nchunks, memory_order_relaxed);
@@ -86,12 +87,13 @@ static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
         rc = GA_EFULL;
         goto out;
     }
-    size_t bytes = CHUNK_SLOTS * sizeof(ga__slot_t); /* 128 KiB: a multiple of any page size */
+    size_t bytes = CHUNK_SLOTS * sizeof(ga__slot_t); /* a multiple of any page size */
     ga__slot_t *chunk = ga__os_map_aligned(bytes, ga__os_page_size());
     if (!chunk) {
         rc = GA_ENOMEM;
         goto out;
     }
+    GA_ASSERT_INTERNAL(atomic_load_explicit(&ga__handle_dir[c], memory_order_relaxed) == NULL);
     uint32_t base = c * CHUNK_SLOTS;
     for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
         atomic_init(&chunk[i].state, (uint64_t)1 << S_GEN_SHIFT);
@@ -102,13 +104,13 @@ static GA_NOINLINE int grow(unsigned shard, uint32_t *idx)
     *idx = base;
     ga__stack_push(&ga__handle_table.free_head[shard].v, base + 1, base + CHUNK_SLOTS - 1);
 out:
-    pthread_mutex_unlock(&ga__handle_table.grow_lock);
+    ga__unlock(&ga__handle_table.grow_lock);
     return rc;
 }
 
 /* ---- per-thread slot caches and live counts ----------------------------------------- */
 
-ga__tcaches_t ga__tcaches = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+ga__tcaches_t ga__tcaches = {.lock = GA_LOCK_INIT, .once = PTHREAD_ONCE_INIT};
 
 GA_TLS ga__tcache_t *ga__tl_cache;
 
@@ -123,7 +125,7 @@ static void tcache_key_create(void)
 GA_NOINLINE ga__tcache_t *ga__tcache_attach(void)
 {
     pthread_once(&ga__tcaches.once, tcache_key_create);
-    pthread_mutex_lock(&ga__tcaches.lock);
+    ga__lock(&ga__tcaches.lock);
     ga__tcache_t *c = ga__tcaches.spare;
     if (c) {
         ga__tcaches.spare = c->next_spare;
@@ -134,7 +136,7 @@ GA_NOINLINE ga__tcache_t *ga__tcache_attach(void)
             ga__tcaches.pool_left = ga__tcaches.pool ? page / sizeof(ga__tcache_t) : 0;
         }
         if (!ga__tcaches.pool_left) {
-            pthread_mutex_unlock(&ga__tcaches.lock);
+            ga__unlock(&ga__tcaches.lock);
             return NULL;
         }
         c = ga__tcaches.pool++;
@@ -143,7 +145,7 @@ GA_NOINLINE ga__tcache_t *ga__tcache_attach(void)
         ga__tcaches.all = c;
     }
     c->owned = true;
-    pthread_mutex_unlock(&ga__tcaches.lock);
+    ga__unlock(&ga__tcaches.lock);
     pthread_setspecific(ga__tcaches.key, c);
     ga__tl_cache = c;
     return c;
@@ -167,6 +169,8 @@ static void tcache_spill(ga__tcache_t *c, uint32_t from)
 
 void ga__tcache_retire(ga__tcache_t *c)
 {
+    GA_ASSERT_HELD(&ga__tcaches.lock);
+    GA_ASSERT_INTERNAL(c->owned); /* else it is on the spare list already */
     tcache_spill(c, 0);
     atomic_fetch_add(&ga__tcaches.retired, atomic_load(&c->live));
     atomic_store(&c->live, 0);
@@ -177,9 +181,9 @@ void ga__tcache_retire(ga__tcache_t *c)
 
 static void tcache_exit(void *arg)
 {
-    pthread_mutex_lock(&ga__tcaches.lock);
+    ga__lock(&ga__tcaches.lock);
     ga__tcache_retire(arg);
-    pthread_mutex_unlock(&ga__tcaches.lock);
+    ga__unlock(&ga__tcaches.lock);
     ga__tl_cache = NULL;
 }
 
@@ -210,6 +214,8 @@ int ga__slot_refill(uint32_t *idx, ga__tcache_t *c)
 
 void ga__slot_give(uint32_t idx)
 {
+    GA_ASSERT_INTERNAL(
+        !(atomic_load_explicit(&ga__slot_at(idx)->state, memory_order_relaxed) & S_LIVE));
     ga__tcache_t *c = ga__tl_cache;
     if (GA_UNLIKELY(!c) && !(c = ga__tcache_attach())) {
         ga__stack_push(&ga__handle_table.free_head[my_shard()].v, idx, idx);
