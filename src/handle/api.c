@@ -210,7 +210,8 @@ int ga__handle_lock_slow(ga_handle_t h, void **out)
     return 0;
 }
 
-int ga__handle_lock(ga_handle_t h, void **out)
+/* 0 and *out = data, GA_EHANDLE or GA_EDISCARDED. */
+static int handle_lock(ga_handle_t h, void **out)
 {
     return ga__handle_lock_inline(h, out);
 }
@@ -218,7 +219,7 @@ int ga__handle_lock(ga_handle_t h, void **out)
 void *ga_handle_lock(ga_handle_t h)
 {
     void *p;
-    int rc = ga__handle_lock(h, &p);
+    int rc = handle_lock(h, &p);
     if (GA_UNLIKELY(rc)) {
         ga__set_error(rc);
         return NULL;

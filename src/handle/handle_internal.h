@@ -59,6 +59,13 @@ static inline uint32_t ga__st_gen(uint64_t st)
 
 /* ---- block.c: tags and tagged blocks ------------------------------------------------- */
 
+/* Tag values before the XOR with the address key. Neither has handle shape (low nibble 8,
+ * bit 63 clear), so a fixed tag never decodes as a handle. */
+#define GA__TAG_FIXED UINT64_C(0xF1CED0B10C000001)
+#define GA__TAG_FREED UINT64_C(0xF1CED0B10C00000F)
+_Static_assert((GA__TAG_FIXED & 15) != H_SHAPE || (GA__TAG_FIXED >> 63), "fixed tag: no handle");
+_Static_assert((GA__TAG_FREED & 15) != H_SHAPE || (GA__TAG_FREED >> 63), "freed tag: no handle");
+
 /* Random per process, set on first use (ga__tag_secret_init); never 0 once set. */
 extern _Atomic uint64_t ga__tag_secret __attribute__((visibility("hidden"))); /* no GOT load */
 /* Sets the secret if no thread did yet; returns the value everyone uses. */
