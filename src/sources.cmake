@@ -44,6 +44,7 @@ set(GA_SHARED_SOURCES
 
 # The Win32 surface.
 set(GA_WIN32_SOURCES
+  src/win32/share_heap.c
   src/win32/win32.c)
 
 # The LD_PRELOAD malloc replacement (includes the engine's alloc.c).
