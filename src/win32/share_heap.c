@@ -15,15 +15,15 @@
 #include <stdlib.h>
 
 static struct {
-    pthread_mutex_t lock;
+    ga_lock_t lock; /* guards the decision (state 0 -> 1) and atfork */
     _Atomic(ga_heap_t *) heap;
     _Atomic int state; /* 0: environment not read yet, 1: decided */
     bool atfork;
-} share = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} share = {.lock = GA_LOCK_INIT};
 
 static void share_fork_child(void)
 {
-    pthread_mutex_init(&share.lock, NULL);
+    ga__lock_reinit(&share.lock);
     atomic_store(&share.heap, NULL); /* the parent's attachment is not ours */
     atomic_store(&share.state, 0);
 }
@@ -31,6 +31,7 @@ static void share_fork_child(void)
 /* pre: share.lock held. */
 static void share_open_from_env(void)
 {
+    GA_ASSERT_HELD(&share.lock);
     if (!share.atfork) {
         pthread_atfork(NULL, NULL, share_fork_child);
         share.atfork = true;
@@ -61,12 +62,12 @@ static void share_open_from_env(void)
 ga_heap_t *ga_share_heap(void)
 {
     if (GA_UNLIKELY(atomic_load_explicit(&share.state, memory_order_acquire) == 0)) {
-        pthread_mutex_lock(&share.lock);
+        ga__lock(&share.lock);
         if (atomic_load(&share.state) == 0) {
             share_open_from_env();
             atomic_store_explicit(&share.state, 1, memory_order_release);
         }
-        pthread_mutex_unlock(&share.lock);
+        ga__unlock(&share.lock);
     }
     return atomic_load_explicit(&share.heap, memory_order_acquire);
 }
@@ -75,13 +76,13 @@ int ga_set_share_heap(ga_heap_t *heap)
 {
     if (heap != NULL && !ga__shared_is_heap(heap))
         return GA_EINVAL;
-    pthread_mutex_lock(&share.lock);
+    ga__lock(&share.lock);
     if (!share.atfork) {
         pthread_atfork(NULL, NULL, share_fork_child);
         share.atfork = true;
     }
     atomic_store(&share.heap, heap);
     atomic_store_explicit(&share.state, 1, memory_order_release);
-    pthread_mutex_unlock(&share.lock);
+    ga__unlock(&share.lock);
     return 0;
 }
