@@ -292,7 +292,7 @@ int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
     }
     slot_end(s, 0, rc == 0 ? S_DISCARDED : 0);
     /* Freed only now: until data points to the new block, the slot's block is the old one
-     * (what a fork child relies on, see repair_busy_slots). */
+     * (what a fork child relies on, see repair_busy_slots in fork.c). */
     if (old) ga__block_free(old, 0);
     return rc;
 }

@@ -159,7 +159,7 @@ void ga__stack_push(_Atomic uint64_t *head, uint32_t first, uint32_t last);
  * alloc/free pair touches no shared cache line beyond the slot itself. Only the owner writes
  * a cache; others (ga__handle_check, ga__handle_count) read it with relaxed atomics while the
  * owner is quiet. Caches are never freed: a thread's exit flushes its slots to a stack, folds
- * its count into tcaches.retired and leaves the cache on a spare list for the next thread. */
+ * its count into ga__tcaches.retired and leaves the cache on a spare list for the next thread. */
 #define TCACHE_MAX 32
 
 typedef struct ga__tcache_s {
@@ -168,7 +168,7 @@ typedef struct ga__tcache_s {
     _Atomic int64_t live;  /* handles allocated minus handles freed by this thread */
     _Atomic uint32_t inop; /* inside an alloc or free: a slot may be between places (fork) */
     struct ga__tcache_s *next_all, *next_spare;
-    bool owned; /* a thread uses it (not on the spare list); under tcaches.lock */
+    bool owned; /* a thread uses it (not on the spare list); under ga__tcaches.lock */
 } ga__tcache_t;
 
 typedef struct ga__tcaches_s {
@@ -188,7 +188,7 @@ extern GA_TLS ga__tcache_t *ga__tl_cache __attribute__((visibility("hidden")));
  * time). NULL when out of memory. */
 ga__tcache_t *ga__tcache_attach(void);
 /* Flushes c's slots, folds its count into the retired total, puts it on the spare list.
- * pre: tcaches.lock held; c's thread is gone or is the caller. */
+ * pre: ga__tcaches.lock held; c's thread is gone or is the caller. */
 void ga__tcache_retire(ga__tcache_t *c);
 
 /* Marks c's thread inside a handle alloc or free (see ga__handle_fork_child). The release fence
