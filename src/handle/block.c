@@ -54,34 +54,6 @@ static inline uint64_t *header_of(const void *p)
 
 /* ---- tagged blocks ------------------------------------------------------------------- */
 
-int ga__block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool may_move,
-                     uint64_t tag, uint64_t dead_tag, uint64_t **old_out)
-{
-    uint64_t *hdr = *phdr;
-    if (nsz > MAX_REQUEST) return GA_EOVERFLOW;
-    size_t usable = ga__usable_size(hdr);
-    bool fits = nsz + GA__HDR_SIZE <= usable;
-    bool wasteful = nsz + GA__HDR_SIZE < usable / 4;
-    if (!fits || (may_move && wasteful)) {
-        int err = 0;
-        uint64_t *n = may_move ? ga__block_alloc(nsz, false, tag, &err) : NULL;
-        if (n) {
-            memcpy(ga__user_of(n), ga__user_of(hdr), osz < nsz ? osz : nsz);
-            if (zero && nsz > osz) memset((char *)ga__user_of(n) + osz, 0, nsz - osz);
-            if (old_out)
-                *old_out = hdr;
-            else
-                ga__block_free(hdr, dead_tag);
-            *phdr = n;
-            return 0;
-        }
-        if (!fits) return may_move ? err : GA_ENOMEM;
-    }
-    if (zero && nsz > osz) memset((char *)ga__user_of(hdr) + osz, 0, nsz - osz);
-    hdr[0] = nsz;
-    return 0;
-}
-
 void *ga__fixed_alloc(size_t size, bool zero, int *err)
 {
     uint64_t *hdr = ga__block_alloc(size, zero, GA__TAG_FIXED, err);

@@ -16,6 +16,7 @@
 #include "handle/handle.h"
 #include "engine/engine.h"
 #include <stdatomic.h>
+#include <string.h>
 
 /* Short names for the layout that handle.h publishes for the inline fast paths. */
 #define H_SHAPE       GA__H_SHAPE
@@ -122,9 +123,36 @@ static inline void ga__block_free(uint64_t *hdr, uint64_t dead_tag)
  * block would waste most of its space); else moves if may_move. The new block gets tag and the
  * old one dead_tag; old_out (if not NULL) receives a moved-from block for the caller to free
  * once nothing points to it any more (else it is freed here). 0, GA_ENOMEM or GA_EOVERFLOW
- * (block untouched). */
-int ga__block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero, bool may_move,
-                     uint64_t tag, uint64_t dead_tag, uint64_t **old_out);
+ * (block untouched). Inline: each caller (fixed and moveable realloc) passes constants that
+ * fold away, which a call would cost on GlobalReAlloc. */
+static inline int ga__block_resize(uint64_t **phdr, size_t osz, size_t nsz, bool zero,
+                                   bool may_move, uint64_t tag, uint64_t dead_tag,
+                                   uint64_t **old_out)
+{
+    uint64_t *hdr = *phdr;
+    if (nsz > MAX_REQUEST) return GA_EOVERFLOW;
+    size_t usable = ga__usable_size(hdr);
+    bool fits = nsz + GA__HDR_SIZE <= usable;
+    bool wasteful = nsz + GA__HDR_SIZE < usable / 4;
+    if (!fits || (may_move && wasteful)) {
+        int err = 0;
+        uint64_t *n = may_move ? ga__block_alloc(nsz, false, tag, &err) : NULL;
+        if (n) {
+            memcpy(ga__user_of(n), ga__user_of(hdr), osz < nsz ? osz : nsz);
+            if (zero && nsz > osz) memset((char *)ga__user_of(n) + osz, 0, nsz - osz);
+            if (old_out)
+                *old_out = hdr;
+            else
+                ga__block_free(hdr, dead_tag);
+            *phdr = n;
+            return 0;
+        }
+        if (!fits) return may_move ? err : GA_ENOMEM;
+    }
+    if (zero && nsz > osz) memset((char *)ga__user_of(hdr) + osz, 0, nsz - osz);
+    hdr[0] = nsz;
+    return 0;
+}
 
 /* ---- table.c: the slot table and the free stacks -------------------------------------- */
 
