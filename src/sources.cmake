@@ -31,7 +31,11 @@ set(GA_DEBUG_SOURCES
 
 # Handles: tagged blocks, the handle table, the ga_handle_* API.
 set(GA_HANDLE_SOURCES
-  src/handle/handle.c)
+  src/handle/block.c
+  src/handle/table.c
+  src/handle/api.c
+  src/handle/fork.c
+  src/handle/check.c)
 
 # Shared heaps: named heaps in shared memory.
 set(GA_SHARED_SOURCES
@@ -51,6 +55,7 @@ set(GA_SHARED_SOURCES
 
 # The Win32 surface.
 set(GA_WIN32_SOURCES
+  src/win32/share_heap.c
   src/win32/win32.c)
 
 # The LD_PRELOAD malloc replacement (includes src/malloc.c).

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Contract between handle.c (tagged blocks, handle table) and win32.c (the Win32 adapters).
- * Not installed.
+ * The handle folder's interface for the other folders (not installed): tagged blocks, value
+ * classification and the inline lock/unlock fast paths for win32/; the handle-table halves of
+ * ga_heap_check and ga_heap_stats; the header layout and test hooks the tests use. What only
+ * the folder's own files share is in handle_internal.h.
  *
  * A "tagged block" is a ga__alloc block with a 16-byte header in front of the user data:
  *   word 0: the requested size (Windows reports exact sizes),
- *   word 1: a tag XOR key(header address): GA__TAG_FIXED for a fixed block, the owning handle
- *           value for the data of a moveable block, GA__TAG_FREED after a fixed block is freed.
+ *   word 1: a tag XOR key(header address): a fixed tag for a fixed block, the owning handle
+ *           value for the data of a moveable block, a freed tag after a fixed block is freed
+ *           (values in handle_internal.h).
  * The user pointer is header + 16, so it keeps GA_MIN_ALIGN.
  *
  * Value shapes (as on Windows): a handle value has v % 16 == 8, a data pointer v % 16 == 0.
@@ -25,13 +28,9 @@ size_t ga__handle_count(void);
 int ga__handle_check(unsigned flags);
 
 #define GA__HDR_SIZE 16
+_Static_assert(GA__HDR_SIZE % GA_MIN_ALIGN == 0, "user data keeps the engine's alignment");
 /* Word index of the tag inside the header (tests corrupt it through this). */
 #define GA__HDR_TAG 1
-
-/* Tag values before the XOR with the address key. Neither has handle shape (low nibble 8,
- * bit 63 clear), so a fixed tag never decodes as a handle. */
-#define GA__TAG_FIXED UINT64_C(0xF1CED0B10C000001)
-#define GA__TAG_FREED UINT64_C(0xF1CED0B10C00000F)
 
 /* What a Win32 argument value turned out to be (ga__classify). */
 typedef enum ga__kind_e {
@@ -72,8 +71,6 @@ int ga__fixed_to_handle(void *p, unsigned hflags, ga_handle_t *out);
 /* ---- handles, with the error code returned instead of put in ga_last_error ---- */
 
 int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out);
-/* 0 and *out = data, GA_EHANDLE or GA_EDISCARDED. */
-int ga__handle_lock(ga_handle_t h, void **out);
 
 /* Test hooks: cap the table at `chunks` chunks of slots (0 = no cap), and read how many
  * chunks are mapped. */
@@ -84,7 +81,7 @@ uint32_t ga__handle_test_chunks(void);
  * Handle value: v % 16 == 8; bits 4..27 slot index; bits 28..51 generation (never 0 when
  * live); bits 52..62 heap id (0 = process heap); bit 63 clear. The state word of a slot:
  * bits 0..7 lock count, then LIVE, BUSY, DISCARDABLE, SHARE, DISCARDED, a 19-bit change
- * sequence from bit 13, the generation from bit 32. handle.c owns every writer. */
+ * sequence from bit 13, the generation from bit 32. src/handle/ owns every writer. */
 #define GA__H_SHAPE       UINT64_C(8)
 #define GA__H_INDEX_SHIFT 4
 #define GA__H_GEN_SHIFT   28
@@ -134,6 +131,7 @@ GA_INLINE ga__slot_t *ga__slot_of(ga_handle_t h)
     return chunk ? &chunk[idx & ((UINT32_C(1) << GA__CHUNK_SHIFT) - 1)] : NULL;
 }
 
+/* The inline paths' fallbacks (api.c): busy or saturated slots, shared handles, errors. */
 int ga__handle_lock_slow(ga_handle_t h, void **out);
 int ga__handle_unlock_slow(ga_handle_t h);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The Win32 surface: GlobalAlloc & co. and LocalAlloc & co. as thin adapters over handle.c,
- * plus the per-thread Win32 last error (a DWORD of its own, separate from ga_last_error).
+ * The Win32 surface: GlobalAlloc & co. and LocalAlloc & co. as thin adapters over the handle
+ * folder (handle/handle.h), plus the per-thread Win32 last error (a DWORD of its own, separate
+ * from ga_last_error). The shared heap behind GMEM_SHARE is share_heap.c's.
  *
  * Behaviour follows docs spec "win32-global-heap" (64-bit Windows 7+). Both families share
  * one handle table; their differences are decided here, by the `local` flag of each common
@@ -12,11 +13,8 @@
  */
 #include "handle/handle.h"
 #include "debug/debug.h"
-#include "shared/shared.h"
 #include "globalalloc/win32.h"
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 
 static GA_TLS DWORD tl_win32_error;
 
@@ -50,80 +48,6 @@ static unsigned hflags_of(UINT flags, bool local)
     if (flags & (local ? LMEM_DISCARDABLE : GMEM_DISCARDABLE)) f |= GA_HDISCARDABLE;
     if (!local && (flags & GMEM_DDESHARE)) f |= GA_HSHARE;
     return f;
-}
-
-/* ---- the shared heap behind GMEM_SHARE ------------------------------------------------ */
-
-static struct {
-    pthread_mutex_t lock;
-    _Atomic(ga_heap_t *) heap;
-    _Atomic int state; /* 0: environment not read yet, 1: decided */
-    bool atfork;
-} share = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void share_fork_child(void)
-{
-    pthread_mutex_init(&share.lock, NULL);
-    atomic_store(&share.heap, NULL); /* the parent's attachment is not ours */
-    atomic_store(&share.state, 0);
-}
-
-/* pre: share.lock held. */
-static void share_open_from_env(void)
-{
-    if (!share.atfork) {
-        pthread_atfork(NULL, NULL, share_fork_child);
-        share.atfork = true;
-    }
-    const char *name = getenv("GLOBALALLOC_HEAP");
-    if (name == NULL || *name == 0)
-        return;
-    size_t size = (size_t)64 << 20;
-    const char *sz = getenv("GLOBALALLOC_HEAP_SIZE");
-    if (sz && *sz) {
-        char *end;
-        unsigned long long v = strtoull(sz, &end, 0);
-        if (*end == 0 && v > 0)
-            size = (size_t)v;
-    }
-    ga_heap_t *heap = ga_shared_open(name, size, GA_SHARED_CREATE, NULL);
-    if (heap == NULL) {
-        int err = ga_last_error();
-        ga__report(err, 0, false,
-                   "GLOBALALLOC_HEAP=%.64s: cannot open the shared heap (%s); GMEM_SHARE blocks "
-                   "come from the process heap",
-                   name, ga_strerror(err));
-        return;
-    }
-    atomic_store(&share.heap, heap);
-}
-
-ga_heap_t *ga_share_heap(void)
-{
-    if (GA_UNLIKELY(atomic_load_explicit(&share.state, memory_order_acquire) == 0)) {
-        pthread_mutex_lock(&share.lock);
-        if (atomic_load(&share.state) == 0) {
-            share_open_from_env();
-            atomic_store_explicit(&share.state, 1, memory_order_release);
-        }
-        pthread_mutex_unlock(&share.lock);
-    }
-    return atomic_load_explicit(&share.heap, memory_order_acquire);
-}
-
-int ga_set_share_heap(ga_heap_t *heap)
-{
-    if (heap != NULL && !ga__shared_is_heap(heap))
-        return GA_EINVAL;
-    pthread_mutex_lock(&share.lock);
-    if (!share.atfork) {
-        pthread_atfork(NULL, NULL, share_fork_child);
-        share.atfork = true;
-    }
-    atomic_store(&share.heap, heap);
-    atomic_store_explicit(&share.state, 1, memory_order_release);
-    pthread_mutex_unlock(&share.lock);
-    return 0;
 }
 
 /* ---- alloc / free -------------------------------------------------------------------- */
