@@ -3,7 +3,8 @@
 # The install as a new user gets it. Configures the library from GA_SOURCE_DIR with the default
 # prefix, builds it, installs it with `cmake --install --prefix` into a directory made only
 # afterwards, then moves that tree elsewhere (nothing may remember where it was), and checks:
-# the layout (headers, versioned shared library, static library, preload library, CLI, docs),
+# the layout (headers, versioned shared library, static library, preload library, CLI, docs,
+# man pages, bash completion),
 # the exported symbols (exactly the headers' GA_API names, each at GLOBALALLOC_0.1), then
 # builds and runs examples/install_test from the moved tree: with pkg-config, through
 # find_package(globalalloc 0.1) (shared and static; 0.0 must be refused), and a program run with
@@ -58,9 +59,19 @@ done
 # ---- the installed layout ----------------------------------------------------------------
 for f in include/globalalloc.h include/globalalloc/win32.h include/globalalloc/version.h \
     bin/globalalloc share/doc/globalalloc/LICENSE share/doc/globalalloc/CHANGELOG.md \
-    share/doc/globalalloc/README.md; do
+    share/doc/globalalloc/README.md share/doc/globalalloc/json.md share/man/man1/globalalloc.1 \
+    share/man/man3/globalalloc.3 share/bash-completion/completions/globalalloc; do
     check "missing $f" test -f "$prefix/$f"
 done
+# `man globalalloc` and `man 3 globalalloc` find the pages through the prefix's share/man.
+if command -v man >/dev/null; then
+    for page in "1 globalalloc" "3 globalalloc"; do
+        # shellcheck disable=SC2086
+        found=$(MANPATH="$prefix/share/man" man -w $page 2>/dev/null)
+        check "man $page: not found under $prefix/share/man ('$found')" \
+            test "$found" = "$prefix/share/man/man${page%% *}/globalalloc.${page%% *}"
+    done
+fi
 # The library directory is lib, lib64 or lib/<multiarch> depending on the platform.
 so=$(find "$prefix" -path "$prefix/lib*/libglobalalloc.so" | head -n 1)
 if [[ -z "$so" ]]; then

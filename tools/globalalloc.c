@@ -22,79 +22,8 @@
 /* The version of the --json shapes (docs/json.md); a change of a key's meaning bumps it. */
 #define GA_JSON_SCHEMA 1
 
-static const char *help_text =
-    "NAME\n"
-    "    globalalloc - inspect shared heaps; run programs on the debug heap\n"
-    "\n"
-    "SYNOPSIS\n"
-    "    globalalloc [--json] ls\n"
-    "    globalalloc [--json] stat NAME\n"
-    "    globalalloc [--json] check NAME\n"
-    "    globalalloc [--json] create [--mode MODE] NAME [SIZE]\n"
-    "    globalalloc [--json] reclaim NAME\n"
-    "    globalalloc [--json] owners [--all] NAME\n"
-    "    globalalloc [--json] rm [--force] NAME\n"
-    "    globalalloc leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM [ARGS...]\n"
-    "    globalalloc --help | --version\n"
-    "\n"
-    "DESCRIPTION\n"
-    "    A globalalloc shared heap is a named heap in POSIX shared memory that several\n"
-    "    processes attach (ga_shared_open). Heap NAME lives in /dev/shm/" PREFIX "NAME.\n"
-    "\n"
-    "COMMANDS\n"
-    "    ls          List the shared heaps on this machine: name, reserved and committed\n"
-    "                bytes, attached and dead processes, mode. Reads headers only: nothing\n"
-    "                is attached or changed.\n"
-    "    stat NAME   Attach NAME and show reserved, committed and in-use bytes, blocks per\n"
-    "                size class, attached processes (with the blocks each one owns), named\n"
-    "                objects, handles and lock repairs.\n"
-    "    check NAME  Attach NAME and verify all of its metadata (ga_shared_check). Locks\n"
-    "                left by processes that died are repaired first. Exit status 1 and the\n"
-    "                first problem found when the heap is corrupt.\n"
-    "    create [--mode MODE] NAME [SIZE]\n"
-    "                Create heap NAME reserving SIZE bytes: 1M to 64G (suffix K, M or G;\n"
-    "                default 64M), with MODE 0600 (default), 0660 or 0666. Fails if it exists.\n"
-    "    reclaim NAME\n"
-    "                Free every block still owned by processes that died attached, and\n"
-    "                their process slots (ga_shared_reclaim_dead).\n"
-    "    owners [--all] NAME\n"
-    "                Show the allocated blocks of NAME by owner: live attached processes\n"
-    "                (pid, blocks, bytes; with --all each block's offset and size), processes\n"
-    "                that exited attached (pid, blocks, bytes and their first blocks: kept\n"
-    "                until reclaim), and the heap's own (handles, named objects by name,\n"
-    "                blocks of processes that detached). ga_shared_leak_report.\n"
-    "    rm NAME     Remove the name. Refused while another live process is attached,\n"
-    "                unless --force is given. Attached processes keep their mapping.\n"
-    "    leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM [ARGS...]\n"
-    "                Run PROGRAM with globalalloc as its malloc (LD_PRELOAD of\n"
-    "                libglobalalloc-preload.so) and the debug heap on: misuse is reported on\n"
-    "                the spot, and at exit the blocks nothing points to any more are listed\n"
-    "                by allocation stack. -e: exit with STATUS when leaks are found (default:\n"
-    "                the program's status); -o: more GLOBALALLOC_DEBUG options (stacks=32,\n"
-    "                leaks=all, quarantine=4m, ...); -f: write the reports to FILE. The\n"
-    "                preload is $GLOBALALLOC_PRELOAD, else found next to this program.\n"
-    "\n"
-    "OPTIONS\n"
-    "    --json      Print one JSON object instead of text.\n"
-    "    --force     With rm: remove even while other processes are attached.\n"
-    "    --all       With owners: list every block of live processes too.\n"
-    "    --mode MODE With create: 0600 (owner only), 0660 (and group) or 0666 (everyone).\n"
-    "    -h, --help  Print this help.\n"
-    "    --version   Print the library version.\n"
-    "\n"
-    "EXIT STATUS\n"
-    "    0 on success; 1 when the heap does not exist, cannot be attached, is corrupt, or the\n"
-    "    removal was refused; 2 on a usage error.\n"
-    "\n"
-    "FILES\n"
-    "    /dev/shm/" PREFIX "*    the shared heaps.\n"
-    "\n"
-    "EXAMPLES\n"
-    "    globalalloc ls\n"
-    "    globalalloc --json stat mycache\n"
-    "    globalalloc check mycache && globalalloc rm mycache\n"
-    "    globalalloc owners mycache\n"
-    "    globalalloc leaks -e 23 -- python3 script.py\n";
+/* --help prints the manual page (docs/man/globalalloc.1.md), made into a C string by the build. */
+#include "globalalloc_help.h"
 
 static int json;
 static const char *command = ""; /* the command running, for messages and "command" */
@@ -810,7 +739,8 @@ int main(int argc, char **argv)
     int rc = parse_cmdline(argc, argv, &c);
     if (rc) return rc;
     if (c.help) {
-        fputs(help_text, stdout);
+        for (const char *const *line = help_lines; *line; line++)
+            puts(*line);
         return 0;
     }
     if (c.version) {
