@@ -19,11 +19,15 @@
 #include <unistd.h>
 
 #define PREFIX "ga."
-/* The version of the --json shapes (docs/json.md); a change of a key's meaning bumps it. */
-#define GA_JSON_SCHEMA 1
+/* Sizes of the shared heap's tables, as the public structs and API give them. */
+#define MAX_PROCS   (int)(sizeof((ga_shared_stats_t *)0)->procs / sizeof(ga_shared_proc_t))
+#define MAX_OBJECTS 1024 /* named objects per heap (ga_shared_object) */
 
 /* --help prints the manual page (docs/man/globalalloc.1.md), made into a C string by the build. */
 #include "globalalloc_help.h"
+
+/* The version of the --json shapes (docs/json.md); a change of a key's meaning bumps it. */
+#define GA_JSON_SCHEMA 1
 
 static int json;
 static const char *command = ""; /* the command running, for messages and "command" */
@@ -209,7 +213,7 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
     printf("objects      %zu\n", s->objects);
     printf("repairs      %zu locks taken over from dead processes\n", s->repairs);
     printf("processes    %zu attached, %zu dead\n", s->attached, s->dead);
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < MAX_PROCS; i++)
         if (s->procs[i].pid)
             printf("  slot %-3d pid %-8d %-6s %zu blocks, %zu bytes\n", i, s->procs[i].pid,
                    s->procs[i].alive ? "alive" : "DEAD", s->procs[i].blocks, s->procs[i].bytes);
@@ -219,7 +223,7 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
             printf("  %6zu: %zu / %zu\n", s->classes[c].block_size, s->classes[c].blocks_used,
                    s->classes[c].pages);
     if (nobj > 0) printf("named objects (name: size @ offset)\n");
-    for (long i = 0; i < nobj && i < 1024; i++)
+    for (long i = 0; i < nobj && i < MAX_OBJECTS; i++)
         printf("  %s: %zu @ %llu\n", objs[i].name, objs[i].size,
                (unsigned long long)objs[i].offset);
 }
@@ -228,7 +232,7 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
 static void objects_json(const ga_shared_object_info_t *objs, long nobj)
 {
     printf("\"objects\":[");
-    for (long i = 0; i < nobj && i < 1024; i++) {
+    for (long i = 0; i < nobj && i < MAX_OBJECTS; i++) {
         printf("%s{\"name\":", i ? "," : "");
         json_str(objs[i].name);
         printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size, (unsigned long long)objs[i].offset);
@@ -248,7 +252,7 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
            s->bytes_cached, s->pages_total, s->pages_free, s->heap_blocks, s->orphan_blocks,
            s->dead_blocks, s->dead_bytes, s->handles_in_use, s->repairs, s->attached, s->dead);
     printf(",\"processes\":[");
-    for (int i = 0, k = 0; i < 64; i++)
+    for (int i = 0, k = 0; i < MAX_PROCS; i++)
         if (s->procs[i].pid)
             printf("%s{\"pid\":%d,\"alive\":%s,\"blocks\":%zu,\"bytes\":%zu,\"list\":[]}",
                    k++ ? "," : "", s->procs[i].pid, s->procs[i].alive ? "true" : "false",
@@ -268,13 +272,13 @@ static int cmd_stat(const char *name)
     ga_heap_t *h = attach(name);
     if (!h) return 1;
     static ga_shared_stats_t s;
-    static ga_shared_object_info_t objs[1024];
+    static ga_shared_object_info_t objs[MAX_OBJECTS];
     int rc = ga_shared_stats(h, &s);
-    long nobj = rc ? 0 : ga_shared_object_list(h, objs, 1024);
+    long nobj = rc ? 0 : ga_shared_object_list(h, objs, MAX_OBJECTS);
     if (rc == 0) {
         /* This command's own attachment is not the user's business. */
         s.attached = s.attached ? s.attached - 1 : 0;
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < MAX_PROCS; i++)
             if (s.procs[i].pid == (int)getpid()) s.procs[i].pid = 0;
         if (json)
             stat_json(name, &s, objs, nobj);
