@@ -228,18 +228,6 @@ static void stat_text(const char *name, const ga_shared_stats_t *s, ga_shared_ob
                (unsigned long long)objs[i].offset);
 }
 
-/* The named objects as a JSON array (docs/json.md: object). */
-static void objects_json(const ga_shared_object_info_t *objs, long nobj)
-{
-    printf("\"objects\":[");
-    for (long i = 0; i < nobj && i < MAX_OBJECTS; i++) {
-        printf("%s{\"name\":", i ? "," : "");
-        json_str(objs[i].name);
-        printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size, (unsigned long long)objs[i].offset);
-    }
-    printf("]");
-}
-
 static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_object_info_t *objs,
                       long nobj)
 {
@@ -262,9 +250,13 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
         if (s->classes[c].pages)
             printf("%s{\"block_size\":%zu,\"blocks_used\":%zu,\"pages\":%zu}", k++ ? "," : "",
                    s->classes[c].block_size, s->classes[c].blocks_used, s->classes[c].pages);
-    printf("],");
-    objects_json(objs, nobj);
-    printf("}\n");
+    printf("],\"objects\":[");
+    for (long i = 0; i < nobj && i < MAX_OBJECTS; i++) {
+        printf("%s{\"name\":", i ? "," : "");
+        json_str(objs[i].name);
+        printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size, (unsigned long long)objs[i].offset);
+    }
+    printf("]}\n");
 }
 
 static int cmd_stat(const char *name)
