@@ -5,8 +5,9 @@
  *   1. a global data store (global_store.c, Win32 GlobalAlloc/GlobalReAlloc storage),
  *   2. a singleton manager (singleton.c, native ga_calloc),
  *   3. a module-level settings registry (settings.c, native moveable handles);
- * then a Win32 moveable block that moves while locked, and one block leaked on purpose, which
- * the exit handler finds again in the heap statistics.
+ * then a Win32 moveable block that moves while locked, two processes sharing settings and a
+ * list through a shared heap, and last one block leaked on purpose, which the library's debug
+ * heap (switched on first thing in main) finds and reports by function and line.
  *
  * Every claim the demo prints is checked; a failed check prints "FAILED:" and the process
  * exits nonzero (tests/demo.sh reads these lines). Worker threads only record what they saw;
@@ -362,76 +363,11 @@ static void demo_moveable(void)
     check(GlobalFree(h) == NULL, "moveable block freed");
 }
 
-/* ---- the deliberate leak and its report at exit ----------------------------------------- */
-
-#define LEAK_REQUEST 100
-
-static ga_stats_t baseline;
-static size_t leak_block_size;
-static void *volatile leaked; /* kept only so a debugger can find it; never freed */
-
-static void stats_now(ga_stats_t *s)
-{
-    ga_heap_collect(NULL, 1); /* settle frees that other threads made */
-    if (ga_heap_stats(NULL, s) != 0) memset(s, 0, sizeof *s);
-}
-
-static void leak_report(void)
-{
-    ga_stats_t at_exit, released;
-    stats_now(&at_exit);
-    /* The globals are the program's state, not leaks: the store still has its items, the
-     * singleton and the settings live until exit. Releasing them here measures what they hold,
-     * and what is then still above the start-up level is what nobody owns any more. */
-    store_clear();
-    manager_destroy();
-    settings_destroy();
-    stats_now(&released);
-
-    size_t g_blocks = at_exit.blocks_in_use - released.blocks_in_use;
-    size_t g_bytes = at_exit.bytes_in_use - released.bytes_in_use;
-    size_t l_blocks = released.blocks_in_use - baseline.blocks_in_use;
-    size_t l_bytes = released.bytes_in_use - baseline.bytes_in_use;
-    size_t l_handles = released.handles_in_use - baseline.handles_in_use;
-    printf("\n== Leak report at exit (from ga_heap_stats) ==\n");
-    printf("leak report: at start %zu blocks / %zu bytes in use; at exit %zu blocks / %zu bytes\n",
-           baseline.blocks_in_use, baseline.bytes_in_use, at_exit.blocks_in_use,
-           at_exit.bytes_in_use);
-    printf("leak report: the demo's globals (store, singleton, settings) hold %zu blocks / %zu "
-           "bytes: live state, not leaks\n",
-           g_blocks, g_bytes);
-    printf("leak report: (measured by releasing them now; whatever is still above the start-up "
-           "level has no owner left: that is a leak)\n");
-    printf("leak report: %zu leaked block(s), %zu bytes, %zu leaked handle(s)\n", l_blocks, l_bytes,
-           l_handles);
-    int ok = l_blocks == 1 && l_bytes == leak_block_size && l_handles == 0;
-    printf("leak report: expected exactly 1 leaked block of %zu bytes: %s\n", leak_block_size,
-           ok ? "found it" : "MISMATCH");
-    if (!ok) printf("FAILED: leak report\n");
-    fflush(stdout);
-    if (!ok || failures)
-        _exit(failures ? 1 : 2); /* exit() must not be called again from an atexit handler */
-}
-
-static void demo_leak(void)
-{
-    printf("\n== 5. A deliberate leak ==\n");
-    void *p = ga_malloc(LEAK_REQUEST);
-    check(p != NULL, "leak block allocated");
-    if (!p) return;
-    memset(p, 0x5a, LEAK_REQUEST);
-    leak_block_size = ga_usable_size(p);
-    leaked = p;
-    printf("leak: leaking one block of %d bytes on purpose (block size %zu bytes); it is "
-           "never freed\n",
-           LEAK_REQUEST, leak_block_size);
-}
-
-/* ---- 6. two processes share settings and a list through a shared heap ------------------- */
+/* ---- 5. two processes share settings and a list through a shared heap ------------------- */
 
 static void demo_shared(void)
 {
-    printf("\n== 6. Two processes share a settings object and a growing list (shared heap) ==\n");
+    printf("\n== 5. Two processes share a settings object and a growing list (shared heap) ==\n");
     char name[64];
     snprintf(name, sizeof name, "ga-demo-%ld", (long)getpid());
     int created = 0;
@@ -506,18 +442,58 @@ static void demo_shared(void)
     ga_shared_unlink(name, 0);
 }
 
+/* ---- 6. a deliberate leak, found by the debug heap ---------------------------------------- */
+
+#define LEAK_REQUEST 100
+
+/* The leaked block's address, scrambled: a number, not a pointer, so nothing points to the
+ * block (what makes it a leak to the debug heap's scan), yet the demo can free it afterwards. */
+static volatile uintptr_t leak_scrambled;
+
+__attribute__((noinline)) static void leak_one_block(void)
+{
+    char *p = ga_malloc(LEAK_REQUEST); /* the deliberate leak */
+    check(p != NULL, "leak block allocated");
+    if (!p) return;
+    memset(p, 0x5a, LEAK_REQUEST);
+    leak_scrambled = ~(uintptr_t)p;
+}
+
+/* Overwrites the stack below the caller, where a dead frame may still hold the pointer. */
+__attribute__((noinline)) static void clear_dead_stack(void)
+{
+    volatile char junk[16384];
+    memset((char *)junk, 0, sizeof junk);
+}
+
+static void demo_leak(void)
+{
+    printf("\n== 6. A deliberate leak, found by the debug heap ==\n");
+    leak_one_block();
+    clear_dead_stack();
+    printf("leak: leak_one_block() allocated %d bytes and lost the pointer; the debug heap's "
+           "report (ga_leak_report):\n",
+           LEAK_REQUEST);
+    fflush(stdout);
+    long leaks = ga_leak_report(STDOUT_FILENO, 0);
+    printf("leak: the report found %ld leaked block(s) (expected 1: the deliberate one)\n", leaks);
+    check(leaks == 1, "the debug heap reports exactly the deliberate leak");
+    /* Shown; now freed, so that the report the debug heap makes at exit finds nothing. */
+    ga_free((void *)~leak_scrambled);
+    check(ga_leak_count() == 0, "no leak left after freeing the deliberate one");
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("globalalloc %s demo: global state patterns on the Win32 global heap\n", ga_version());
-
-    /* One moveable block made and freed first, so any table the library sets up on first use
-     * is already in the start-up numbers and not mistaken for a leak. */
-    GlobalFree(GlobalAlloc(GMEM_MOVEABLE, 16));
-    stats_now(&baseline);
-    atexit(leak_report);
+    /* The debug heap from the first allocation on: every block records its allocation stack,
+     * so the leak in section 6 is reported by function and line. */
+    int rc = ga_debug_enable("1");
+    printf("globalalloc %s demo: global state patterns on the Win32 global heap (debug heap: %s)\n",
+           ga_version(), rc == 0 ? "on" : ga_err_name(rc));
+    check(rc == 0 && ga_debug_enabled(), "debug heap switched on");
 
     demo_store();
     demo_singleton();
@@ -526,7 +502,12 @@ int main(void)
     demo_shared();
     demo_leak();
 
-    int rc = ga_heap_check(NULL, 0);
+    /* The globals are program state, not leaks (the report above did not list them); torn
+     * down here as a program that cleans up at exit would. */
+    store_clear();
+    manager_destroy();
+    settings_destroy();
+    rc = ga_heap_check(NULL, 0);
     printf("\nheap check: %s\n", rc == 0 ? "clean" : ga_err_name(rc));
     check(rc == 0, "heap check clean");
     printf("%s: %d failed check(s)\n", failures ? "demo FAILED" : "demo done", failures);

@@ -3,9 +3,9 @@
 # Installs the Debian packages that building, testing and benchmarking need (only the missing
 # ones; uses sudo when not root). Usage: scripts/deps.sh [build|test]
 set -euo pipefail
-want=(cmake make gcc pkg-config)
+want=(cmake make gcc pkg-config python3) # python3: the man pages and the CLI's --help
 if [ "${1:-test}" = test ]; then
-  want+=(clang python3 git sqlite3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libboost-dev g++)
+  want+=(clang man-db git sqlite3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libboost-dev g++)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -84,9 +84,9 @@ json "any(h['name']=='$NAME' and h['reserved']==4194304 and h['mode']=='0600' an
 st=$( ("$PEER" "$NAME" die) 2>/dev/null; echo $?)
 [ "$st" = 137 ] && ok || bad "peer did not die by SIGKILL ($st)"
 expect 0 "stat --json after a death" -- "$CLI" --json stat "$NAME"
-json "j['dead']==1 and j['dead_blocks']==4 and j['objects']==1 and j['heap_blocks']==1" "dead peer reported"
+json "j['dead']==1 and j['dead_blocks']==4 and len(j['objects'])==1 and j['heap_blocks']==1" "dead peer reported"
 json "any(p['alive'] is False and p['blocks']==4 for p in j['processes'])" "dead process listed"
-json "any(o['name']=='greeting' and o['size']==32 for o in j['named_objects'])" "object listed"
+json "any(o['name']=='greeting' and o['size']==32 for o in j['objects'])" "object listed"
 json "any(c['block_size']==112 and c['blocks_used']==3 for c in j['classes'])" "size classes"
 expect 0 "stat text" -- "$CLI" stat "$NAME"
 contains out "DEAD" "stat text marks the dead process"
@@ -102,15 +102,15 @@ contains out "^  pid [0-9]*: 4 blocks, 262480 bytes" "owners gives the dead peer
 contains out "^      offset [0-9]* size 112" "owners lists the dead peer's blocks"
 contains out "^  object greeting: 32 bytes" "owners lists the object by name"
 expect 0 "owners --json" -- "$CLI" --json owners "$NAME"
-json "j['exited_blocks']==4 and len(j['exited'])==1 and j['exited'][0]['blocks']==4 and j['exited'][0]['bytes']==262480 and sorted(b['size'] for b in j['exited'][0]['list'])==[112,112,112,262144]" "owners --json exited"
-json "j['live']==[] and j['heap_blocks']==1 and j['objects'][0]['name']=='greeting'" "owners --json heap blocks"
+json "j['dead_blocks']==4 and len(j['processes'])==1 and not j['processes'][0]['alive'] and j['processes'][0]['blocks']==4 and j['processes'][0]['bytes']==262480 and sorted(b['size'] for b in j['processes'][0]['list'])==[112,112,112,262144]" "owners --json exited"
+json "all(not p['alive'] for p in j['processes']) and j['heap_blocks']==1 and j['objects'][0]['name']=='greeting'" "owners --json heap blocks"
 expect 2 "--all without owners" -- "$CLI" --all stat "$NAME"
 expect 0 "reclaim" -- "$CLI" --json reclaim "$NAME"
 json "j['ok'] and j['blocks_freed']>=4" "reclaim frees the dead peer's blocks"
 expect 0 "stat after reclaim" -- "$CLI" --json stat "$NAME"
 json "j['dead']==0 and j['dead_blocks']==0 and j['blocks_in_use']==1" "only the object is left"
 expect 0 "owners after reclaim" -- "$CLI" --json owners "$NAME"
-json "j['exited']==[] and j['exited_blocks']==0" "owners: nothing left by exited processes"
+json "j['processes']==[] and j['dead_blocks']==0" "owners: nothing left by exited processes"
 
 # ---- rm refuses while a peer is attached ---------------------------------------------------
 "$PEER" "$NAME" hold &
