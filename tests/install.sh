@@ -81,7 +81,7 @@ fi
 ok
 libdir=$(dirname "$so")
 soname=$(readelf -d "$so" | sed -nE 's/.*\(SONAME\).*\[(.*)\].*/\1/p')
-check "SONAME '$soname' is not versioned" grep -Eqx 'libglobalalloc\.so\.[0-9]+' <<<"$soname"
+check "SONAME '$soname' is not versioned" grep -Eqx 'libglobalalloc\.so\.0\.[0-9]+|libglobalalloc\.so\.[1-9][0-9]*' <<<"$soname"
 check "no $soname file beside $so" test -n "$soname" -a -e "$libdir/$soname"
 for f in libglobalalloc.a libglobalalloc-preload.so pkgconfig/globalalloc.pc \
     cmake/globalalloc/globalallocConfig.cmake cmake/globalalloc/globalallocConfigVersion.cmake; do
