@@ -104,6 +104,9 @@ extern __thread unsigned ga__dbg_world_depth __attribute__((tls_model("initial-e
 void ga__dbg_world_enter_slow(void);
 void ga__dbg_world_leave_slow(void);
 void ga__dbg_world_reset(void); /* fork child */
+/* The exclusive side (the periodic check): every other thread waits outside the allocator. */
+void ga__dbg_world_stop(void);
+void ga__dbg_world_resume(void);
 static inline void ga__dbg_world_enter(void)
 {
     if (__builtin_expect(ga__dbg_opts.check != 0 || ga__dbg_world_depth != 0, 0))

@@ -547,46 +547,17 @@ static void *fail(int err)
     return NULL;
 }
 
-/* The world lock (see debug.h). Writers first: a stream of allocations must not keep the check
- * waiting forever (so no thread may take it shared twice: the depth counts nested calls). */
-#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
-#define WORLD_LOCK_INIT PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
-#else
-#define WORLD_LOCK_INIT PTHREAD_RWLOCK_INITIALIZER
-#endif
-static pthread_rwlock_t world_lock = WORLD_LOCK_INIT;
-GA_TLS unsigned ga__dbg_world_depth;
-
-void ga__dbg_world_enter_slow(void)
-{
-    if (ga__dbg_world_depth++ == 0) pthread_rwlock_rdlock(&world_lock);
-}
-
-void ga__dbg_world_leave_slow(void)
-{
-    if (--ga__dbg_world_depth == 0) pthread_rwlock_unlock(&world_lock);
-}
-
-/* fork child: only the forking thread is left, and it held no part of the lock (fork is not
- * called from inside the allocator); threads that did are gone. */
-void ga__dbg_world_reset(void)
-{
-    world_lock = (pthread_rwlock_t)WORLD_LOCK_INIT;
-}
-
 /* check=N: every N allocator calls of a thread, the engine's and the debug blocks' checks of
  * ga_heap_check, with every other thread held outside the allocator (the handle table is not
  * checked: handle calls change it outside the allocator). Reported while still alone, so the
  * report describes what the check saw. */
 static GA_NOINLINE void periodic_check(void)
 {
-    pthread_rwlock_wrlock(&world_lock);
-    ga__dbg_world_depth = 1; /* this thread's own allocations meanwhile must not wait */
+    ga__dbg_world_stop();
     int rc = ga__engine_check(GA_CHECK_QUIET);
     if (rc == 0) rc = ga__debug_check(GA_CHECK_QUIET);
     if (rc != 0 && (rc = ga__engine_check(0)) == 0) rc = ga__debug_check(0); /* the report */
-    ga__dbg_world_depth = 0;
-    pthread_rwlock_unlock(&world_lock);
+    ga__dbg_world_resume();
     if (rc != 0)
         ga__report(rc, 0, true, "check=%u: the heap check failed (see above)", ga__dbg_opts.check);
 }
