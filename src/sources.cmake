@@ -22,6 +22,7 @@ set(GA_ENGINE_ALLOC_SOURCE src/engine/alloc.c)
 
 # The debug heap: options, debug blocks, quarantine, stacks, leak scan and report.
 set(GA_DEBUG_SOURCES
+  src/debug/options.c
   src/debug/world.c
   src/debug/hooks.c
   src/debug/leak.c)

@@ -70,10 +70,11 @@ typedef struct ga_dbg_opts_s {
     unsigned check;    /* verify every debug block each `check` operations (0: never) */
     int report_fd;     /* where reports go */
 } ga_dbg_opts_t;
-extern ga_dbg_opts_t ga__dbg_opts;
+/* hidden: the hooks read them on every call (no GOT load) */
+extern ga_dbg_opts_t ga__dbg_opts __attribute__((visibility("hidden")));
 /* The report descriptor: report_fd, or the kept copy of stderr once the program closed fd 2. */
 int ga__dbg_report_fd(void);
-extern uint64_t ga__dbg_secret;
+extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 
 /* ---- alloc.c: the engine without the debug hook -------------------------------------- */
 void ga__engine_free(void *p);
