@@ -8,7 +8,8 @@ set(GA_TOP_SOURCES
 
 # The platform layer: every OS call.
 set(GA_OS_SOURCES
-  src/os/posix.c)
+  src/os/posix.c
+  src/os/process.c)
 
 # The engine: segments, pages, size classes, thread heaps, huge blocks (a leaf).
 set(GA_ENGINE_SOURCES

@@ -27,14 +27,12 @@
 #include "debug/debug_internal.h"
 #include "engine/alloc_fast.h"
 #include "engine/engine_internal.h"
+#include "os/os.h"
 #include <errno.h>
 #include <pthread.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 GA_TLS int ga__dbg_busy;
 
@@ -81,7 +79,7 @@ static inline uint8_t *raw_of(ga_dbg_hdr_t *h)
 
 static uint32_t thread_id(void)
 {
-    if (GA_UNLIKELY(tl_tid == 0)) tl_tid = (uint32_t)syscall(SYS_gettid);
+    if (GA_UNLIKELY(tl_tid == 0)) tl_tid = ga__os_thread_id();
     return tl_tid;
 }
 

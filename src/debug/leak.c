@@ -25,16 +25,14 @@
  */
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
+#include "os/os.h"
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
@@ -317,19 +315,10 @@ static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
 static NO_SAN uintptr_t stack_top(uintptr_t here)
 {
     if (tl_stack_hi > here) return tl_stack_hi;
-    pthread_attr_t attr;
-    uintptr_t hi = 0;
+    uintptr_t lo, hi = 0;
     ga__dbg_busy++; /* pthread_getattr_np may allocate */
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void *lo;
-        size_t size;
-        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
-            hi = (uintptr_t)lo + size;
-            if (pthread_self() != main_thread())
-                stack_register((uintptr_t)lo, hi, thread_descriptor(lo, hi));
-        }
-        pthread_attr_destroy(&attr);
-    }
+    if (ga__os_thread_stack(&lo, &hi) && pthread_self() != main_thread())
+        stack_register(lo, hi, thread_descriptor((void *)lo, hi));
     ga__dbg_busy--;
     tl_stack_hi = hi > here ? hi : here + 1; /* unknown: walk nothing */
     return tl_stack_hi;
@@ -435,31 +424,9 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
         argv[a++] = hex[i];
     }
     argv[a] = NULL;
-    int pfd[2];
-    if (pipe(pfd) != 0) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(pfd[1], 1);
-        if (devnull >= 0) dup2(devnull, 2);
-        close(pfd[0]);
-        execve("/usr/bin/addr2line", (char *const *)argv, envp);
-        execve("/bin/addr2line", (char *const *)argv, envp);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t len = 0;
-    if (pid > 0) {
-        ssize_t r;
-        while (len < SYM_OUT - 1 && ((r = read(pfd[0], sym.out + len, SYM_OUT - 1 - len)) > 0 ||
-                                     (r < 0 && errno == EINTR)))
-            len += r > 0 ? (size_t)r : 0;
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
-    close(pfd[0]);
-    sym.out[len] = 0;
+    static const char *const paths[] = {"/usr/bin/addr2line", "/bin/addr2line", NULL};
+    static const char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+    if (!ga__os_run_read(paths, argv, envp, sym.out, SYM_OUT)) return;
     /* -a -i: per address, its "0x..." line, then (function, file:line) pairs from the
      * innermost inlined function out to the real one. */
     int i = -1;
@@ -497,12 +464,6 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
     }
 }
 
-static void exe_path(char *buf, size_t len)
-{
-    ssize_t r = readlink("/proc/self/exe", buf, len - 1);
-    buf[r > 0 ? (size_t)r : 0] = 0;
-}
-
 /* Gives every address of the depot stacks ids[0..n) a text (dladdr, then addr2line). */
 static void symbolize(const uint32_t *ids, size_t nids)
 {
@@ -534,7 +495,7 @@ static void symbolize(const uint32_t *ids, size_t nids)
     }
     if (!ga__dbg_opts.symbolize) return;
     char exe[512], mod[512];
-    exe_path(exe, sizeof exe);
+    ga__os_exe_path(exe, sizeof exe);
     /* one addr2line per module and up to 64 addresses */
     static uint8_t done[SYM_MAX];
     memset(done, 0, sizeof done);
@@ -812,9 +773,8 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
     lo = (lo + 7) & ~(uintptr_t)7;
     while (!direct && lo < hi) {
         size_t n = hi - lo < COPY_CHUNK ? hi - lo : COPY_CHUNK;
-        struct iovec local = {buf, n}, remote = {(void *)lo, n};
-        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+        long got = ga__os_copy_from_self(buf, (const void *)lo, n);
+        if (got == GA_OS_COPY_UNSUPPORTED) {
             direct = true;
             break;
         }
@@ -824,7 +784,7 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
                 memcpy(&w, buf + i, 8);
                 if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
             }
-        if (got < (ssize_t)n) { /* unreadable from here: skip to the next page */
+        if (got < (long)n) { /* unreadable from here: skip to the next page */
             uintptr_t at = lo + (got > 0 ? (size_t)got : 0);
             lo = (at | (ga__os_page_size() - 1)) + 1;
         } else {
@@ -834,45 +794,16 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
     if (direct && lo < hi) scan_range(lo, hi);
 }
 
-static uintptr_t hexnum(const char **s)
-{
-    uintptr_t v = 0;
-    for (;; (*s)++) {
-        char c = **s;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return v;
-        v = v * 16 + (uintptr_t)d;
-    }
-}
-
 /* Scans every private writable mapping outside our segments; the calling thread's stack only
  * from sp up. */
 static NO_SAN void scan_mappings(uintptr_t sp)
 {
     if (scan.maps == NULL) scan.maps = map_noscan(MAPS_MAX);
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (scan.maps == NULL || fd < 0) {
-        if (fd >= 0) close(fd);
-        return;
-    }
-    size_t len = 0;
-    ssize_t r;
-    while (len < MAPS_MAX - 1 &&
-           ((r = read(fd, scan.maps + len, MAPS_MAX - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
-        len += r > 0 ? (size_t)r : 0;
-    close(fd);
-    scan.maps[len] = 0;
-    for (const char *s = scan.maps; *s;) {
-        uintptr_t lo = hexnum(&s);
-        s++;
-        uintptr_t hi = hexnum(&s);
-        s++;
-        bool rw_private = s[0] == 'r' && s[1] == 'w' && s[3] == 'p';
-        const char *nl = strchr(s, '\n');
-        const char *path = strchr(s, '/');
-        bool device = path && path < (nl ? nl : s + strlen(s)) && strncmp(path, "/dev/", 5) == 0;
-        s = nl ? nl + 1 : s + strlen(s);
-        if (!rw_private || device || hi - lo > ((uintptr_t)4 << 30))
+    if (scan.maps == NULL || !ga__os_maps_read(scan.maps, MAPS_MAX)) return;
+    ga_os_mapping_t m;
+    for (const char *s = scan.maps; ga__os_maps_next(&s, &m);) {
+        uintptr_t lo = m.lo, hi = m.hi;
+        if (!m.rw_private || m.device || hi - lo > ((uintptr_t)4 << 30))
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
         if (sp >= lo && sp < hi) lo = sp;
 #ifdef DTV_SLOT

@@ -9,11 +9,9 @@
  */
 #include "debug/debug_internal.h"
 #include "os/os.h"
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 bool ga__debug_enabled;
 uint64_t ga__dbg_secret;
@@ -93,7 +91,7 @@ static const char *parse_item(ga_dbg_opts_t *o, const char *s, size_t len, int *
         if (!eq || vlen == 0 || vlen >= sizeof path) return "expected a file name or stderr";
         memcpy(path, v, vlen);
         path[vlen] = 0;
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int fd = ga__os_open_append(path);
         if (fd < 0) return "cannot open the file";
         *report_fd = fd;
         return NULL;
@@ -134,7 +132,7 @@ static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on, const char
         const char *end = strchr(s, ',');
         size_t len = end ? (size_t)(end - s) : strlen(s);
         if (len > 0 && (*why = parse_item(&o, s, len, &fd)) != NULL) {
-            if (fd != o.report_fd && fd != 2) close(fd);
+            if (fd != o.report_fd && fd != 2) ga__os_close(fd);
             *bad = s;
             *bad_len = len;
             return GA_EINVAL;
