@@ -25,6 +25,7 @@ set(GA_ENGINE_ALLOC_SOURCE src/engine/alloc.c)
 set(GA_DEBUG_SOURCES
   src/debug/options.c
   src/debug/world.c
+  src/debug/block.c
   src/debug/hooks.c
   src/debug/leak.c)
 

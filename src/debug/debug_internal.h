@@ -20,6 +20,8 @@
 
 #include "debug/debug.h"
 #include "engine/engine.h"
+#include "os/os.h"
+#include <string.h>
 
 /* Set once when debug mode starts (environment at load time, or ga_debug_enable), never
  * cleared. Plain bool: the hooks read it on every call, and it only ever goes false -> true. */
@@ -76,6 +78,81 @@ extern ga_dbg_opts_t ga__dbg_opts __attribute__((visibility("hidden")));
 int ga__dbg_report_fd(void);
 extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 
+/* ---- block.c: checks and reports of debug blocks -------------------------------------- */
+/* A header word: magic m keyed with the user address and the secret. */
+static inline uint64_t ga__dbg_key(uint64_t m, const void *user)
+{
+    return m ^ (uintptr_t)user ^ ga__dbg_secret;
+}
+static inline uint8_t *ga__dbg_user_of(ga_dbg_hdr_t *h)
+{
+    return (uint8_t *)h + GA_DBG_HDR;
+}
+static inline uint8_t *ga__dbg_raw_of(ga_dbg_hdr_t *h)
+{
+    return (uint8_t *)h - h->pad;
+}
+
+/* ga__dbg_verify flag: a broken block is fatal (free, realloc, reuse), not just reported. */
+#define GA_DBG_FATAL 0x80000000u
+/* The calling thread's kernel id, cached (ga__dbg_tl_tid: 0 until the first call). */
+extern GA_TLS uint32_t ga__dbg_tl_tid;
+static inline uint32_t ga__dbg_thread_id(void)
+{
+    if (GA_UNLIKELY(ga__dbg_tl_tid == 0)) ga__dbg_tl_tid = ga__os_thread_id();
+    return ga__dbg_tl_tid;
+}
+
+/* Patterns are written with memset (glibc picks the widest vector code at run time: faster
+ * than an inline loop here, measured) and checked with ga__dbg_all_are. */
+typedef uint8_t ga_v16_t __attribute__((vector_size(16)));
+
+/* True when every byte in [p, p+n) is c: 16-byte vector steps and one last overlapping step,
+ * every byte read and no early exit (the answer is almost always yes: an exit per step would
+ * only add branches). */
+static inline bool ga__dbg_all_are(const uint8_t *p, size_t n, uint8_t c)
+{
+    if (GA_LIKELY(n >= 16)) {
+        ga_v16_t v = {0}, acc = {0}, x;
+        v += c;
+        for (size_t i = 0; i < n - 16; i += 16) {
+            memcpy(&x, p + i, 16);
+            acc |= x ^ v;
+        }
+        memcpy(&x, p + n - 16, 16);
+        acc |= x ^ v;
+        uint64_t w[2];
+        memcpy(w, &acc, 16);
+        return (w[0] | w[1]) == 0;
+    }
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i] ^ c;
+    return acc == 0;
+}
+
+/* Raw blocks (the Win32 layer's) keep their second word when freed: the layer's tag, which
+ * tells a double GlobalFree from a foreign pointer, as it does without debug mode. */
+static inline size_t ga__dbg_kept_words(const ga_dbg_hdr_t *h)
+{
+    return h->kind == GA_DBG_RAW && h->size >= 16 ? 16 : 0;
+}
+
+/* The common case, checked with a few loads: front guard and tail guard intact. */
+static inline bool ga__dbg_guards_ok(const ga_dbg_hdr_t *h)
+{
+    const uint64_t w = 0x0101010101010101ull * GA_FILL_GUARD;
+    uint64_t f, a, b;
+    const uint8_t *tail = (const uint8_t *)h + GA_DBG_HDR + h->size;
+    memcpy(&f, h->front, 8);
+    if (GA_UNLIKELY(h->tail != 16)) return f == w && ga__dbg_all_are(tail, h->tail, GA_FILL_GUARD);
+    memcpy(&a, tail, 8);
+    memcpy(&b, tail + 8, 8);
+    return ((f ^ w) | (a ^ w) | (b ^ w)) == 0;
+}
+
+/* True when every byte of a freed block's user bytes (but its kept words) is GA_FILL_FREED. */
+bool ga__dbg_freed_fill_ok(ga_dbg_hdr_t *h);
 /* ---- alloc.c: the engine without the debug hook -------------------------------------- */
 void ga__engine_free(void *p);
 size_t ga__engine_usable(const void *p);

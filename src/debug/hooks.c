@@ -36,9 +36,6 @@
 
 GA_TLS int ga__dbg_busy;
 
-/* ga__dbg_verify flag: a broken block is fatal (free, realloc, reuse), not just reported. */
-#define FATAL_CHECK 0x80000000u
-static GA_TLS uint32_t tl_tid;
 static GA_TLS unsigned tl_ops;
 static GA_TLS uint64_t tl_serial, tl_serial_end; /* serials reserved by this thread */
 
@@ -62,176 +59,17 @@ typedef struct qring_s {
 } qring_t;
 static GA_TLS qring_t *tl_q;
 
-static inline uint64_t key(uint64_t m, const void *user)
-{
-    return m ^ (uintptr_t)user ^ ga__dbg_secret;
-}
-static inline uint8_t *user_of(ga_dbg_hdr_t *h)
-{
-    return (uint8_t *)h + GA_DBG_HDR;
-}
-static inline uint8_t *raw_of(ga_dbg_hdr_t *h)
-{
-    return (uint8_t *)h - h->pad;
-}
-
-/* ---- reports -------------------------------------------------------------------------------- */
-
-static uint32_t thread_id(void)
-{
-    if (GA_UNLIKELY(tl_tid == 0)) tl_tid = ga__os_thread_id();
-    return tl_tid;
-}
-
-static const char *kind_name(const ga_dbg_hdr_t *h)
-{
-    return h->kind == GA_DBG_RAW ? "raw/GlobalAlloc block" : "block";
-}
-
-void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, const char *what,
-                          void *ret)
-{
-    int fd = ga__dbg_report_fd();
-    uint32_t now = ga__stack_capture(ret ? ret : __builtin_return_address(0));
-    ga__dbg_printf(fd, "globalalloc: ==== %s ====\n", what);
-    if (h != NULL) {
-        ga__dbg_printf(fd,
-                       "globalalloc: %s %p of %zu bytes, allocation #%llu, thread %u\n"
-                       "  allocated at:\n",
-                       kind_name(h), (void *)user_of(h), (size_t)h->size,
-                       (unsigned long long)h->serial, h->tid);
-        ga__stack_print(fd, h->alloc_stack, "    ");
-        if (h->free_stack) {
-            ga__dbg_printf(fd, "  freed at:\n");
-            ga__stack_print(fd, h->free_stack, "    ");
-        }
-    }
-    ga__dbg_printf(fd, "  bad call (pointer %p, thread %u) at:\n", p, thread_id());
-    ga__stack_print(fd, now, "    ");
-    if (h != NULL)
-        ga__report(err, (uintptr_t)p, fatal, "%s: %s %p (%zu bytes, allocation #%llu, thread %u)",
-                   what, kind_name(h), (void *)user_of(h), (size_t)h->size,
-                   (unsigned long long)h->serial, h->tid);
-    else
-        ga__report(err, (uintptr_t)p, fatal, "%s: pointer %p", what, p);
-}
-
-void ga__debug_misuse(int err, const void *value, bool fatal, const char *what)
-{
-    ga_dbg_hdr_t *h = ga__debug_enabled ? ga__dbg_header(value) : NULL;
-    if (h == NULL && ga__debug_enabled) h = ga__dbg_find(value);
-    ga__dbg_block_report(err, h, value, fatal, what, __builtin_return_address(0));
-}
-
-/* ---- block checks ------------------------------------------------------------------------- */
-
-/* Patterns are written with memset (glibc picks the widest vector code at run time: faster
- * than an inline loop here, measured) and checked with all_are. */
-typedef uint8_t v16_t __attribute__((vector_size(16)));
-
-/* True when every byte in [p, p+n) is c: 16-byte vector steps and one last overlapping step,
- * every byte read and no early exit (the answer is almost always yes: an exit per step would
- * only add branches). */
-static inline bool all_are(const uint8_t *p, size_t n, uint8_t c)
-{
-    if (GA_LIKELY(n >= 16)) {
-        v16_t v = {0}, acc = {0}, x;
-        v += c;
-        for (size_t i = 0; i < n - 16; i += 16) {
-            memcpy(&x, p + i, 16);
-            acc |= x ^ v;
-        }
-        memcpy(&x, p + n - 16, 16);
-        acc |= x ^ v;
-        uint64_t w[2];
-        memcpy(w, &acc, 16);
-        return (w[0] | w[1]) == 0;
-    }
-    uint8_t acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc |= p[i] ^ c;
-    return acc == 0;
-}
-
-/* First byte in [p, p+n) that is not c, or NULL (reports only: locates what all_are found). */
-static const uint8_t *first_not(const uint8_t *p, size_t n, uint8_t c)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != c) return p + i;
-    return NULL;
-}
-
-/* Raw blocks (the Win32 layer's) keep their second word when freed: the layer's tag, which
- * tells a double GlobalFree from a foreign pointer, as it does without debug mode. */
-static size_t kept_words(const ga_dbg_hdr_t *h)
-{
-    return h->kind == GA_DBG_RAW && h->size >= 16 ? 16 : 0;
-}
-
-static bool freed_fill_ok(ga_dbg_hdr_t *h)
-{
-    const uint8_t *user = user_of(h);
-    size_t keep = kept_words(h);
-    if (GA_UNLIKELY(keep) && !all_are(user, 8, GA_FILL_FREED)) return false;
-    return all_are(user + keep, h->size - keep, GA_FILL_FREED);
-}
-
-static const uint8_t *freed_fill_broken(ga_dbg_hdr_t *h)
-{
-    uint8_t *user = user_of(h);
-    size_t keep = kept_words(h);
-    const uint8_t *bad = keep ? first_not(user, 8, GA_FILL_FREED) : NULL;
-    return bad ? bad : first_not(user + keep, h->size - keep, GA_FILL_FREED);
-}
-
-/* The common case, checked with a few loads: front guard and tail guard intact. */
-static inline bool guards_ok(const ga_dbg_hdr_t *h)
-{
-    const uint64_t w = 0x0101010101010101ull * GA_FILL_GUARD;
-    uint64_t f, a, b;
-    const uint8_t *tail = (const uint8_t *)h + GA_DBG_HDR + h->size;
-    memcpy(&f, h->front, 8);
-    if (GA_UNLIKELY(h->tail != 16)) return f == w && all_are(tail, h->tail, GA_FILL_GUARD);
-    memcpy(&a, tail, 8);
-    memcpy(&b, tail + 8, 8);
-    return ((f ^ w) | (a ^ w) | (b ^ w)) == 0;
-}
-
-int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret)
-{
-    if (GA_LIKELY(guards_ok(h)) && (!freed || !ga__dbg_opts.fill || freed_fill_ok(h))) return 0;
-    uint8_t *user = user_of(h);
-    const uint8_t *bad = first_not(h->front, GA_DBG_FRONT, GA_FILL_GUARD);
-    char what[160];
-    int err = GA_EOVERRUN;
-    if (bad) {
-        snprintf(what, sizeof what, "write before the start of a block (byte %d) found at %s",
-                 (int)(bad - user), when);
-    } else if ((bad = first_not(user + h->size, h->tail, GA_FILL_GUARD)) != NULL) {
-        snprintf(what, sizeof what,
-                 "write past the end of a block (byte %zu, size %zu) found at %s",
-                 (size_t)(bad - user), (size_t)h->size, when);
-    } else if (freed && ga__dbg_opts.fill && (bad = freed_fill_broken(h)) != NULL) {
-        err = GA_ECORRUPT;
-        snprintf(what, sizeof what, "use after free: freed block written at byte %zu, found at %s",
-                 (size_t)(bad - user), when);
-    } else {
-        return 0;
-    }
-    if (!(check_flags & GA_CHECK_QUIET))
-        ga__dbg_block_report(err, h, user, (check_flags & FATAL_CHECK) != 0, what, ret);
-    return err;
-}
 /* ---- the quarantine ------------------------------------------------------------------------ */
 
 static void release(ga_dbg_hdr_t *h, bool verify)
 {
-    uint8_t *user = user_of(h);
-    if (verify && GA_UNLIKELY(!guards_ok(h) || (ga__dbg_opts.fill && !freed_fill_ok(h))))
-        ga__dbg_verify(h, true, FATAL_CHECK, "reuse (leaving the quarantine)", NULL);
-    h->state = key(GA_DBG_RELEASED, user);
+    uint8_t *user = ga__dbg_user_of(h);
+    if (verify &&
+        GA_UNLIKELY(!ga__dbg_guards_ok(h) || (ga__dbg_opts.fill && !ga__dbg_freed_fill_ok(h))))
+        ga__dbg_verify(h, true, GA_DBG_FATAL, "reuse (leaving the quarantine)", NULL);
+    h->state = ga__dbg_key(GA_DBG_RELEASED, user);
     h->magic = 0;
-    ga__free_fast(raw_of(h));
+    ga__free_fast(ga__dbg_raw_of(h));
 }
 
 /* Releases the thread's oldest quarantined block. */
@@ -408,7 +246,7 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)(user - GA_DBG_HDR);
     size_t pad = (size_t)((uint8_t *)h - raw);
     if (GA_UNLIKELY(pad != 0)) {
-        ((uint64_t *)raw)[0] = key(GA_DBG_REDIRECT, raw);
+        ((uint64_t *)raw)[0] = ga__dbg_key(GA_DBG_REDIRECT, raw);
         ((uint64_t *)raw)[1] = pad;
     }
     /* The guard rounded up to 8 bytes, if the engine block has room (it has when the guard is
@@ -422,7 +260,7 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     h->serial = next_serial();
     h->alloc_stack = ga__dbg_busy || !ga__dbg_opts.stacks ? 0 : ga__stack_capture(ret);
     h->free_stack = 0;
-    h->tid = thread_id();
+    h->tid = ga__dbg_thread_id();
     h->epoch = atomic_load_explicit(&ga__dbg_epoch, memory_order_relaxed);
     h->pad = (uint32_t)pad;
     h->tail = (uint16_t)tail;
@@ -440,7 +278,7 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     } else {
         memset(user + size, GA_FILL_GUARD, tail);
     }
-    h->magic = h->state = key(GA_DBG_LIVE, user);
+    h->magic = h->state = ga__dbg_key(GA_DBG_LIVE, user);
     return user;
 }
 
@@ -493,7 +331,7 @@ __attribute__((no_sanitize("address", "thread"))) static bool is_released(const 
         !ga__is_heap_memory(p))
         return false;
     return ((const ga_dbg_hdr_t *)((const uint8_t *)p - GA_DBG_HDR))->state ==
-           key(GA_DBG_RELEASED, p);
+           ga__dbg_key(GA_DBG_RELEASED, p);
 }
 
 /* p is not a live or quarantined debug block: a raw block from before debug mode (freed by the
@@ -513,17 +351,18 @@ static void free_other(void *p, void *ret, const char *call)
     }
     if (h != NULL)
         snprintf(what, sizeof what, "%s: pointer %+td bytes into a block (not its start)", call,
-                 (const uint8_t *)p - user_of(h));
+                 (const uint8_t *)p - ga__dbg_user_of(h));
     else
         snprintf(what, sizeof what, "%s: pointer was not allocated by globalalloc", call);
     ga__dbg_block_report(GA_ENOTOWNED, h, p, true, what, ret);
 }
 HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
 {
-    if (GA_UNLIKELY(!guards_ok(h)) && ga__dbg_verify(h, false, FATAL_CHECK, call, ret) != 0) {
+    if (GA_UNLIKELY(!ga__dbg_guards_ok(h)) &&
+        ga__dbg_verify(h, false, GA_DBG_FATAL, call, ret) != 0) {
         /* reported, and the handler chose to go on: repair, so it is reported once */
         memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
-        memset(user_of(h) + h->size, GA_FILL_GUARD, h->tail);
+        memset(ga__dbg_user_of(h) + h->size, GA_FILL_GUARD, h->tail);
     }
     h->free_stack =
         ga__dbg_opts.free_stacks && ga__dbg_opts.stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
@@ -534,11 +373,11 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
         return;
     }
     if (ga__dbg_opts.fill) {
-        size_t keep = kept_words(h);
-        if (GA_UNLIKELY(keep)) memset(user_of(h), GA_FILL_FREED, 8);
-        memset(user_of(h) + keep, GA_FILL_FREED, h->size - keep);
+        size_t keep = ga__dbg_kept_words(h);
+        if (GA_UNLIKELY(keep)) memset(ga__dbg_user_of(h), GA_FILL_FREED, 8);
+        memset(ga__dbg_user_of(h) + keep, GA_FILL_FREED, h->size - keep);
     }
-    h->magic = h->state = key(GA_DBG_FREED, user_of(h));
+    h->magic = h->state = ga__dbg_key(GA_DBG_FREED, ga__dbg_user_of(h));
     quarantine_push(h);
 }
 
@@ -551,7 +390,7 @@ void ga__debug_free(void *p, void *ret)
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
         free_other(p, ret, "free");
-    } else if (h->state == key(GA_DBG_FREED, p)) {
+    } else if (h->state == ga__dbg_key(GA_DBG_FREED, p)) {
         ga__dbg_block_report(GA_EDOUBLEFREE, h, p, true, "free: double free", ret);
     } else {
         free_block(h, ret, "free");
@@ -571,9 +410,9 @@ HOOK_PART bool resize_in_place(ga_dbg_hdr_t *h, size_t size, void *ret)
 {
     size_t tail = (ga__dbg_opts.guard + 7) & ~(size_t)7;
     if (h->pad != 0 || size > SIZE_MAX / 2 - GA_DBG_HDR - tail ||
-        !ga__engine_resize_in_place(raw_of(h), GA_DBG_HDR + size + tail))
+        !ga__engine_resize_in_place(ga__dbg_raw_of(h), GA_DBG_HDR + size + tail))
         return false;
-    uint8_t *user = user_of(h);
+    uint8_t *user = ga__dbg_user_of(h);
     if (size > h->size && ga__dbg_opts.fill) memset(user + h->size, GA_FILL_FRESH, size - h->size);
     memset(user + size, GA_FILL_GUARD, tail);
     h->size = size;
@@ -596,11 +435,11 @@ HOOK_PART void *realloc_block(void *p, size_t size, void *ret)
             return fail(GA_ENOTOWNED);
         }
         old = ga__engine_usable(p); /* a block from before debug mode */
-    } else if (h->state == key(GA_DBG_FREED, p)) {
+    } else if (h->state == ga__dbg_key(GA_DBG_FREED, p)) {
         ga__dbg_block_report(GA_EDOUBLEFREE, h, p, true, "realloc: block was freed", ret);
         return fail(GA_EDOUBLEFREE);
     } else {
-        ga__dbg_verify(h, false, FATAL_CHECK, "realloc", ret);
+        ga__dbg_verify(h, false, GA_DBG_FATAL, "realloc", ret);
         old = h->size;
         if (old > REALLOC_MOVE_MAX && resize_in_place(h, size, ret)) return p;
     }
@@ -627,7 +466,7 @@ void *ga__debug_realloc(void *p, size_t size, void *ret)
 size_t ga__debug_usable_size(const void *p)
 {
     ga_dbg_hdr_t *h = ga__dbg_header(p);
-    if (h != NULL) return h->state == key(GA_DBG_LIVE, p) ? h->size : 0;
+    if (h != NULL) return h->state == ga__dbg_key(GA_DBG_LIVE, p) ? h->size : 0;
     return pre_debug_block(p) ? ga__engine_usable(p) : 0;
 }
 
@@ -641,7 +480,7 @@ bool ga__debug_is_block_start(const void *p)
 int ga__debug_owns(const void *p)
 {
     ga_dbg_hdr_t *h = ga__dbg_header(p);
-    if (h != NULL) return h->state == key(GA_DBG_LIVE, p);
+    if (h != NULL) return h->state == ga__dbg_key(GA_DBG_LIVE, p);
     return pre_debug_block(p) ? ga__engine_owns(p) : 0;
 }
 
@@ -653,6 +492,7 @@ __attribute__((no_sanitize("address", "thread"))) ga_dbg_hdr_t *ga__dbg_header(c
         return NULL; /* not in (or before the first block of) a segment of ours: not a block */
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)((uintptr_t)p - GA_DBG_HDR);
     uint64_t s = h->state;
-    if ((s == key(GA_DBG_LIVE, p) || s == key(GA_DBG_FREED, p)) && h->magic == s) return h;
+    if ((s == ga__dbg_key(GA_DBG_LIVE, p) || s == ga__dbg_key(GA_DBG_FREED, p)) && h->magic == s)
+        return h;
     return NULL;
 }

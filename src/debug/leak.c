@@ -37,32 +37,6 @@
 
 #define NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
 
-/* ---- output --------------------------------------------------------------------------------- */
-
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            return;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-void ga__dbg_printf(int fd, const char *fmt, ...)
-{
-    if (fd < 0) return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0) write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
-
 /* ---- our own mappings ------------------------------------------------------------------- */
 
 /* Our own mappings (depot, quarantine, buffers) hold no block pointers worth scanning. */
