@@ -26,6 +26,7 @@ set(GA_DEBUG_SOURCES
   src/debug/options.c
   src/debug/world.c
   src/debug/block.c
+  src/debug/quarantine.c
   src/debug/hooks.c
   src/debug/leak.c)
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The debug heap's internal contract between alloc.c (the hooks), check.c, debug.c (blocks,
- * options, quarantine, misuse reports) and leak.c (stacks, walks, leak report).
+ * The debug heap's internal contract between its files, one section per file that owns what
+ * it declares: options.c, world.c, block.c, leak.c (stacks, walks, leak report), hooks.c and
+ * quarantine.c. The engine's entry points call the hooks (debug.h); the engine's own
+ * functions without the hook, which the debug heap calls, come last.
  *
  * A debug block is an ordinary engine block laid out as
  *
@@ -60,6 +62,7 @@ _Static_assert(sizeof(ga_dbg_hdr_t) == GA_DBG_HDR, "debug header is 64 bytes");
 #define GA_FILL_FREED 0xDD
 #define GA_FILL_GUARD 0xFD
 
+/* ---- options.c: GLOBALALLOC_DEBUG, the switch ------------------------------------------- */
 typedef struct ga_dbg_opts_s {
     unsigned stacks;   /* frames per stack (0: none) */
     unsigned guard;    /* minimum tail guard bytes */
@@ -78,7 +81,33 @@ extern ga_dbg_opts_t ga__dbg_opts __attribute__((visibility("hidden")));
 int ga__dbg_report_fd(void);
 extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 
-/* ---- block.c: checks and reports of debug blocks -------------------------------------- */
+/* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */
+void ga__debug_init(void);
+
+
+/* ---- world.c: the world lock (check=N) -------------------------------------------------- */
+/* check=N: the periodic check reads every thread's pages and blocks, so it must run alone.
+ * While `check` is on, every allocator entry (the hooks; outside them, thread exit and
+ * ga_heap_collect) holds a shared lock, outermost call only; the check takes it exclusively.
+ * With check=0 (the default) enter is one load and a branch. */
+extern __thread unsigned ga__dbg_world_depth __attribute__((tls_model("initial-exec")));
+void ga__dbg_world_enter_slow(void);
+void ga__dbg_world_leave_slow(void);
+void ga__dbg_world_reset(void); /* fork child */
+/* The exclusive side (the periodic check): every other thread waits outside the allocator. */
+void ga__dbg_world_stop(void);
+void ga__dbg_world_resume(void);
+static inline void ga__dbg_world_enter(void)
+{
+    if (__builtin_expect(ga__dbg_opts.check != 0 || ga__dbg_world_depth != 0, 0))
+        ga__dbg_world_enter_slow();
+}
+static inline void ga__dbg_world_leave(void)
+{
+    if (__builtin_expect(ga__dbg_world_depth != 0, 0)) ga__dbg_world_leave_slow();
+}
+
+/* ---- block.c: checks and reports of debug blocks ----------------------------------------- */
 /* A header word: magic m keyed with the user address and the secret. */
 static inline uint64_t ga__dbg_key(uint64_t m, const void *user)
 {
@@ -153,72 +182,20 @@ static inline bool ga__dbg_guards_ok(const ga_dbg_hdr_t *h)
 
 /* True when every byte of a freed block's user bytes (but its kept words) is GA_FILL_FREED. */
 bool ga__dbg_freed_fill_ok(ga_dbg_hdr_t *h);
-/* ---- alloc.c: the engine without the debug hook -------------------------------------- */
-void ga__engine_free(void *p);
-size_t ga__engine_usable(const void *p);
-/* Makes the engine block p (a block start) hold size bytes without moving: true if it already
- * does without wasting more than half of it, or if it is a huge block that could be resized in
- * place. */
-bool ga__engine_resize_in_place(void *p, size_t size);
-bool ga__engine_is_block_start(const void *p);
-int ga__engine_owns(const void *p);
-
-/* ---- debug.c: the hooks (ret: the caller's return address, the first frame) -------------- */
-void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret);
-void *ga__debug_calloc(size_t n, size_t size, void *ret);
-void *ga__debug_realloc(void *p, size_t size, void *ret);
-void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret);
-void ga__debug_free(void *p, void *ret);
-size_t ga__debug_usable_size(const void *p);
-bool ga__debug_is_block_start(const void *p);
-int ga__debug_owns(const void *p);
-/* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
-extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
-/* check=N: the periodic check reads every thread's pages and blocks, so it must run alone.
- * While `check` is on, every allocator entry (the hooks; outside them, thread exit and
- * ga_heap_collect) holds a shared lock, outermost call only; the check takes it exclusively.
- * With check=0 (the default) enter is one load and a branch. */
-extern __thread unsigned ga__dbg_world_depth __attribute__((tls_model("initial-exec")));
-void ga__dbg_world_enter_slow(void);
-void ga__dbg_world_leave_slow(void);
-void ga__dbg_world_reset(void); /* fork child */
-/* The exclusive side (the periodic check): every other thread waits outside the allocator. */
-void ga__dbg_world_stop(void);
-void ga__dbg_world_resume(void);
-static inline void ga__dbg_world_enter(void)
-{
-    if (__builtin_expect(ga__dbg_opts.check != 0 || ga__dbg_world_depth != 0, 0))
-        ga__dbg_world_enter_slow();
-}
-static inline void ga__dbg_world_leave(void)
-{
-    if (__builtin_expect(ga__dbg_world_depth != 0, 0)) ga__dbg_world_leave_slow();
-}
-/* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
-void ga__dbg_thread_exit(void);
-/* Registers leak.c's fork handlers (once, when debug mode starts). */
-void ga__dbg_fork_init(void);
-/* Makes sure this thread's exit calls ga__dbg_thread_exit. */
-void ga__dbg_thread_note(void);
-/* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */
-void ga__debug_init(void);
-
-/* Header of the debug block whose user pointer is p (live or freed), or NULL. Never faults. */
-ga_dbg_hdr_t *ga__dbg_header(const void *p);
 /* Verifies one block's guards (and, when freed, its fill); reports and returns GA_E* or 0. */
 int ga__dbg_verify(ga_dbg_hdr_t *h, bool freed, unsigned check_flags, const char *when, void *ret);
 /* Prints a block's description and stacks (ret: first frame of the bad call, NULL: here),
  * then reports through ga__report. */
 void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, const char *what,
                           void *ret);
+/* Writes printf-style text to fd without allocating. */
+void ga__dbg_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- leak.c: stacks, walks, reports ----------------------------------------------------- */
+/* ---- leak.c: stacks, walks, reports ---------------------------------------------------- */
 /* Captures the current stack (first frame ret) into the depot; returns its id (0 = none). */
 uint32_t ga__stack_capture(void *ret);
 /* Writes a stack, symbolized when enabled, one frame a line, each line prefixed by indent. */
 void ga__stack_print(int fd, uint32_t id, const char *indent);
-/* Writes printf-style text to fd without allocating. */
-void ga__dbg_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_find(const void *addr);
 /* Registers a mapping of ours that the leak scan must skip. */
@@ -233,5 +210,108 @@ extern _Atomic uint32_t ga__dbg_epoch;
 void ga__debug_stats(ga_stats_t *out);
 /* Debug half of ga_heap_check: every debug block's guards (and quarantined fill). */
 int ga__debug_check(unsigned flags);
+/* Registers leak.c's fork handlers (once, when debug mode starts). */
+void ga__dbg_fork_init(void);
+/* Makes sure this thread's exit calls ga__dbg_thread_exit. */
+void ga__dbg_thread_note(void);
+
+/* ---- hooks.c: the hooks (ret: the caller's return address, the first frame) ------------- */
+void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret);
+void *ga__debug_calloc(size_t n, size_t size, void *ret);
+void *ga__debug_realloc(void *p, size_t size, void *ret);
+void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret);
+void ga__debug_free(void *p, void *ret);
+size_t ga__debug_usable_size(const void *p);
+bool ga__debug_is_block_start(const void *p);
+int ga__debug_owns(const void *p);
+/* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
+extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
+/* Header of the debug block whose user pointer is p (live or freed), or NULL. Never faults. */
+ga_dbg_hdr_t *ga__dbg_header(const void *p);
+
+/* ---- quarantine.c: freed blocks held back ------------------------------------------------ */
+/* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
+ * that freed it, usually its owner: no cross-thread frees): a FIFO ring, mapped with its state
+ * on the thread's first free and handed on when the thread exits (see ga__dbg_thread_exit). */
+#define GA_DBG_QRING_CAP ((size_t)1 << 16)
+#define GA_DBG_QPREFETCH 4 /* blocks ahead */
+typedef struct ga_dbg_qring_s {
+    size_t head, count, bytes;
+    ga_dbg_hdr_t *slot[GA_DBG_QRING_CAP];
+} ga_dbg_qring_t;
+/* The thread's ring (NULL until its first free into the quarantine). */
+extern GA_TLS ga_dbg_qring_t *ga__dbg_tl_q;
+
+/* Gives h back to the engine as RELEASED; verify: check its fill and guards first (fatal). */
+void ga__dbg_release(ga_dbg_hdr_t *h, bool verify);
+/* Releases the oldest blocks until the quarantine holds at most `limit` bytes (and has room). */
+void ga__dbg_quarantine_trim(size_t limit);
+/* A ring for this thread: a parked one (with blocks), a spare one, or a new mapping; NULL. */
+ga_dbg_qring_t *ga__dbg_ring_get(void);
+/* Releases the thread's oldest quarantined block. */
+static inline void ga__dbg_release_oldest(ga_dbg_qring_t *q)
+{
+    ga_dbg_hdr_t *h = q->slot[q->head];
+    q->slot[q->head] = NULL; /* rings outlive threads, and the leak scan reads them: no stale
+                                pointer may keep a reused block "reachable" */
+    q->head = (q->head + 1) & (GA_DBG_QRING_CAP - 1);
+    q->count--;
+    q->bytes -= h->size + GA_DBG_HDR;
+    /* The ring is FIFO: the block released a few frees from now is known, and long out of
+     * cache. Fetch its first lines now, so that checking it then does not wait. */
+    if (q->count > GA_DBG_QPREFETCH) {
+        const char *next =
+            (const char *)q->slot[(q->head + GA_DBG_QPREFETCH) & (GA_DBG_QRING_CAP - 1)];
+        __builtin_prefetch(next);
+        __builtin_prefetch(next + 64);
+        __builtin_prefetch(next + 128);
+        __builtin_prefetch(next + 192);
+    }
+    ga__dbg_release(h, true);
+}
+
+static inline void ga__dbg_quarantine_push(ga_dbg_hdr_t *h)
+{
+    ga_dbg_qring_t *q = ga__dbg_tl_q;
+    if (GA_UNLIKELY(q == NULL) && ga__dbg_opts.quarantine != 0) {
+        q = ga__dbg_tl_q = ga__dbg_ring_get();
+        if (q != NULL) ga__dbg_thread_note(); /* so that the thread's exit hands it on */
+    }
+    if (q == NULL) {
+        ga__dbg_release(h, false); /* no quarantine: just verified by free_block */
+        return;
+    }
+    q->slot[(q->head + q->count) & (GA_DBG_QRING_CAP - 1)] = h;
+    q->count++;
+    q->bytes += h->size + GA_DBG_HDR;
+    size_t budget = ga__dbg_opts.quarantine;
+    if (GA_UNLIKELY(q->bytes > budget + budget / 4 || q->count == GA_DBG_QRING_CAP))
+        ga__dbg_quarantine_trim(budget); /* a big block came in */
+}
+
+/* Called at the start of each free, before the freed block's header is read (it is usually not
+ * in the cache: the program touched the block's bytes, not its header): releasing the oldest
+ * block first gives the processor independent work while that load is under way. Over budget,
+ * one block goes out per block in, so the quarantine hovers at its budget and this branch goes
+ * the same way nearly every time (draining down to the budget would loop a size-dependent
+ * number of times); only a big block pushing it past 5/4 of the budget drains more. */
+static inline void ga__dbg_quarantine_make_room(void)
+{
+    ga_dbg_qring_t *q = ga__dbg_tl_q;
+    if (GA_LIKELY(q != NULL) && q->bytes > ga__dbg_opts.quarantine && q->count > 0)
+        ga__dbg_release_oldest(q);
+}
+/* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
+void ga__dbg_thread_exit(void);
+
+/* ---- engine/alloc.c: the engine without the debug hook ---------------------------------- */
+void ga__engine_free(void *p);
+size_t ga__engine_usable(const void *p);
+/* Makes the engine block p (a block start) hold size bytes without moving: true if it already
+ * does without wasting more than half of it, or if it is a huge block that could be resized in
+ * place. */
+bool ga__engine_resize_in_place(void *p, size_t size);
+bool ga__engine_is_block_start(const void *p);
+int ga__engine_owns(const void *p);
 
 #endif /* GA_DEBUG_HEAP_H */

@@ -48,146 +48,6 @@ static inline uint64_t next_serial(void)
     return tl_serial++;
 }
 
-/* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
- * that freed it, usually its owner: no cross-thread frees): a FIFO ring, mapped with its state
- * on the thread's first free and handed on when the thread exits (see thread_exit). */
-#define QRING_CAP ((size_t)1 << 16)
-#define QPREFETCH 4 /* blocks ahead */
-typedef struct qring_s {
-    size_t head, count, bytes;
-    ga_dbg_hdr_t *slot[QRING_CAP];
-} qring_t;
-static GA_TLS qring_t *tl_q;
-
-/* ---- the quarantine ------------------------------------------------------------------------ */
-
-static void release(ga_dbg_hdr_t *h, bool verify)
-{
-    uint8_t *user = ga__dbg_user_of(h);
-    if (verify &&
-        GA_UNLIKELY(!ga__dbg_guards_ok(h) || (ga__dbg_opts.fill && !ga__dbg_freed_fill_ok(h))))
-        ga__dbg_verify(h, true, GA_DBG_FATAL, "reuse (leaving the quarantine)", NULL);
-    h->state = ga__dbg_key(GA_DBG_RELEASED, user);
-    h->magic = 0;
-    ga__free_fast(ga__dbg_raw_of(h));
-}
-
-/* Releases the thread's oldest quarantined block. */
-static void release_oldest(qring_t *q)
-{
-    ga_dbg_hdr_t *h = q->slot[q->head];
-    q->slot[q->head] = NULL; /* rings outlive threads, and the leak scan reads them: no stale
-                                pointer may keep a reused block "reachable" */
-    q->head = (q->head + 1) & (QRING_CAP - 1);
-    q->count--;
-    q->bytes -= h->size + GA_DBG_HDR;
-    /* The ring is FIFO: the block released a few frees from now is known, and long out of
-     * cache. Fetch its first lines now, so that checking it then does not wait. */
-    if (q->count > QPREFETCH) {
-        const char *next = (const char *)q->slot[(q->head + QPREFETCH) & (QRING_CAP - 1)];
-        __builtin_prefetch(next);
-        __builtin_prefetch(next + 64);
-        __builtin_prefetch(next + 128);
-        __builtin_prefetch(next + 192);
-    }
-    release(h, true);
-}
-
-/* Releases the oldest blocks until the quarantine holds at most `limit` bytes (and has room). */
-static void quarantine_trim(size_t limit)
-{
-    qring_t *q = tl_q;
-    while (q != NULL && q->count > 0 && (q->bytes > limit || q->count == QRING_CAP))
-        release_oldest(q);
-}
-
-/* Rings of exited threads, for the next threads: mapping and unmapping one per thread made
- * programs that run many short threads pay page faults and a TLB shootdown per thread. The
- * first PARKED_RINGS are handed on with their blocks: emptying a quarantine at exit released a
- * whole budget of blocks at once, mostly into pages of threads that had exited too, which cost
- * programs that hand work from thread to thread (larson) a tenth of their time; the next
- * thread releases them one per free instead. The others go back empty. Slots are taken and
- * given with one atomic exchange (no lock: fork-safe). */
-#define SPARE_RINGS  64
-#define PARKED_RINGS 2
-static _Atomic(qring_t *) parked_rings[PARKED_RINGS];
-static _Atomic(qring_t *) spare_rings[SPARE_RINGS];
-
-static bool ring_give(_Atomic(qring_t *) *slots, size_t n, qring_t *r)
-{
-    for (size_t i = 0; i < n; i++) {
-        qring_t *none = NULL;
-        if (atomic_load_explicit(&slots[i], memory_order_relaxed) == NULL &&
-            atomic_compare_exchange_strong(&slots[i], &none, r))
-            return true;
-    }
-    return false;
-}
-
-static qring_t *ring_take(_Atomic(qring_t *) *slots, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (atomic_load_explicit(&slots[i], memory_order_relaxed) != NULL) {
-            qring_t *r = atomic_exchange(&slots[i], NULL);
-            if (r != NULL) return r;
-        }
-    return NULL;
-}
-
-static qring_t *ring_get(void)
-{
-    qring_t *r = ring_take(parked_rings, PARKED_RINGS);
-    if (r == NULL) r = ring_take(spare_rings, SPARE_RINGS);
-    if (r == NULL) r = ga__os_map_aligned(sizeof(qring_t), ga__os_page_size()); /* zeroed */
-    return r;
-}
-
-void ga__dbg_thread_exit(void)
-{
-    qring_t *q = tl_q;
-    if (q == NULL) return;
-    tl_q = NULL;
-    if (q->count > 0 && ring_give(parked_rings, PARKED_RINGS, q)) return;
-    tl_q = q; /* emptied by this thread: releases check the blocks (and may report) */
-    ga__dbg_world_enter();
-    quarantine_trim(0);
-    ga__dbg_world_leave();
-    tl_q = NULL;
-    if (!ring_give(spare_rings, SPARE_RINGS, q)) ga__os_unmap(q, sizeof *q);
-}
-
-static inline void quarantine_push(ga_dbg_hdr_t *h)
-{
-    qring_t *q = tl_q;
-    if (GA_UNLIKELY(q == NULL) && ga__dbg_opts.quarantine != 0) {
-        q = tl_q = ring_get();
-        if (q != NULL) ga__dbg_thread_note(); /* so that the thread's exit hands it on */
-    }
-    if (q == NULL) {
-        release(h, false); /* no quarantine: just verified by free_block */
-        return;
-    }
-    q->slot[(q->head + q->count) & (QRING_CAP - 1)] = h;
-    q->count++;
-    q->bytes += h->size + GA_DBG_HDR;
-    size_t budget = ga__dbg_opts.quarantine;
-    if (GA_UNLIKELY(q->bytes > budget + budget / 4 || q->count == QRING_CAP))
-        quarantine_trim(budget); /* a big block came in */
-}
-
-/* Called at the start of each free, before the freed block's header is read (it is usually not
- * in the cache: the program touched the block's bytes, not its header): releasing the oldest
- * block first gives the processor independent work while that load is under way. Over budget,
- * one block goes out per block in, so the quarantine hovers at its budget and this branch goes
- * the same way nearly every time (draining down to the budget would loop a size-dependent
- * number of times); only a big block pushing it past 5/4 of the budget drains more. */
-static inline void quarantine_make_room(void)
-{
-    qring_t *q = tl_q;
-    if (GA_LIKELY(q != NULL) && q->bytes > ga__dbg_opts.quarantine && q->count > 0)
-        release_oldest(q);
-}
-
 /* ---- the hooks ------------------------------------------------------------------------------ */
 
 static void *fail(int err)
@@ -369,7 +229,7 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
     if (GA_UNLIKELY(h->size + GA_DBG_HDR > ga__dbg_opts.quarantine)) {
         /* Bigger than the whole quarantine: it could only pass straight through (flushing the
          * rest on its way), so it goes back at once, unfilled and unchecked. */
-        release(h, false);
+        ga__dbg_release(h, false);
         return;
     }
     if (ga__dbg_opts.fill) {
@@ -378,7 +238,7 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
         memset(ga__dbg_user_of(h) + keep, GA_FILL_FREED, h->size - keep);
     }
     h->magic = h->state = ga__dbg_key(GA_DBG_FREED, ga__dbg_user_of(h));
-    quarantine_push(h);
+    ga__dbg_quarantine_push(h);
 }
 
 void ga__debug_free(void *p, void *ret)
@@ -386,7 +246,7 @@ void ga__debug_free(void *p, void *ret)
     if (p == NULL) return;
     __builtin_prefetch((const void *)((uintptr_t)p - GA_DBG_HDR)); /* never faults, any p */
     ga__dbg_world_enter();
-    quarantine_make_room();
+    ga__dbg_quarantine_make_room();
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
         free_other(p, ret, "free");
