@@ -27,6 +27,7 @@ set(GA_DEBUG_SOURCES
   src/debug/world.c
   src/debug/block.c
   src/debug/quarantine.c
+  src/debug/stack.c
   src/debug/hooks.c
   src/debug/leak.c)
 

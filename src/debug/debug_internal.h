@@ -191,15 +191,37 @@ void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, c
 /* Writes printf-style text to fd without allocating. */
 void ga__dbg_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- leak.c: stacks, walks, reports ---------------------------------------------------- */
+/* Leak scan and walks read memory that other threads may be writing, or that ASan has poisoned
+ * (free blocks): no sanitizer there (noinline: inlined into a caller, it would be instrumented). */
+#define GA_DBG_NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
+
+/* ---- stack.c: capture, the depot, thread stacks ---------------------------------------- */
 /* Captures the current stack (first frame ret) into the depot; returns its id (0 = none). */
 uint32_t ga__stack_capture(void *ret);
+/* The frames of depot stack id into *frames: how many (0: none, or no such stack). */
+unsigned ga__stack_frames(uint32_t id, const uintptr_t **frames);
+/* How many distinct stacks the depot holds. */
+size_t ga__stack_count(void);
+/* The i-th thread-stack range [*a, *b) the leak scan skips (*a == 0: none, the thread is
+ * live): the used part of an exited thread's stack. False past the table. */
+bool ga__stack_skip_range(size_t i, uintptr_t *a, uintptr_t *b);
+/* Calls scan(w, w + 8) for the DTV word w of every exited thread that lies in [lo, hi) (glibc
+ * x86-64: the one word of a dead thread's descriptor that still owns memory). */
+void ga__stack_scan_dead_dtvs(uintptr_t lo, uintptr_t hi, void (*scan)(uintptr_t, uintptr_t));
+/* Registers stack.c's fork handlers (once, when debug mode starts). */
+void ga__dbg_fork_init(void);
+/* Makes sure this thread's exit calls ga__dbg_thread_exit. */
+void ga__dbg_thread_note(void);
+
+/* ---- leak.c: symbolization, walks, reports ----------------------------------------------- */
 /* Writes a stack, symbolized when enabled, one frame a line, each line prefixed by indent. */
 void ga__stack_print(int fd, uint32_t id, const char *indent);
 /* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_find(const void *addr);
 /* Registers a mapping of ours that the leak scan must skip. */
 void ga__dbg_noscan(const void *p, size_t size);
+/* Maps size bytes from the OS (zeroed) that the leak scan skips; NULL on failure. */
+void *ga__dbg_map_noscan(size_t size);
 /* Walks every debug block of the process heap (registry lock held). */
 typedef void ga_dbg_visit_t(ga_dbg_hdr_t *h, bool freed, void *arg);
 void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
@@ -210,10 +232,6 @@ extern _Atomic uint32_t ga__dbg_epoch;
 void ga__debug_stats(ga_stats_t *out);
 /* Debug half of ga_heap_check: every debug block's guards (and quarantined fill). */
 int ga__debug_check(unsigned flags);
-/* Registers leak.c's fork handlers (once, when debug mode starts). */
-void ga__dbg_fork_init(void);
-/* Makes sure this thread's exit calls ga__dbg_thread_exit. */
-void ga__dbg_thread_note(void);
 
 /* ---- hooks.c: the hooks (ret: the caller's return address, the first frame) ------------- */
 void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret);
@@ -301,7 +319,7 @@ static inline void ga__dbg_quarantine_make_room(void)
     if (GA_LIKELY(q != NULL) && q->bytes > ga__dbg_opts.quarantine && q->count > 0)
         ga__dbg_release_oldest(q);
 }
-/* Thread exit: the thread's quarantine is emptied (called by leak.c's key destructor). */
+/* Thread exit: the thread's quarantine is emptied (called by stack.c's key destructor). */
 void ga__dbg_thread_exit(void);
 
 /* ---- engine/alloc.c: the engine without the debug hook ---------------------------------- */

@@ -1,19 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stacks and leaks for the debug heap: stack capture (frame-pointer walk), the stack depot,
- * symbolization, walks over every debug block, the reachability scan, and the leak report
- * (on demand and at exit).
- *
- * Stack capture: the hooks pass the caller's return address, which is always exact and becomes
- * frame #0. The frame-pointer chain from here is then followed until that address shows up
- * (our own frames are skipped that way) and from there up to the top of the thread's stack;
- * every frame pointer must move up the stack, stay inside it and be 8-aligned, so code without
- * frame pointers yields a shorter stack, never a fault. If the caller's address never shows up
- * in the chain the stack is that one frame.
- *
- * Depot: each distinct stack is stored once (hash table of 32-bit ids into an append-only
- * arena, both mapped from the OS); lookups are lock-free, inserts take a lock. A block keeps
- * only the id.
+ * Stacks and leaks for the debug heap: symbolization, walks over every debug block, the
+ * reachability scan, and the leak report (on demand and at exit).
  *
  * Leak = a live debug block that no pointer reaches (as LeakSanitizer): roots are every
  * private writable mapping of the process (globals, stacks, TLS, other allocators) except our
@@ -35,8 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
-
 /* ---- our own mappings ------------------------------------------------------------------- */
 
 /* Our own mappings (depot, quarantine, buffers) hold no block pointers worth scanning. */
@@ -55,7 +41,7 @@ void ga__dbg_noscan(const void *p, size_t size)
     }
 }
 
-static void *map_noscan(size_t size)
+void *ga__dbg_map_noscan(size_t size)
 {
     void *p = ga__os_map_aligned(size, ga__os_page_size());
     ga__dbg_noscan(p, size);
@@ -70,284 +56,6 @@ _Atomic uint64_t ga__dbg_serials = 1;
 uint64_t ga_debug_mark(void)
 {
     return atomic_fetch_add(&ga__dbg_epoch, 1) + 1;
-}
-
-/* ---- the stack depot ----------------------------------------------------------------------- */
-
-#define DEPOT_SLOTS ((size_t)1 << 21)
-#define DEPOT_WORDS ((size_t)32 << 20) /* 256 MiB of address space, touched as used */
-#define MAX_FRAMES  64
-
-static struct {
-    pthread_once_t once;
-    pthread_mutex_t lock;
-    _Atomic uint32_t *slots; /* 0 = empty, else an arena word index */
-    uint64_t *arena;         /* record: (hash << 32 | depth), then depth frames */
-    size_t used;             /* arena words used (lock) */
-    size_t count;            /* stacks stored (lock) */
-    _Atomic bool ready;      /* slots and arena mapped (set once, after them) */
-} depot = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void depot_init(void)
-{
-    size_t pg = ga__os_page_size();
-    (void)pg;
-    depot.slots = map_noscan(DEPOT_SLOTS * sizeof(uint32_t));
-    depot.arena = map_noscan(DEPOT_WORDS * sizeof(uint64_t));
-    if (depot.slots != NULL && depot.arena != NULL)
-        atomic_store_explicit(&depot.ready, true, memory_order_release);
-    depot.used = 1; /* id 0 means "no stack" */
-}
-
-/* A frame's share of its stack's hash: independent multiplies (one per frame, each position
- * with its own odd constant) pipeline, where a chained hash waits on each product. The capture
- * adds them up while it walks; stack_hash mixes the sum. */
-static inline uint64_t frame_hash(uintptr_t ra, unsigned i)
-{
-    return (ra ^ (i * 0x632be59bd9b4e019ull)) * (0xff51afd7ed558ccdull + 2 * i);
-}
-
-static inline uint32_t stack_hash(uint64_t sum, unsigned n)
-{
-    uint64_t h = sum + 0x9e3779b97f4a7c15ull * (n + 1);
-    h ^= h >> 31;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return (uint32_t)h | 1;
-}
-
-static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n)
-{
-    const uint64_t *r = &depot.arena[id];
-    if (r[0] != ((uint64_t)hash << 32 | n)) return false;
-    /* Word by word with an exit (which keeps compilers from vectorizing it): f was just
-     * written a word at a time, and 16-byte loads of it would stall on store forwarding. */
-    for (unsigned i = 0; i < n; i++)
-        if (r[i + 1] != f[i]) return false;
-    return true;
-}
-
-/* The id of the stack f[0..n) whose frame_hash sum is sum: found, or added. */
-static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
-{
-    if (GA_UNLIKELY(!atomic_load_explicit(&depot.ready, memory_order_acquire))) {
-        pthread_once(&depot.once, depot_init); /* threads' first stacks may race here */
-        if (!atomic_load_explicit(&depot.ready, memory_order_acquire)) return 0;
-    }
-    if (n == 0) return 0;
-    uint32_t hash = stack_hash(sum, n);
-    size_t mask = DEPOT_SLOTS - 1, i = hash & mask;
-    for (;; i = (i + 1) & mask) {
-        uint32_t id = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
-        if (id == 0) break;
-        if (record_is(id, hash, f, n)) return id;
-    }
-    pthread_mutex_lock(&depot.lock);
-    uint32_t id = 0;
-    for (;; i = (i + 1) & mask) { /* continue from the empty slot: others may have filled it */
-        uint32_t cur = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
-        if (cur == 0) break;
-        if (record_is(cur, hash, f, n)) {
-            id = cur;
-            break;
-        }
-    }
-    if (id == 0 && depot.count < DEPOT_SLOTS / 4 * 3 && depot.used + n + 1 <= DEPOT_WORDS) {
-        id = (uint32_t)depot.used;
-        uint64_t *r = &depot.arena[id];
-        r[0] = (uint64_t)hash << 32 | n;
-        memcpy(r + 1, f, n * sizeof *f);
-        depot.used += n + 1;
-        depot.count++;
-        atomic_store_explicit(&depot.slots[i], id, memory_order_release);
-    }
-    pthread_mutex_unlock(&depot.lock);
-    return id;
-}
-
-static unsigned depot_get(uint32_t id, const uintptr_t **frames)
-{
-    if (id == 0 || !atomic_load_explicit(&depot.ready, memory_order_acquire)) return 0;
-    *frames = (const uintptr_t *)&depot.arena[id + 1];
-    return (unsigned)(depot.arena[id] & 0xffffffffu);
-}
-
-/* ---- stack capture ----------------------------------------------------------------------- */
-
-static GA_TLS uintptr_t tl_stack_hi; /* top of this thread's stack (0: not known yet) */
-
-/* Thread stacks seen by the debug heap, so the leak scan can skip the stacks of threads that
- * exited (glibc keeps them mapped for reuse, full of stale pointers). A thread registers its
- * stack on its first stack capture; a key destructor marks it dead at exit. */
-#define MAX_STACKS 1024
-static struct {
-    pthread_mutex_t lock;
-    pthread_once_t once;
-    pthread_key_t key;
-    bool have_key;
-    struct {
-        uintptr_t lo, hi;
-        uintptr_t tp; /* thread pointer (glibc: the thread descriptor) */
-        bool live;
-    } s[MAX_STACKS];
-    size_t n;
-} stacks = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
-
-static void thread_exit(void *arg)
-{
-    uintptr_t lo = (uintptr_t)arg;
-    ga__dbg_thread_exit();
-    pthread_mutex_lock(&stacks.lock);
-    for (size_t i = 0; i < stacks.n; i++)
-        if (stacks.s[i].lo == lo) stacks.s[i].live = false;
-    pthread_mutex_unlock(&stacks.lock);
-}
-
-static void stacks_init(void)
-{
-    stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0;
-}
-
-/* fork: the child must not inherit a depot or stack-table lock held by a thread it lost. */
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&depot.lock);
-    pthread_mutex_lock(&stacks.lock);
-}
-static void fork_after(void)
-{
-    pthread_mutex_unlock(&stacks.lock);
-    pthread_mutex_unlock(&depot.lock);
-}
-static void fork_child(void)
-{
-    fork_after();
-    ga__dbg_world_reset();
-}
-void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_child); }
-
-void ga__dbg_thread_note(void)
-{
-    pthread_once(&stacks.once, stacks_init);
-    if (stacks.have_key && pthread_getspecific(stacks.key) == NULL) {
-        ga__dbg_busy++; /* may allocate */
-        pthread_setspecific(stacks.key, (void *)1);
-        ga__dbg_busy--;
-    }
-}
-
-static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
-{
-    pthread_once(&stacks.once, stacks_init);
-    pthread_mutex_lock(&stacks.lock);
-    size_t i = 0; /* the same stack again (glibc reuses them), else a new entry */
-    while (i < stacks.n && stacks.s[i].lo != lo)
-        i++;
-    for (size_t k = 0; i == MAX_STACKS && k < stacks.n; k++)
-        if (!stacks.s[k].live)
-            i = k; /* full: forget a dead stack (it is then scanned: conservative) */
-    if (i < MAX_STACKS) {
-        stacks.s[i].lo = lo;
-        stacks.s[i].hi = hi;
-        stacks.s[i].tp = tp;
-        stacks.s[i].live = true;
-        if (i == stacks.n) stacks.n++;
-    }
-    pthread_mutex_unlock(&stacks.lock);
-    if (stacks.have_key) /* may allocate (undecorated: the caller is busy) */
-        pthread_setspecific(stacks.key, (void *)lo);
-}
-
-static pthread_t main_thread(void)
-{
-    static pthread_t main_id;
-    static bool known;
-    if (!known) { /* the constructor runs on the main thread */
-        main_id = pthread_self();
-        known = true;
-    }
-    return main_id;
-}
-__attribute__((constructor(102))) static void note_main_thread(void)
-{
-    main_thread();
-}
-
-/* glibc keeps the thread descriptor at the top of a thread's stack block, at the thread
- * pointer == pthread_self(). Once the thread exited, the block (kept for reuse) is stale data
- * except the descriptor's DTV pointer (x86-64: tp + 8), which still owns the dynamic TLS
- * blocks: the scan reads that word only. Elsewhere the descriptor is scanned whole. */
-static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
-{
-    uintptr_t tp = (uintptr_t)pthread_self();
-    return tp > (uintptr_t)lo && tp + 16 <= hi ? tp : 0;
-}
-#if defined(__x86_64__) && defined(__GLIBC__)
-#define DTV_SLOT(tp) ((tp) + 8)
-#endif
-
-static NO_SAN uintptr_t stack_top(uintptr_t here)
-{
-    if (tl_stack_hi > here) return tl_stack_hi;
-    uintptr_t lo, hi = 0;
-    ga__dbg_busy++; /* pthread_getattr_np may allocate */
-    if (ga__os_thread_stack(&lo, &hi) && pthread_self() != main_thread())
-        stack_register(lo, hi, thread_descriptor((void *)lo, hi));
-    ga__dbg_busy--;
-    tl_stack_hi = hi > here ? hi : here + 1; /* unknown: walk nothing */
-    return tl_stack_hi;
-}
-
-/* A frame record [saved fp, return address] at fp lies inside this thread's stack. */
-static inline bool frame_ok(uintptr_t fp, uintptr_t lo, uintptr_t hi)
-{
-    return fp >= lo && fp < hi && hi - fp >= 16 && (fp & 7) == 0;
-}
-
-NO_SAN uint32_t ga__stack_capture(void *ret)
-{
-    unsigned max = ga__dbg_opts.stacks;
-    if (max == 0) return 0;
-    uintptr_t f[MAX_FRAMES];
-    unsigned n = 0;
-    f[n++] = (uintptr_t)ret;
-    uint64_t sum = frame_hash((uintptr_t)ret, 0);
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t lo = fp, hi = GA_LIKELY(tl_stack_hi > lo) ? tl_stack_hi : stack_top(lo);
-    /* Skip our own frames: up to the record whose return address is the caller's. The hooks
-     * call this directly, so that record is usually the second one: tried first, straight. */
-    bool found = false;
-    if (GA_LIKELY(frame_ok(fp, lo, hi))) {
-        uintptr_t up = ((const uintptr_t *)fp)[0];
-        if (up > fp && frame_ok(up, lo, hi) && ((const uintptr_t *)up)[1] == (uintptr_t)ret &&
-            ((const uintptr_t *)up)[0] > up) {
-            fp = ((const uintptr_t *)up)[0];
-            found = true;
-        }
-    }
-    for (int i = 0; !found && i < 8 && frame_ok(fp, lo, hi); i++) {
-        const uintptr_t *rec = (const uintptr_t *)fp;
-        if (rec[0] <= fp) break;
-        fp = rec[0];
-        if (rec[1] == (uintptr_t)ret) {
-            found = true;
-            break;
-        }
-    }
-    if (!found) return depot_put(f, n, sum);
-    /* Each next frame pointer must be above the last (so inside [lo, hi) reduces to one
-     * unsigned compare; found implies hi - lo >= 16) and 8-aligned; return addresses that point
-     * into the stack area are not code (a frame without a frame pointer): the walk stops. */
-    while (n < max && fp - lo <= hi - lo - 16 && (fp & 7) == 0) {
-        const uintptr_t *rec = (const uintptr_t *)fp;
-        uintptr_t ra = rec[1], next = rec[0];
-        if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) break;
-        sum += frame_hash(ra, n);
-        f[n++] = ra;
-        if (next <= fp) break;
-        fp = next;
-    }
-    return depot_put(f, n, sum);
 }
 
 /* ---- symbolization ----------------------------------------------------------------------------
@@ -442,14 +150,14 @@ static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsign
 static void symbolize(const uint32_t *ids, size_t nids)
 {
     if (sym.tab == NULL) {
-        sym.tab = map_noscan(SYM_MAX * sizeof(sym_t));
-        sym.out = map_noscan(SYM_OUT);
+        sym.tab = ga__dbg_map_noscan(SYM_MAX * sizeof(sym_t));
+        sym.out = ga__dbg_map_noscan(SYM_OUT);
         if (sym.tab == NULL || sym.out == NULL) return;
     }
     size_t first_new = sym.n;
     for (size_t k = 0; k < nids; k++) {
         const uintptr_t *f;
-        unsigned n = depot_get(ids[k], &f);
+        unsigned n = ga__stack_frames(ids[k], &f);
         for (unsigned i = 0; i < n && sym.n < SYM_MAX; i++) {
             if (sym_find(f[i])) continue;
             sym_t *s = &sym.tab[sym.n++];
@@ -507,7 +215,7 @@ static void symbolize(const uint32_t *ids, size_t nids)
 static void print_frames(int fd, uint32_t id, const char *indent)
 {
     const uintptr_t *f;
-    unsigned n = depot_get(id, &f);
+    unsigned n = ga__stack_frames(id, &f);
     if (n == 0) {
         ga__dbg_printf(fd, "%s(no stack recorded)\n", indent);
         return;
@@ -529,7 +237,7 @@ void ga__stack_print(int fd, uint32_t id, const char *indent)
 /* ---- walks over debug blocks ---------------------------------------------------------------- */
 
 /* The debug header of engine block raw (NULL if none); *freed tells FREED from LIVE. */
-static NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *freed)
+static GA_DBG_NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *freed)
 {
     const uint64_t *w = (const uint64_t *)raw;
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)raw;
@@ -551,7 +259,7 @@ static NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *free
 typedef void block_visit_t(uint8_t *raw, size_t size, void *arg);
 
 /* Every carved block of every page in use (live or free). pre: registry lock held. */
-static NO_SAN void walk_blocks(block_visit_t *visit, void *arg)
+static GA_DBG_NO_SAN void walk_blocks(block_visit_t *visit, void *arg)
 {
     for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
         if (seg->kind == GA_SEG_HUGE) {
@@ -589,7 +297,7 @@ void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg)
 }
 
 /* The engine block containing addr; NULL if none. pre: registry lock held, or racy reads. */
-static NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
+static GA_DBG_NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
 {
     ga_segment_t *seg = ga__segment_of((void *)addr);
     if (!ga__segmap_has(seg)) return NULL;
@@ -645,7 +353,7 @@ static void push(ga_dbg_hdr_t *h)
 }
 
 /* Marks the live block whose user bytes contain word w. */
-static NO_SAN void consider(uintptr_t w)
+static GA_DBG_NO_SAN void consider(uintptr_t w)
 {
     size_t size;
     bool freed;
@@ -659,8 +367,8 @@ static NO_SAN void consider(uintptr_t w)
     push(h);
 }
 
-static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
-static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi);
+static GA_DBG_NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
+static GA_DBG_NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi);
 
 /* The i-th range the scan skips: our own mappings, then the used part of exited threads'
  * stacks (their thread descriptor and TLS, above, are still scanned: they hold the DTV). */
@@ -672,15 +380,7 @@ static bool skip_range(size_t i, uintptr_t *a, uintptr_t *b)
         *b = atomic_load(&noscan[i].hi);
         return true;
     }
-    i -= nn;
-    if (i >= stacks.n) return false;
-    *a = stacks.s[i].live ? 0 : stacks.s[i].lo;
-#ifdef DTV_SLOT
-    *b = stacks.s[i].hi;
-#else
-    *b = stacks.s[i].tp ? stacks.s[i].tp : stacks.s[i].hi;
-#endif
-    return true;
+    return ga__stack_skip_range(i - nn, a, b);
 }
 
 /* scan_range minus the skipped ranges. */
@@ -695,7 +395,7 @@ static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
     if (lo < hi) scan_foreign(lo, hi);
 }
 
-static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
+static GA_DBG_NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
@@ -720,7 +420,7 @@ static void unmark(ga_dbg_hdr_t *h, bool freed, void *arg)
     h->mark = 0;
 }
 
-static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
+static GA_DBG_NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
 {
     (void)arg;
     bool freed;
@@ -733,7 +433,7 @@ static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
  * the process exits frees its stack), so it is copied with process_vm_readv, which fails
  * instead of faulting; where that call is not allowed, read directly. */
 #define COPY_CHUNK ((size_t)64 << 10)
-static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
+static GA_DBG_NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
 {
     static uint8_t *buf;
     static bool direct;
@@ -741,7 +441,7 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
     direct = true; /* ASan's process_vm_readv interceptor upsets its stack-scope poisoning */
 #endif
     if (buf == NULL && !direct) {
-        buf = map_noscan(COPY_CHUNK);
+        buf = ga__dbg_map_noscan(COPY_CHUNK);
         direct = buf == NULL;
     }
     lo = (lo + 7) & ~(uintptr_t)7;
@@ -770,9 +470,9 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
 
 /* Scans every private writable mapping outside our segments; the calling thread's stack only
  * from sp up. */
-static NO_SAN void scan_mappings(uintptr_t sp)
+static GA_DBG_NO_SAN void scan_mappings(uintptr_t sp)
 {
-    if (scan.maps == NULL) scan.maps = map_noscan(MAPS_MAX);
+    if (scan.maps == NULL) scan.maps = ga__dbg_map_noscan(MAPS_MAX);
     if (scan.maps == NULL || !ga__os_maps_read(scan.maps, MAPS_MAX)) return;
     ga_os_mapping_t m;
     for (const char *s = scan.maps; ga__os_maps_next(&s, &m);) {
@@ -780,13 +480,7 @@ static NO_SAN void scan_mappings(uintptr_t sp)
         if (!m.rw_private || m.device || hi - lo > ((uintptr_t)4 << 30))
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
         if (sp >= lo && sp < hi) lo = sp;
-#ifdef DTV_SLOT
-        for (size_t i = 0; i < stacks.n; i++) {
-            uintptr_t slot = DTV_SLOT(stacks.s[i].tp);
-            if (!stacks.s[i].live && stacks.s[i].tp && slot >= lo && slot + 8 <= hi)
-                scan_foreign(slot, slot + 8);
-        }
-#endif
+        ga__stack_scan_dead_dtvs(lo, hi, scan_foreign);
         for (uintptr_t a = lo; a < hi;) {
             uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
             uintptr_t end = seg_end < hi ? seg_end : hi;
@@ -900,9 +594,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
     pthread_mutex_lock(&report_lock);
     collect_t c = {.since = (uint32_t)mark, .all = (flags & GA_LEAK_ALL) != 0};
     bool quiet = (flags & GA_LEAK_QUIET) || fd < 0;
-    pthread_mutex_lock(&depot.lock);
-    size_t nstacks = depot.count;
-    pthread_mutex_unlock(&depot.lock);
+    size_t nstacks = ga__stack_count();
     if (!quiet) {
         c.cap = 64;
         while (c.cap < 2 * nstacks + 16)
@@ -1024,8 +716,8 @@ typedef struct stats_s {
 } stats_t;
 
 /* Statistics may be asked for while other threads allocate: a header read mid-update only
- * makes the numbers approximate (classify validates what it reads), hence NO_SAN. */
-static NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
+ * makes the numbers approximate (classify validates what it reads), hence GA_DBG_NO_SAN. */
+static GA_DBG_NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
 {
     stats_t *st = arg;
     bool freed;

@@ -15,6 +15,7 @@
 #include "engine/alloc_fast.h"
 #include "engine/engine_internal.h"
 #include "os/os.h"
+#include <stdatomic.h>
 
 GA_TLS ga_dbg_qring_t *ga__dbg_tl_q;
 
