@@ -28,6 +28,7 @@ set(GA_DEBUG_SOURCES
   src/debug/block.c
   src/debug/quarantine.c
   src/debug/stack.c
+  src/debug/symbolize.c
   src/debug/hooks.c
   src/debug/leak.c)
 

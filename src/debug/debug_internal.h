@@ -213,9 +213,20 @@ void ga__dbg_fork_init(void);
 /* Makes sure this thread's exit calls ga__dbg_thread_exit. */
 void ga__dbg_thread_note(void);
 
-/* ---- leak.c: symbolization, walks, reports ----------------------------------------------- */
+/* ---- symbolize.c: frames to function, file and line ------------------------------------ */
 /* Writes a stack, symbolized when enabled, one frame a line, each line prefixed by indent. */
 void ga__stack_print(int fd, uint32_t id, const char *indent);
+/* The symbolization lock: one report at a time (recursive: a report made while symbolizing
+ * takes it again). */
+void ga__sym_lock(void);
+void ga__sym_unlock(void);
+/* Gives every frame of the depot stacks ids[0..n) a text. pre: symbolization lock held. */
+void ga__symbolize(const uint32_t *ids, size_t n);
+/* Writes stack id as ga__stack_print does, with the texts ga__symbolize gave (addresses only
+ * for frames it did not see). pre: symbolization lock held. */
+void ga__stack_print_frames(int fd, uint32_t id, const char *indent);
+
+/* ---- leak.c: walks, reports ------------------------------------------------------------ */
 /* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_find(const void *addr);
 /* Registers a mapping of ours that the leak scan must skip. */
