@@ -29,6 +29,7 @@ set(GA_DEBUG_SOURCES
   src/debug/quarantine.c
   src/debug/stack.c
   src/debug/symbolize.c
+  src/debug/walk.c
   src/debug/hooks.c
   src/debug/leak.c)
 

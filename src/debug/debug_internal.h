@@ -226,16 +226,27 @@ void ga__symbolize(const uint32_t *ids, size_t n);
  * for frames it did not see). pre: symbolization lock held. */
 void ga__stack_print_frames(int fd, uint32_t id, const char *indent);
 
-/* ---- leak.c: walks, reports ------------------------------------------------------------ */
+/* ---- walk.c: every block, the block at an address ------------------------------------ */
+/* The debug header of engine block raw of block_size bytes (NULL if it is not a debug block);
+ * *freed tells FREED from LIVE. */
+ga_dbg_hdr_t *ga__dbg_classify(uint8_t *raw, size_t block_size, bool *freed);
+/* Every carved block of every page in use (live or free). pre: registry lock held. */
+typedef void ga_dbg_block_visit_t(uint8_t *raw, size_t size, void *arg);
+void ga__dbg_walk_blocks(ga_dbg_block_visit_t *visit, void *arg);
+/* Walks every debug block of the process heap (registry lock held). */
+typedef void ga_dbg_visit_t(ga_dbg_hdr_t *h, bool freed, void *arg);
+void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
+/* The engine block containing addr (its size in *size); NULL if none. pre: registry lock held,
+ * or racy reads. */
+uint8_t *ga__dbg_block_containing(uintptr_t addr, size_t *size);
 /* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_find(const void *addr);
+
+/* ---- leak.c: the reachability scan, the leak report ------------------------------------ */
 /* Registers a mapping of ours that the leak scan must skip. */
 void ga__dbg_noscan(const void *p, size_t size);
 /* Maps size bytes from the OS (zeroed) that the leak scan skips; NULL on failure. */
 void *ga__dbg_map_noscan(size_t size);
-/* Walks every debug block of the process heap (registry lock held). */
-typedef void ga_dbg_visit_t(ga_dbg_hdr_t *h, bool freed, void *arg);
-void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
 /* Next unreserved allocation serial (threads take them 64 at a time) / current mark epoch. */
 extern _Atomic uint64_t ga__dbg_serials;
 extern _Atomic uint32_t ga__dbg_epoch;

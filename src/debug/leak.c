@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Leaks for the debug heap: walks over every debug block, the reachability scan, and the leak
- * report (on demand and at exit).
+ * Leaks for the debug heap: the reachability scan and the leak report (on demand and at exit).
  *
  * Leak = a live debug block that no pointer reaches (as LeakSanitizer): roots are every
  * private writable mapping of the process (globals, stacks, TLS, other allocators) except our
@@ -56,98 +55,6 @@ uint64_t ga_debug_mark(void)
     return atomic_fetch_add(&ga__dbg_epoch, 1) + 1;
 }
 
-/* ---- walks over debug blocks ---------------------------------------------------------------- */
-
-/* The debug header of engine block raw (NULL if none); *freed tells FREED from LIVE. */
-static GA_DBG_NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *freed)
-{
-    const uint64_t *w = (const uint64_t *)raw;
-    ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)raw;
-    if (w[0] == (GA_DBG_REDIRECT ^ (uintptr_t)raw ^ ga__dbg_secret)) {
-        if (w[1] % 16 != 0 || w[1] + GA_DBG_HDR > block_size) return NULL;
-        h = (ga_dbg_hdr_t *)(raw + w[1]);
-    }
-    uint64_t user = (uintptr_t)h + GA_DBG_HDR;
-    if (h->magic != h->state) return NULL;
-    if (h->state == (GA_DBG_LIVE ^ user ^ ga__dbg_secret))
-        *freed = false;
-    else if (h->state == (GA_DBG_FREED ^ user ^ ga__dbg_secret))
-        *freed = true;
-    else
-        return NULL;
-    return h;
-}
-
-typedef void block_visit_t(uint8_t *raw, size_t size, void *arg);
-
-/* Every carved block of every page in use (live or free). pre: registry lock held. */
-static GA_DBG_NO_SAN void walk_blocks(block_visit_t *visit, void *arg)
-{
-    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
-        if (seg->kind == GA_SEG_HUGE) {
-            ga_page_t *page = &seg->pages[0];
-            if (page->in_use)
-                visit(page->start, seg->size - (size_t)(page->start - (uint8_t *)seg), arg);
-            continue;
-        }
-        for (uint32_t i = 0; i < seg->page_count; i++) {
-            ga_page_t *page = &seg->pages[i];
-            if (!page->in_use) continue;
-            for (uint32_t k = 0; k < page->capacity; k++)
-                visit(page->start + (size_t)k * page->block_size, page->block_size, arg);
-        }
-    }
-}
-
-typedef struct dbg_walk_s {
-    ga_dbg_visit_t *visit;
-    void *arg;
-} dbg_walk_t;
-
-static void dbg_visit(uint8_t *raw, size_t size, void *arg)
-{
-    dbg_walk_t *w = arg;
-    bool freed;
-    ga_dbg_hdr_t *h = classify(raw, size, &freed);
-    if (h) w->visit(h, freed, w->arg);
-}
-
-void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg)
-{
-    dbg_walk_t w = {visit, arg};
-    walk_blocks(dbg_visit, &w);
-}
-
-/* The engine block containing addr; NULL if none. pre: registry lock held, or racy reads. */
-static GA_DBG_NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
-{
-    ga_segment_t *seg = ga__segment_of((void *)addr);
-    if (!ga__segmap_has(seg)) return NULL;
-    if (seg->kind == GA_SEG_HUGE) {
-        ga_page_t *page = &seg->pages[0];
-        if (!page->in_use || addr < (uintptr_t)page->start || addr - (uintptr_t)seg >= seg->size)
-            return NULL;
-        *size = seg->size - (size_t)(page->start - (uint8_t *)seg);
-        return page->start;
-    }
-    if (addr - (uintptr_t)seg < seg->header_size) return NULL;
-    ga_page_t *page = ga__page_of(seg, (void *)addr);
-    if (!page->in_use || addr < (uintptr_t)page->start) return NULL;
-    size_t idx = ga__page_block_index(page, addr - (uintptr_t)page->start);
-    if (idx >= page->capacity) return NULL;
-    *size = page->block_size;
-    return page->start + idx * page->block_size;
-}
-
-ga_dbg_hdr_t *ga__dbg_find(const void *addr)
-{
-    size_t size;
-    bool freed;
-    if (!ga__debug_enabled || !ga__is_heap_memory(addr)) return NULL;
-    uint8_t *raw = block_containing((uintptr_t)addr, &size);
-    return raw ? classify(raw, size, &freed) : NULL;
-}
-
 /* ---- reachability ------------------------------------------------------------------------------
  */
 
@@ -179,9 +86,9 @@ static GA_DBG_NO_SAN void consider(uintptr_t w)
 {
     size_t size;
     bool freed;
-    uint8_t *raw = block_containing(w, &size);
+    uint8_t *raw = ga__dbg_block_containing(w, &size);
     if (raw == NULL) return;
-    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    ga_dbg_hdr_t *h = ga__dbg_classify(raw, size, &freed);
     if (h == NULL || freed || h->mark) return;
     uintptr_t user = (uintptr_t)h + GA_DBG_HDR;
     if (w < user || (w >= user + h->size && !(h->size == 0 && w == user))) return;
@@ -246,7 +153,7 @@ static GA_DBG_NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
 {
     (void)arg;
     bool freed;
-    if (classify(raw, size, &freed) != NULL) return;
+    if (ga__dbg_classify(raw, size, &freed) != NULL) return;
     /* word 0 of a free block is an encoded link; the rest is stale data (conservative) */
     scan_range((uintptr_t)raw, (uintptr_t)raw + size);
 }
@@ -319,7 +226,7 @@ static void mark_reachable(uintptr_t sp)
     ga__dbg_walk(unmark, NULL);
     scan_mappings(sp);
     drain();
-    walk_blocks(root_block, NULL);
+    ga__dbg_walk_blocks(root_block, NULL);
     drain();
 }
 
@@ -543,7 +450,7 @@ static GA_DBG_NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
 {
     stats_t *st = arg;
     bool freed;
-    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    ga_dbg_hdr_t *h = ga__dbg_classify(raw, size, &freed);
     if (h == NULL) return;
     st->debug_blocks++;
     st->debug_bytes += size;
@@ -566,7 +473,7 @@ void ga__debug_stats(ga_stats_t *out)
 {
     stats_t st = {out, 0, 0, 0, 0};
     ga__registry_lock();
-    walk_blocks(stats_visit, &st);
+    ga__dbg_walk_blocks(stats_visit, &st);
     ga__registry_unlock();
     out->blocks_in_use -=
         out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
