@@ -31,7 +31,8 @@ set(GA_DEBUG_SOURCES
   src/debug/symbolize.c
   src/debug/walk.c
   src/debug/hooks.c
-  src/debug/leak.c)
+  src/debug/leak.c
+  src/debug/check.c)
 
 # Handles: tagged blocks, the handle table, the ga_handle_* API.
 set(GA_HANDLE_SOURCES

@@ -250,10 +250,16 @@ void *ga__dbg_map_noscan(size_t size);
 /* Next unreserved allocation serial (threads take them 64 at a time) / current mark epoch. */
 extern _Atomic uint64_t ga__dbg_serials;
 extern _Atomic uint32_t ga__dbg_epoch;
+
+/* ---- check.c: ga_heap_stats and ga_heap_check in debug mode -------------------------- */
 /* ga_heap_stats in debug mode: blocks and bytes as the program sees them. */
 void ga__debug_stats(ga_stats_t *out);
 /* Debug half of ga_heap_check: every debug block's guards (and quarantined fill). */
 int ga__debug_check(unsigned flags);
+/* The same, `when` naming the moment in the report: 0 or the first block's GA_E*. */
+int ga__dbg_check_blocks(unsigned flags, const char *when);
+/* check=N: both halves of ga_heap_check, alone (the world stopped); a failure is fatal. */
+void ga__dbg_periodic_check(void);
 
 /* ---- hooks.c: the hooks (ret: the caller's return address, the first frame) ------------- */
 void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret);

@@ -57,21 +57,6 @@ static void *fail(int err)
     return NULL;
 }
 
-/* check=N: every N allocator calls of a thread, the engine's and the debug blocks' checks of
- * ga_heap_check, with every other thread held outside the allocator (the handle table is not
- * checked: handle calls change it outside the allocator). Reported while still alone, so the
- * report describes what the check saw. */
-static GA_NOINLINE void periodic_check(void)
-{
-    ga__dbg_world_stop();
-    int rc = ga__engine_check(GA_CHECK_QUIET);
-    if (rc == 0) rc = ga__debug_check(GA_CHECK_QUIET);
-    if (rc != 0 && (rc = ga__engine_check(0)) == 0) rc = ga__debug_check(0); /* the report */
-    ga__dbg_world_resume();
-    if (rc != 0)
-        ga__report(rc, 0, true, "check=%u: the heap check failed (see above)", ga__dbg_opts.check);
-}
-
 /* Called by each hook after its work, outside the world lock. A call nested in another (libc
  * called from inside the allocator) leaves the check to the next outermost call. */
 static inline void maybe_check(void)
@@ -79,7 +64,7 @@ static inline void maybe_check(void)
     if (GA_UNLIKELY(ga__dbg_opts.check != 0) && ++tl_ops >= ga__dbg_opts.check &&
         ga__dbg_world_depth == 0) {
         tl_ops = 0;
-        periodic_check();
+        ga__dbg_periodic_check();
     }
 }
 

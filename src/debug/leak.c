@@ -413,8 +413,6 @@ long ga_leak_count(void)
     return ga_leak_report_since(0, -1, GA_LEAK_QUIET);
 }
 
-static int debug_check(unsigned flags, const char *when);
-
 /* At exit: the guards of every block still allocated (an overrun of a block that is never
  * freed is found nowhere else) and the fill of every block still in a quarantine, then the leak
  * report. A broken block is reported once the check fails twice in a row: a thread that is
@@ -423,7 +421,7 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
 {
     if (!ga__debug_enabled) return;
     ga__dbg_world_enter(); /* with check=N, no periodic check runs meanwhile */
-    bool broken = debug_check(GA_CHECK_QUIET, "exit") != 0 && debug_check(0, "exit") != 0;
+    bool broken = ga__dbg_check_blocks(GA_CHECK_QUIET, "exit") != 0 && ga__dbg_check_blocks(0, "exit") != 0;
     long n = 0;
     if (ga__dbg_opts.leaks != 0) {
         unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
@@ -434,82 +432,4 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
         fflush(NULL);
         _exit(ga__dbg_opts.exitcode);
     }
-}
-
-/* ---- ga_heap_stats ------------------------------------------------------------------------ */
-
-typedef struct stats_s {
-    ga_stats_t *out;
-    uint64_t debug_blocks, debug_bytes; /* engine view of debug blocks */
-    uint64_t live, live_bytes;          /* user view: live debug blocks, requested bytes */
-} stats_t;
-
-/* Statistics may be asked for while other threads allocate: a header read mid-update only
- * makes the numbers approximate (classify validates what it reads), hence GA_DBG_NO_SAN. */
-static GA_DBG_NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
-{
-    stats_t *st = arg;
-    bool freed;
-    ga_dbg_hdr_t *h = ga__dbg_classify(raw, size, &freed);
-    if (h == NULL) return;
-    st->debug_blocks++;
-    st->debug_bytes += size;
-    if (freed && size <= GA_LARGE_MAX) { /* quarantined: free for the program */
-        ga_class_stats_t *cs = &st->out->classes[ga__size_class(size)];
-        cs->blocks_used -= cs->blocks_used > 0;
-    } else if (freed) {
-        st->out->huge_blocks -= st->out->huge_blocks > 0;
-    }
-    if (!freed) {
-        st->live++;
-        st->live_bytes += h->size;
-    }
-}
-
-/* In debug mode ga_heap_stats shows the program's view: quarantined blocks are free, and a
- * debug block counts its usable bytes, which are its requested bytes (not its header, guards
- * and class rounding). */
-void ga__debug_stats(ga_stats_t *out)
-{
-    stats_t st = {out, 0, 0, 0, 0};
-    ga__registry_lock();
-    ga__dbg_walk_blocks(stats_visit, &st);
-    ga__registry_unlock();
-    out->blocks_in_use -=
-        out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
-    out->blocks_in_use += st.live;
-    out->bytes_in_use -= out->bytes_in_use >= st.debug_bytes ? st.debug_bytes : out->bytes_in_use;
-    out->bytes_in_use += st.live_bytes;
-}
-
-/* ---- ga_heap_check ------------------------------------------------------------------------- */
-
-typedef struct check_s {
-    ga_dbg_hdr_t *bad;
-    bool bad_freed;
-} check_t;
-
-static void check_visit(ga_dbg_hdr_t *h, bool freed, void *arg)
-{
-    check_t *c = arg;
-    if (c->bad == NULL && ga__dbg_verify(h, freed, GA_CHECK_QUIET, "heap check", NULL) != 0) {
-        c->bad = h;
-        c->bad_freed = freed;
-    }
-}
-
-static int debug_check(unsigned flags, const char *when)
-{
-    check_t c = {NULL, false};
-    ga__registry_lock();
-    ga__dbg_walk(check_visit, &c);
-    ga__registry_unlock();
-    if (c.bad == NULL) return 0;
-    /* report outside the lock (symbolization forks) */
-    return ga__dbg_verify(c.bad, c.bad_freed, flags & GA_CHECK_QUIET, when, NULL);
-}
-
-int ga__debug_check(unsigned flags)
-{
-    return debug_check(flags, "ga_heap_check");
 }
