@@ -25,13 +25,6 @@
 #include "os/os.h"
 #include <string.h>
 
-/* Set once when debug mode starts (environment at load time, or ga_debug_enable), never
- * cleared. Plain bool: the hooks read it on every call, and it only ever goes false -> true. */
-extern bool ga__debug_enabled __attribute__((visibility("hidden"))); /* no GOT load */
-
-/* Block kinds (for reports): the malloc-style API, or raw blocks of the other layers. */
-enum { GA_DBG_MALLOC = 1, GA_DBG_RAW = 2 };
-
 #define GA_DBG_HDR   64u
 #define GA_DBG_FRONT 8u
 
@@ -81,8 +74,6 @@ extern ga_dbg_opts_t ga__dbg_opts __attribute__((visibility("hidden")));
 int ga__dbg_report_fd(void);
 extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 
-/* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */
-void ga__debug_init(void);
 
 
 /* ---- world.c: the world lock (check=N) -------------------------------------------------- */
@@ -252,24 +243,12 @@ extern _Atomic uint64_t ga__dbg_serials;
 extern _Atomic uint32_t ga__dbg_epoch;
 
 /* ---- check.c: ga_heap_stats and ga_heap_check in debug mode -------------------------- */
-/* ga_heap_stats in debug mode: blocks and bytes as the program sees them. */
-void ga__debug_stats(ga_stats_t *out);
-/* Debug half of ga_heap_check: every debug block's guards (and quarantined fill). */
-int ga__debug_check(unsigned flags);
 /* The same, `when` naming the moment in the report: 0 or the first block's GA_E*. */
 int ga__dbg_check_blocks(unsigned flags, const char *when);
 /* check=N: both halves of ga_heap_check, alone (the world stopped); a failure is fatal. */
 void ga__dbg_periodic_check(void);
 
-/* ---- hooks.c: the hooks (ret: the caller's return address, the first frame) ------------- */
-void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret);
-void *ga__debug_calloc(size_t n, size_t size, void *ret);
-void *ga__debug_realloc(void *p, size_t size, void *ret);
-void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret);
-void ga__debug_free(void *p, void *ret);
-size_t ga__debug_usable_size(const void *p);
-bool ga__debug_is_block_start(const void *p);
-int ga__debug_owns(const void *p);
+/* ---- hooks.c: the hooks (declared in debug.h) ------------------------------------------- */
 /* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
 extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
 /* Header of the debug block whose user pointer is p (live or freed), or NULL. Never faults. */
