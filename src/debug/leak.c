@@ -316,11 +316,11 @@ static size_t sort_groups(group_t *g, size_t cap)
 
 #define MAX_GROUPS_PRINTED 100
 
-static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t report_lock = GA_LOCK_INIT;
 
 static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
 {
-    pthread_mutex_lock(&report_lock);
+    ga__lock(&report_lock);
     collect_t c = {.since = (uint32_t)mark, .all = (flags & GA_LEAK_ALL) != 0};
     bool quiet = (flags & GA_LEAK_QUIET) || fd < 0;
     size_t nstacks = ga__stack_count();
@@ -379,7 +379,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
                        (unsigned long long)c.reachable_bytes, (unsigned long long)c.reachable);
     ga__dbg_busy--;
     if (c.g) ga__os_unmap(c.g, c.cap * sizeof(group_t));
-    pthread_mutex_unlock(&report_lock);
+    ga__unlock(&report_lock);
     return (long)c.blocks;
 }
 

@@ -31,13 +31,13 @@
 
 static struct {
     pthread_once_t once;
-    pthread_mutex_t lock;
+    ga_lock_t lock;
     _Atomic uint32_t *slots; /* 0 = empty, else an arena word index */
     uint64_t *arena;         /* record: (hash << 32 | depth), then depth frames */
     size_t used;             /* arena words used (lock) */
     size_t count;            /* stacks stored (lock) */
     _Atomic bool ready;      /* slots and arena mapped (set once, after them) */
-} depot = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
+} depot = {.once = PTHREAD_ONCE_INIT, .lock = GA_LOCK_INIT};
 
 static void depot_init(void)
 {
@@ -93,7 +93,7 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
         if (id == 0) break;
         if (record_is(id, hash, f, n)) return id;
     }
-    pthread_mutex_lock(&depot.lock);
+    ga__lock(&depot.lock);
     uint32_t id = 0;
     for (;; i = (i + 1) & mask) { /* continue from the empty slot: others may have filled it */
         uint32_t cur = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
@@ -103,6 +103,7 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
             break;
         }
     }
+    GA_ASSERT_HELD(&depot.lock); /* used and count change under it */
     if (id == 0 && depot.count < DEPOT_SLOTS / 4 * 3 && depot.used + n + 1 <= DEPOT_WORDS) {
         id = (uint32_t)depot.used;
         uint64_t *r = &depot.arena[id];
@@ -112,15 +113,15 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
         depot.count++;
         atomic_store_explicit(&depot.slots[i], id, memory_order_release);
     }
-    pthread_mutex_unlock(&depot.lock);
+    ga__unlock(&depot.lock);
     return id;
 }
 
 size_t ga__stack_count(void)
 {
-    pthread_mutex_lock(&depot.lock);
+    ga__lock(&depot.lock);
     size_t n = depot.count;
-    pthread_mutex_unlock(&depot.lock);
+    ga__unlock(&depot.lock);
     return n;
 }
 
@@ -140,7 +141,7 @@ static GA_TLS uintptr_t tl_stack_hi; /* top of this thread's stack (0: not known
  * stack on its first stack capture; a key destructor marks it dead at exit. */
 #define MAX_STACKS 1024
 static struct {
-    pthread_mutex_t lock;
+    ga_lock_t lock;
     pthread_once_t once;
     pthread_key_t key;
     bool have_key;
@@ -150,16 +151,16 @@ static struct {
         bool live;
     } s[MAX_STACKS];
     size_t n;
-} stacks = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+} stacks = {.lock = GA_LOCK_INIT, .once = PTHREAD_ONCE_INIT};
 
 static void thread_exit(void *arg)
 {
     uintptr_t lo = (uintptr_t)arg;
     ga__dbg_thread_exit();
-    pthread_mutex_lock(&stacks.lock);
+    ga__lock(&stacks.lock);
     for (size_t i = 0; i < stacks.n; i++)
         if (stacks.s[i].lo == lo) stacks.s[i].live = false;
-    pthread_mutex_unlock(&stacks.lock);
+    ga__unlock(&stacks.lock);
 }
 
 static void stacks_init(void)
@@ -170,13 +171,13 @@ static void stacks_init(void)
 /* fork: the child must not inherit a depot or stack-table lock held by a thread it lost. */
 static void fork_prepare(void)
 {
-    pthread_mutex_lock(&depot.lock);
-    pthread_mutex_lock(&stacks.lock);
+    ga__lock(&depot.lock);
+    ga__lock(&stacks.lock);
 }
 static void fork_after(void)
 {
-    pthread_mutex_unlock(&stacks.lock);
-    pthread_mutex_unlock(&depot.lock);
+    ga__unlock(&stacks.lock);
+    ga__unlock(&depot.lock);
 }
 static void fork_child(void)
 {
@@ -198,7 +199,7 @@ void ga__dbg_thread_note(void)
 static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
 {
     pthread_once(&stacks.once, stacks_init);
-    pthread_mutex_lock(&stacks.lock);
+    ga__lock(&stacks.lock);
     size_t i = 0; /* the same stack again (glibc reuses them), else a new entry */
     while (i < stacks.n && stacks.s[i].lo != lo)
         i++;
@@ -212,7 +213,7 @@ static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
         stacks.s[i].live = true;
         if (i == stacks.n) stacks.n++;
     }
-    pthread_mutex_unlock(&stacks.lock);
+    ga__unlock(&stacks.lock);
     if (stacks.have_key) /* may allocate (undecorated: the caller is busy) */
         pthread_setspecific(stacks.key, (void *)lo);
 }
