@@ -276,6 +276,7 @@ ga_dbg_qring_t *ga__dbg_ring_get(void);
 /* Releases the thread's oldest quarantined block. */
 static inline void ga__dbg_release_oldest(ga_dbg_qring_t *q)
 {
+    GA_ASSERT_INTERNAL(q->count > 0);
     ga_dbg_hdr_t *h = q->slot[q->head];
     q->slot[q->head] = NULL; /* rings outlive threads, and the leak scan reads them: no stale
                                 pointer may keep a reused block "reachable" */
@@ -306,6 +307,7 @@ static inline void ga__dbg_quarantine_push(ga_dbg_hdr_t *h)
         ga__dbg_release(h, false); /* no quarantine: just verified by free_block */
         return;
     }
+    GA_ASSERT_INTERNAL(q->count < GA_DBG_QRING_CAP); /* a full ring is trimmed at once */
     q->slot[(q->head + q->count) & (GA_DBG_QRING_CAP - 1)] = h;
     q->count++;
     q->bytes += h->size + GA_DBG_HDR;

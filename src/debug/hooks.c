@@ -101,6 +101,9 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
         size_t slack = ga__engine_usable(raw) - pad - GA_DBG_HDR - size;
         tail = slack < tail ? slack : tail;
     }
+    GA_ASSERT_INTERNAL(((uintptr_t)user & (alignment - 1)) == 0 && (pad == 0 || pad >= 16));
+    GA_ASSERT_INTERNAL(tail <= UINT16_MAX);
+    GA_ASSERT_INTERNAL(pad + GA_DBG_HDR + size + tail <= ga__engine_usable(raw));
     h->size = size;
     h->serial = next_serial();
     h->alloc_stack = ga__dbg_busy || !ga__dbg_opts.stacks ? 0 : ga__stack_capture(ret);
@@ -124,6 +127,7 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
         memset(user + size, GA_FILL_GUARD, tail);
     }
     h->magic = h->state = ga__dbg_key(GA_DBG_LIVE, user);
+    GA_ASSERT_EXPENSIVE(ga__dbg_find(user) == h); /* what the walks and the leak scan rely on */
     return user;
 }
 
@@ -209,8 +213,9 @@ HOOK_PART void free_block(ga_dbg_hdr_t *h, void *ret, const char *call)
         memset(h->front, GA_FILL_GUARD, GA_DBG_FRONT);
         memset(ga__dbg_user_of(h) + h->size, GA_FILL_GUARD, h->tail);
     }
-    h->free_stack =
-        ga__dbg_opts.free_stacks && ga__dbg_opts.stacks && !ga__dbg_busy ? ga__stack_capture(ret) : 0;
+    h->free_stack = ga__dbg_opts.free_stacks && ga__dbg_opts.stacks && !ga__dbg_busy
+                        ? ga__stack_capture(ret)
+                        : 0;
     if (GA_UNLIKELY(h->size + GA_DBG_HDR > ga__dbg_opts.quarantine)) {
         /* Bigger than the whole quarantine: it could only pass straight through (flushing the
          * rest on its way), so it goes back at once, unfilled and unchecked. */
@@ -262,7 +267,8 @@ HOOK_PART bool resize_in_place(ga_dbg_hdr_t *h, size_t size, void *ret)
     memset(user + size, GA_FILL_GUARD, tail);
     h->size = size;
     h->tail = (uint16_t)tail;
-    h->alloc_stack = ga__dbg_busy || !ga__dbg_opts.stacks ? 0 : ga__stack_capture(ret); /* where it got this size */
+    /* where it got this size */
+    h->alloc_stack = ga__dbg_busy || !ga__dbg_opts.stacks ? 0 : ga__stack_capture(ret);
     return true;
 }
 

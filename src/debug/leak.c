@@ -296,6 +296,14 @@ static bool group_before(const group_t *a, const group_t *b)
     return a->bytes != b->bytes ? a->bytes > b->bytes : a->first_serial < b->first_serial;
 }
 
+/* True when g[0..n) is in report order (for the assert after sorting). */
+static __attribute__((unused)) bool groups_sorted(const group_t *g, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (group_before(&g[i], &g[i - 1])) return false;
+    return true;
+}
+
 /* Compacts the table's groups to its front and sorts them, largest first (shell sort). */
 static size_t sort_groups(group_t *g, size_t cap)
 {
@@ -311,6 +319,7 @@ static size_t sort_groups(group_t *g, size_t cap)
             g[j] = t;
         }
     }
+    GA_ASSERT_EXPENSIVE(groups_sorted(g, n));
     return n;
 }
 
@@ -328,6 +337,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
         c.cap = 64;
         while (c.cap < 2 * nstacks + 16)
             c.cap *= 2;
+        GA_ASSERT_INTERNAL((c.cap & (c.cap - 1)) == 0); /* collect's open addressing masks */
         c.g = ga__os_map_aligned(c.cap * sizeof(group_t), ga__os_page_size());
     }
     ga__dbg_busy++;
@@ -421,7 +431,8 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
 {
     if (!ga__debug_enabled) return;
     ga__dbg_world_enter(); /* with check=N, no periodic check runs meanwhile */
-    bool broken = ga__dbg_check_blocks(GA_CHECK_QUIET, "exit") != 0 && ga__dbg_check_blocks(0, "exit") != 0;
+    bool broken =
+        ga__dbg_check_blocks(GA_CHECK_QUIET, "exit") != 0 && ga__dbg_check_blocks(0, "exit") != 0;
     long n = 0;
     if (ga__dbg_opts.leaks != 0) {
         unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;

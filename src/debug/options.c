@@ -167,6 +167,7 @@ static int start(const char *options, bool from_env)
         ga__dbg_fork_init(); /* may allocate: debug mode is not on yet */
         ga__stderr_keep();
     }
+    GA_ASSERT_INTERNAL(ga__dbg_secret != 0); /* every header is keyed with it */
     ga__dbg_opts = o;
     ga__debug_enabled = true;
     return 0;

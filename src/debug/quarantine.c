@@ -89,6 +89,7 @@ void ga__dbg_thread_exit(void)
     ga__dbg_world_enter();
     ga__dbg_quarantine_trim(0);
     ga__dbg_world_leave();
+    GA_ASSERT_INTERNAL(q->count == 0 && q->bytes == 0); /* spare rings are empty */
     ga__dbg_tl_q = NULL;
     if (!ring_give(spare_rings, SPARE_RINGS, q)) ga__os_unmap(q, sizeof *q);
 }

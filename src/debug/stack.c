@@ -111,6 +111,7 @@ static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
         memcpy(r + 1, f, n * sizeof *f);
         depot.used += n + 1;
         depot.count++;
+        GA_ASSERT_INTERNAL(depot.used <= DEPOT_WORDS);
         atomic_store_explicit(&depot.slots[i], id, memory_order_release);
     }
     ga__unlock(&depot.lock);
@@ -213,6 +214,7 @@ static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
         stacks.s[i].live = true;
         if (i == stacks.n) stacks.n++;
     }
+    GA_ASSERT_INTERNAL(stacks.n <= MAX_STACKS);
     ga__unlock(&stacks.lock);
     if (stacks.have_key) /* may allocate (undecorated: the caller is busy) */
         pthread_setspecific(stacks.key, (void *)lo);
@@ -268,6 +270,7 @@ GA_DBG_NO_SAN uint32_t ga__stack_capture(void *ret)
 {
     unsigned max = ga__dbg_opts.stacks;
     if (max == 0) return 0;
+    GA_ASSERT_INTERNAL(max <= MAX_FRAMES); /* the option is capped at 64 */
     uintptr_t f[MAX_FRAMES];
     unsigned n = 0;
     f[n++] = (uintptr_t)ret;
