@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The debug heap's internal contract between its files, one section per file that owns what
- * it declares: options.c, world.c, block.c, leak.c (stacks, walks, leak report), hooks.c and
- * quarantine.c. The engine's entry points call the hooks (debug.h); the engine's own
- * functions without the hook, which the debug heap calls, come last.
+ * it declares: options.c (the switch), world.c (the world lock), block.c (checks, reports),
+ * stack.c (capture, depot), symbolize.c, walk.c (walks over blocks), leak.c (scan, report),
+ * check.c (stats, heap check), hooks.c (the hooks, declared in debug.h) and quarantine.c. Last,
+ * the engine's functions without the hook, which the debug heap calls.
  *
  * A debug block is an ordinary engine block laid out as
  *
@@ -25,6 +26,11 @@
 #include "os/os.h"
 #include <string.h>
 
+/* Leak scan and walks read memory that other threads may be writing, or that ASan has poisoned
+ * (free blocks): no sanitizer there (noinline: inlined into a caller, it would be instrumented). */
+#define GA_DBG_NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
+
+/* ---- the debug block (made in hooks.c, checked in block.c) ----------------------------------- */
 #define GA_DBG_HDR   64u
 #define GA_DBG_FRONT 8u
 
@@ -55,7 +61,7 @@ _Static_assert(sizeof(ga_dbg_hdr_t) == GA_DBG_HDR, "debug header is 64 bytes");
 #define GA_FILL_FREED 0xDD
 #define GA_FILL_GUARD 0xFD
 
-/* ---- options.c: GLOBALALLOC_DEBUG, the switch ------------------------------------------- */
+/* ---- options.c: GLOBALALLOC_DEBUG, the switch ------------------------------------------------ */
 typedef struct ga_dbg_opts_s {
     unsigned stacks;   /* frames per stack (0: none) */
     unsigned guard;    /* minimum tail guard bytes */
@@ -68,15 +74,14 @@ typedef struct ga_dbg_opts_s {
     unsigned check;    /* verify every debug block each `check` operations (0: never) */
     int report_fd;     /* where reports go */
 } ga_dbg_opts_t;
-/* hidden: the hooks read them on every call (no GOT load) */
+/* The options; hidden, as the secret: the hooks read them on every call (no GOT load). */
 extern ga_dbg_opts_t ga__dbg_opts __attribute__((visibility("hidden")));
+/* Keys every header word (ga__dbg_key): random, and non-zero once debug mode is on. */
+extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 /* The report descriptor: report_fd, or the kept copy of stderr once the program closed fd 2. */
 int ga__dbg_report_fd(void);
-extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 
-
-
-/* ---- world.c: the world lock (check=N) -------------------------------------------------- */
+/* ---- world.c: the world lock (check=N) ------------------------------------------------------- */
 /* check=N: the periodic check reads every thread's pages and blocks, so it must run alone.
  * While `check` is on, every allocator entry (the hooks; outside them, thread exit and
  * ga_heap_collect) holds a shared lock, outermost call only; the check takes it exclusively.
@@ -98,12 +103,13 @@ static inline void ga__dbg_world_leave(void)
     if (__builtin_expect(ga__dbg_world_depth != 0, 0)) ga__dbg_world_leave_slow();
 }
 
-/* ---- block.c: checks and reports of debug blocks ----------------------------------------- */
+/* ---- block.c: checks and reports of debug blocks --------------------------------------------- */
 /* A header word: magic m keyed with the user address and the secret. */
 static inline uint64_t ga__dbg_key(uint64_t m, const void *user)
 {
     return m ^ (uintptr_t)user ^ ga__dbg_secret;
 }
+/* The user bytes of header h / the engine block that holds it. */
 static inline uint8_t *ga__dbg_user_of(ga_dbg_hdr_t *h)
 {
     return (uint8_t *)h + GA_DBG_HDR;
@@ -182,11 +188,7 @@ void ga__dbg_block_report(int err, ga_dbg_hdr_t *h, const void *p, bool fatal, c
 /* Writes printf-style text to fd without allocating. */
 void ga__dbg_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Leak scan and walks read memory that other threads may be writing, or that ASan has poisoned
- * (free blocks): no sanitizer there (noinline: inlined into a caller, it would be instrumented). */
-#define GA_DBG_NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
-
-/* ---- stack.c: capture, the depot, thread stacks ---------------------------------------- */
+/* ---- stack.c: capture, the depot, thread stacks ---------------------------------------------- */
 /* Captures the current stack (first frame ret) into the depot; returns its id (0 = none). */
 uint32_t ga__stack_capture(void *ret);
 /* The frames of depot stack id into *frames: how many (0: none, or no such stack). */
@@ -204,7 +206,7 @@ void ga__dbg_fork_init(void);
 /* Makes sure this thread's exit calls ga__dbg_thread_exit. */
 void ga__dbg_thread_note(void);
 
-/* ---- symbolize.c: frames to function, file and line ------------------------------------ */
+/* ---- symbolize.c: frames to function, file and line ------------------------------------------ */
 /* Writes a stack, symbolized when enabled, one frame a line, each line prefixed by indent. */
 void ga__stack_print(int fd, uint32_t id, const char *indent);
 /* The symbolization lock: one report at a time (recursive: a report made while symbolizing
@@ -217,7 +219,7 @@ void ga__symbolize(const uint32_t *ids, size_t n);
  * for frames it did not see). pre: symbolization lock held. */
 void ga__stack_print_frames(int fd, uint32_t id, const char *indent);
 
-/* ---- walk.c: every block, the block at an address ------------------------------------ */
+/* ---- walk.c: every block, the block at an address -------------------------------------------- */
 /* The debug header of engine block raw of block_size bytes (NULL if it is not a debug block);
  * *freed tells FREED from LIVE. */
 ga_dbg_hdr_t *ga__dbg_classify(uint8_t *raw, size_t block_size, bool *freed);
@@ -233,28 +235,25 @@ uint8_t *ga__dbg_block_containing(uintptr_t addr, size_t *size);
 /* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_find(const void *addr);
 
-/* ---- leak.c: the reachability scan, the leak report ------------------------------------ */
-/* Registers a mapping of ours that the leak scan must skip. */
-void ga__dbg_noscan(const void *p, size_t size);
+/* ---- leak.c: the reachability scan, the leak report ------------------------------------------ */
 /* Maps size bytes from the OS (zeroed) that the leak scan skips; NULL on failure. */
 void *ga__dbg_map_noscan(size_t size);
-/* Next unreserved allocation serial (threads take them 64 at a time) / current mark epoch. */
-extern _Atomic uint64_t ga__dbg_serials;
+/* The current ga_debug_mark() epoch (each new block records it). */
 extern _Atomic uint32_t ga__dbg_epoch;
 
-/* ---- check.c: ga_heap_stats and ga_heap_check in debug mode -------------------------- */
-/* The same, `when` naming the moment in the report: 0 or the first block's GA_E*. */
+/* ---- check.c: ga_heap_stats and ga_heap_check in debug mode (also in debug.h) ---------------- */
+/* ga__debug_check, `when` naming the moment in the report: 0 or the first block's GA_E*. */
 int ga__dbg_check_blocks(unsigned flags, const char *when);
 /* check=N: both halves of ga_heap_check, alone (the world stopped); a failure is fatal. */
 void ga__dbg_periodic_check(void);
 
-/* ---- hooks.c: the hooks (declared in debug.h) ------------------------------------------- */
+/* ---- hooks.c: the hooks (declared in debug.h) ------------------------------------------------ */
 /* Set while the debug heap calls out (libc, unwinder): nested allocations go undecorated. */
 extern __thread int ga__dbg_busy __attribute__((tls_model("initial-exec")));
 /* Header of the debug block whose user pointer is p (live or freed), or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_header(const void *p);
 
-/* ---- quarantine.c: freed blocks held back ------------------------------------------------ */
+/* ---- quarantine.c: freed blocks held back ---------------------------------------------------- */
 /* The quarantine is per thread (no lock, and a block is given back to the engine by the thread
  * that freed it, usually its owner: no cross-thread frees): a FIFO ring, mapped with its state
  * on the thread's first free and handed on when the thread exits (see ga__dbg_thread_exit). */
@@ -296,6 +295,8 @@ static inline void ga__dbg_release_oldest(ga_dbg_qring_t *q)
     ga__dbg_release(h, true);
 }
 
+/* Holds back the freed block h (FREED, filled) in this thread's ring, trimmed to its budget;
+ * without a ring (quarantine=0, or no memory) h is released at once. */
 static inline void ga__dbg_quarantine_push(ga_dbg_hdr_t *h)
 {
     ga_dbg_qring_t *q = ga__dbg_tl_q;
@@ -328,10 +329,12 @@ static inline void ga__dbg_quarantine_make_room(void)
     if (GA_LIKELY(q != NULL) && q->bytes > ga__dbg_opts.quarantine && q->count > 0)
         ga__dbg_release_oldest(q);
 }
+
 /* Thread exit: the thread's quarantine is emptied (called by stack.c's key destructor). */
 void ga__dbg_thread_exit(void);
 
-/* ---- engine/alloc.c: the engine without the debug hook ---------------------------------- */
+/* ---- engine/alloc.c: the engine without the debug hook --------------------------------------- */
+/* ga_free, ga_usable_size, ga_is_block_start and ga_owns of the engine (no debug hook). */
 void ga__engine_free(void *p);
 size_t ga__engine_usable(const void *p);
 /* Makes the engine block p (a block start) hold size bytes without moving: true if it already

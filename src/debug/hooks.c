@@ -1,48 +1,46 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The debug heap: options (GLOBALALLOC_DEBUG, read once), debug blocks (header, fill patterns,
- * guard bytes), the quarantine of freed blocks, and misuse reports with stacks.
+ * The hooks: in debug mode every entry point of the engine hands over to its twin here
+ * (ga__debug_malloc, _calloc, _aligned_alloc, _free, _realloc, _usable_size, _is_block_start,
+ * _owns), which makes, frees, resizes and measures debug blocks (layout in debug_internal.h).
  *
  * Invariants:
- *  - ga__debug_enabled only goes false -> true. Blocks allocated before have no header and are
- *    still freed, resized and measured correctly: a pointer whose header magic (keyed with the
- *    pointer and a secret) does not match is handed to the engine unchanged.
- *  - A freed debug block is FREED (both magic words), filled with GA_FILL_FREED and sits in the
- *    quarantine while the quarantine holds more than its budget; on the way out its fill and
- *    guards are verified (a write after free is reported), its state becomes RELEASED and the
- *    engine gets it back. RELEASED survives in the second header word (the engine only writes
- *    the first), which is how a late double free is still recognised. A block bigger than the
- *    whole budget is RELEASED at once, unfilled (it could only pass straight through).
+ *  - Blocks allocated before debug mode started have no header and are still freed, resized
+ *    and measured correctly: a pointer whose header magic (keyed with the pointer and a
+ *    secret) does not match is handed to the engine unchanged.
+ *  - A freed debug block is FREED (both magic words), filled with GA_FILL_FREED and pushed into
+ *    the thread's quarantine (quarantine.c). RELEASED survives in the second header word (the
+ *    engine only writes the first), which is how a late double free is still recognised. A
+ *    block bigger than the whole budget is RELEASED at once, unfilled (it could only pass
+ *    straight through).
  *  - realloc gives blocks of up to REALLOC_MOVE_MAX bytes a new block (a stale pointer then
  *    hits the quarantine) and resizes bigger ones in place when their engine block allows.
- *  - Nothing here allocates from the heap: the options are parsed in place, the quarantine ring
- *    is mapped from the OS, and reports are formatted into stack buffers.
- *  - The quarantine is per thread (budget `quarantine` bytes each); when a thread exits (leak.c's
- *    thread-exit hook) its quarantine is handed on to a later thread, or emptied.
+ *  - Nothing here allocates from the heap.
  *
  * Speed: every hook inlines the engine's fast paths (alloc_fast.h) and captures its stacks
- * itself (the skip over our own frames is then one straight check); a free releases the oldest
- * quarantined block before it reads the freed block's header, so the two overlap.
+ * itself, at a fixed depth (the skip over our own frames is then one straight check); a free
+ * releases the oldest quarantined block before it reads the freed block's header, so the two
+ * overlap.
  */
 #include "debug/debug_internal.h"
 #include "engine/alloc_fast.h"
 #include "engine/engine_internal.h"
 #include "os/os.h"
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 GA_TLS int ga__dbg_busy;
 
 static GA_TLS unsigned tl_ops;
+/* Allocation serials: the next unreserved one; threads take them 64 at a time. */
+static _Atomic uint64_t serials = 1;
 static GA_TLS uint64_t tl_serial, tl_serial_end; /* serials reserved by this thread */
 
 static inline uint64_t next_serial(void)
 {
     if (GA_UNLIKELY(tl_serial == tl_serial_end)) {
-        tl_serial = atomic_fetch_add_explicit(&ga__dbg_serials, 64, memory_order_relaxed);
+        tl_serial = atomic_fetch_add_explicit(&serials, 64, memory_order_relaxed);
         tl_serial_end = tl_serial + 64;
     }
     return tl_serial++;

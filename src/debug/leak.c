@@ -13,10 +13,7 @@
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
 #include "os/os.h"
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,7 +24,7 @@ static struct {
     _Atomic uintptr_t lo, hi;
 } noscan[16];
 
-void ga__dbg_noscan(const void *p, size_t size)
+static void noscan_add(const void *p, size_t size)
 {
     for (size_t i = 0; p && i < sizeof noscan / sizeof noscan[0]; i++) {
         uintptr_t z = 0;
@@ -41,14 +38,13 @@ void ga__dbg_noscan(const void *p, size_t size)
 void *ga__dbg_map_noscan(size_t size)
 {
     void *p = ga__os_map_aligned(size, ga__os_page_size());
-    ga__dbg_noscan(p, size);
+    noscan_add(p, size);
     return p;
 }
 
-/* ---- serials and epochs ------------------------------------------------------------------- */
+/* ---- epochs ------------------------------------------------------------------------------- */
 
 _Atomic uint32_t ga__dbg_epoch;
-_Atomic uint64_t ga__dbg_serials = 1;
 
 uint64_t ga_debug_mark(void)
 {
