@@ -21,15 +21,16 @@ set(GA_ENGINE_SOURCES
 # alloc.c is listed apart: the preload library compiles it inside preload.c.
 set(GA_ENGINE_ALLOC_SOURCE src/engine/alloc.c)
 
-# The debug heap: options, debug blocks, quarantine, stacks, leak scan and report.
+# The debug heap: options, the world lock, debug blocks, stacks and their symbols, walks, the
+# quarantine, the hooks, the leak scan and report, the debug halves of stats and check.
 set(GA_DEBUG_SOURCES
   src/debug/options.c
   src/debug/world.c
   src/debug/block.c
-  src/debug/quarantine.c
   src/debug/stack.c
   src/debug/symbolize.c
   src/debug/walk.c
+  src/debug/quarantine.c
   src/debug/hooks.c
   src/debug/leak.c
   src/debug/check.c)

@@ -12,20 +12,21 @@
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
 
-/* The debug header of engine block raw (NULL if none); *freed tells FREED from LIVE. */
+/* The debug header of engine block raw (NULL if none); *freed tells FREED from LIVE. Keys as
+ * ga__dbg_key: the same words the hooks write. */
 GA_DBG_NO_SAN ga_dbg_hdr_t *ga__dbg_classify(uint8_t *raw, size_t block_size, bool *freed)
 {
     const uint64_t *w = (const uint64_t *)raw;
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)raw;
-    if (w[0] == (GA_DBG_REDIRECT ^ (uintptr_t)raw ^ ga__dbg_secret)) {
+    if (w[0] == ga__dbg_key(GA_DBG_REDIRECT, raw)) {
         if (w[1] % 16 != 0 || w[1] + GA_DBG_HDR > block_size) return NULL;
         h = (ga_dbg_hdr_t *)(raw + w[1]);
     }
-    uint64_t user = (uintptr_t)h + GA_DBG_HDR;
+    const uint8_t *user = ga__dbg_user_of(h);
     if (h->magic != h->state) return NULL;
-    if (h->state == (GA_DBG_LIVE ^ user ^ ga__dbg_secret))
+    if (h->state == ga__dbg_key(GA_DBG_LIVE, user))
         *freed = false;
-    else if (h->state == (GA_DBG_FREED ^ user ^ ga__dbg_secret))
+    else if (h->state == ga__dbg_key(GA_DBG_FREED, user))
         *freed = true;
     else
         return NULL;
