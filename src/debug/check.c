@@ -4,6 +4,9 @@
  * (quarantined blocks are free, a debug block counts its requested bytes), the guards and
  * freed fill of every debug block, and the periodic check (check=N) that runs both halves of
  * ga_heap_check with every other thread held outside the allocator.
+ *
+ * The walks hold the registry lock; a broken block is reported after it is released (the
+ * report symbolizes, which forks, and fork takes that lock).
  */
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"

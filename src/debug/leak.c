@@ -9,6 +9,11 @@
  * marked blocks are scanned in turn. GA_LEAK_ALL (or leaks=all) lists every live block.
  * The mark phase holds the registry lock so no segment is unmapped under the scan; reports are
  * written after it is released (symbolization forks addr2line, and fork takes that lock).
+ *
+ * Data: the mark stack and the maps text (scan, mapped from the OS and skipped by the scan, as
+ * every mapping made through ga__dbg_map_noscan), and a report's group table (open addressing
+ * on the allocation stack id). One report at a time (report_lock): the marks in the block
+ * headers belong to the report that set them.
  */
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
@@ -57,7 +62,7 @@ uint64_t ga_debug_mark(void)
 static struct {
     ga_dbg_hdr_t **stack; /* mark stack, mapped; grows by remapping */
     size_t n, cap;
-    char *maps; /* /proc/self/maps text */
+    char *maps; /* the process's mappings, as ga__os_maps_read gives them */
 } scan;
 #define MAPS_MAX ((size_t)8 << 20)
 

@@ -16,6 +16,10 @@
  *
  * Thread stacks: each thread registers its stack on its first capture; its key destructor
  * marks it dead at exit, so the leak scan skips the stale stacks glibc keeps for reuse.
+ *
+ * Invariants: a depot record never changes once its slot is published (release store), so an
+ * id stays valid, and readable without a lock, for the life of the process; depot.used and
+ * depot.count change only under depot.lock, the stack table only under stacks.lock.
  */
 #include "debug/debug_internal.h"
 #include "os/os.h"
