@@ -13,7 +13,8 @@ set(GA_ENTRY_SOURCE src/malloc.c)
 # The platform layer: every OS call.
 set(GA_OS_SOURCES
   src/os/posix.c
-  src/os/shm.c)
+  src/os/shm.c
+  src/os/process.c)
 
 # The engine: segments, pages, size classes, thread heaps, huge blocks (a leaf).
 set(GA_ENGINE_SOURCES
@@ -24,10 +25,19 @@ set(GA_ENGINE_SOURCES
   src/engine/alloc.c
   src/engine/check.c)
 
-# The debug heap: options, debug blocks, quarantine, stacks, leak scan and report.
+# The debug heap: options, the world lock, debug blocks, stacks and their symbols, walks, the
+# quarantine, the hooks, the leak scan and report, the debug halves of stats and check.
 set(GA_DEBUG_SOURCES
-  src/debug/debug.c
-  src/debug/leak.c)
+  src/debug/options.c
+  src/debug/world.c
+  src/debug/block.c
+  src/debug/stack.c
+  src/debug/symbolize.c
+  src/debug/walk.c
+  src/debug/quarantine.c
+  src/debug/hooks.c
+  src/debug/leak.c
+  src/debug/check.c)
 
 # Handles: tagged blocks, the handle table, the ga_handle_* API.
 set(GA_HANDLE_SOURCES

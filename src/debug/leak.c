@@ -1,19 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stacks and leaks for the debug heap: stack capture (frame-pointer walk), the stack depot,
- * symbolization, walks over every debug block, the reachability scan, and the leak report
- * (on demand and at exit).
- *
- * Stack capture: the hooks pass the caller's return address, which is always exact and becomes
- * frame #0. The frame-pointer chain from here is then followed until that address shows up
- * (our own frames are skipped that way) and from there up to the top of the thread's stack;
- * every frame pointer must move up the stack, stay inside it and be 8-aligned, so code without
- * frame pointers yields a shorter stack, never a fault. If the caller's address never shows up
- * in the chain the stack is that one frame.
- *
- * Depot: each distinct stack is stored once (hash table of 32-bit ids into an append-only
- * arena, both mapped from the OS); lookups are lock-free, inserts take a lock. A block keeps
- * only the id.
+ * Leaks for the debug heap: the reachability scan and the leak report (on demand and at exit).
  *
  * Leak = a live debug block that no pointer reaches (as LeakSanitizer): roots are every
  * private writable mapping of the process (globals, stacks, TLS, other allocators) except our
@@ -22,48 +9,18 @@
  * marked blocks are scanned in turn. GA_LEAK_ALL (or leaks=all) lists every live block.
  * The mark phase holds the registry lock so no segment is unmapped under the scan; reports are
  * written after it is released (symbolization forks addr2line, and fork takes that lock).
+ *
+ * Data: the mark stack and the maps text (scan, mapped from the OS and skipped by the scan, as
+ * every mapping made through ga__dbg_map_noscan), and a report's group table (open addressing
+ * on the allocation stack id). One report at a time (report_lock): the marks in the block
+ * headers belong to the report that set them.
  */
 #include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
-#include <dlfcn.h>
-#include <elf.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
+#include "os/os.h"
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#define NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
-
-/* ---- output --------------------------------------------------------------------------------- */
-
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            return;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-void ga__dbg_printf(int fd, const char *fmt, ...)
-{
-    if (fd < 0) return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0) write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
 
 /* ---- our own mappings ------------------------------------------------------------------- */
 
@@ -72,7 +29,7 @@ static struct {
     _Atomic uintptr_t lo, hi;
 } noscan[16];
 
-void ga__dbg_noscan(const void *p, size_t size)
+static void noscan_add(const void *p, size_t size)
 {
     for (size_t i = 0; p && i < sizeof noscan / sizeof noscan[0]; i++) {
         uintptr_t z = 0;
@@ -83,604 +40,20 @@ void ga__dbg_noscan(const void *p, size_t size)
     }
 }
 
-static void *map_noscan(size_t size)
+void *ga__dbg_map_noscan(size_t size)
 {
     void *p = ga__os_map_aligned(size, ga__os_page_size());
-    ga__dbg_noscan(p, size);
+    noscan_add(p, size);
     return p;
 }
 
-/* ---- serials and epochs ------------------------------------------------------------------- */
+/* ---- epochs ------------------------------------------------------------------------------- */
 
 _Atomic uint32_t ga__dbg_epoch;
-_Atomic uint64_t ga__dbg_serials = 1;
 
 uint64_t ga_debug_mark(void)
 {
     return atomic_fetch_add(&ga__dbg_epoch, 1) + 1;
-}
-
-/* ---- the stack depot ----------------------------------------------------------------------- */
-
-#define DEPOT_SLOTS ((size_t)1 << 21)
-#define DEPOT_WORDS ((size_t)32 << 20) /* 256 MiB of address space, touched as used */
-#define MAX_FRAMES  64
-
-static struct {
-    pthread_once_t once;
-    pthread_mutex_t lock;
-    _Atomic uint32_t *slots; /* 0 = empty, else an arena word index */
-    uint64_t *arena;         /* record: (hash << 32 | depth), then depth frames */
-    size_t used;             /* arena words used (lock) */
-    size_t count;            /* stacks stored (lock) */
-    _Atomic bool ready;      /* slots and arena mapped (set once, after them) */
-} depot = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void depot_init(void)
-{
-    size_t pg = ga__os_page_size();
-    (void)pg;
-    depot.slots = map_noscan(DEPOT_SLOTS * sizeof(uint32_t));
-    depot.arena = map_noscan(DEPOT_WORDS * sizeof(uint64_t));
-    if (depot.slots != NULL && depot.arena != NULL)
-        atomic_store_explicit(&depot.ready, true, memory_order_release);
-    depot.used = 1; /* id 0 means "no stack" */
-}
-
-/* A frame's share of its stack's hash: independent multiplies (one per frame, each position
- * with its own odd constant) pipeline, where a chained hash waits on each product. The capture
- * adds them up while it walks; stack_hash mixes the sum. */
-static inline uint64_t frame_hash(uintptr_t ra, unsigned i)
-{
-    return (ra ^ (i * 0x632be59bd9b4e019ull)) * (0xff51afd7ed558ccdull + 2 * i);
-}
-
-static inline uint32_t stack_hash(uint64_t sum, unsigned n)
-{
-    uint64_t h = sum + 0x9e3779b97f4a7c15ull * (n + 1);
-    h ^= h >> 31;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return (uint32_t)h | 1;
-}
-
-static inline bool record_is(uint32_t id, uint32_t hash, const uintptr_t *f, unsigned n)
-{
-    const uint64_t *r = &depot.arena[id];
-    if (r[0] != ((uint64_t)hash << 32 | n)) return false;
-    /* Word by word with an exit (which keeps compilers from vectorizing it): f was just
-     * written a word at a time, and 16-byte loads of it would stall on store forwarding. */
-    for (unsigned i = 0; i < n; i++)
-        if (r[i + 1] != f[i]) return false;
-    return true;
-}
-
-/* The id of the stack f[0..n) whose frame_hash sum is sum: found, or added. */
-static uint32_t depot_put(const uintptr_t *f, unsigned n, uint64_t sum)
-{
-    if (GA_UNLIKELY(!atomic_load_explicit(&depot.ready, memory_order_acquire))) {
-        pthread_once(&depot.once, depot_init); /* threads' first stacks may race here */
-        if (!atomic_load_explicit(&depot.ready, memory_order_acquire)) return 0;
-    }
-    if (n == 0) return 0;
-    uint32_t hash = stack_hash(sum, n);
-    size_t mask = DEPOT_SLOTS - 1, i = hash & mask;
-    for (;; i = (i + 1) & mask) {
-        uint32_t id = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
-        if (id == 0) break;
-        if (record_is(id, hash, f, n)) return id;
-    }
-    pthread_mutex_lock(&depot.lock);
-    uint32_t id = 0;
-    for (;; i = (i + 1) & mask) { /* continue from the empty slot: others may have filled it */
-        uint32_t cur = atomic_load_explicit(&depot.slots[i], memory_order_acquire);
-        if (cur == 0) break;
-        if (record_is(cur, hash, f, n)) {
-            id = cur;
-            break;
-        }
-    }
-    if (id == 0 && depot.count < DEPOT_SLOTS / 4 * 3 && depot.used + n + 1 <= DEPOT_WORDS) {
-        id = (uint32_t)depot.used;
-        uint64_t *r = &depot.arena[id];
-        r[0] = (uint64_t)hash << 32 | n;
-        memcpy(r + 1, f, n * sizeof *f);
-        depot.used += n + 1;
-        depot.count++;
-        atomic_store_explicit(&depot.slots[i], id, memory_order_release);
-    }
-    pthread_mutex_unlock(&depot.lock);
-    return id;
-}
-
-static unsigned depot_get(uint32_t id, const uintptr_t **frames)
-{
-    if (id == 0 || !atomic_load_explicit(&depot.ready, memory_order_acquire)) return 0;
-    *frames = (const uintptr_t *)&depot.arena[id + 1];
-    return (unsigned)(depot.arena[id] & 0xffffffffu);
-}
-
-/* ---- stack capture ----------------------------------------------------------------------- */
-
-static GA_TLS uintptr_t tl_stack_hi; /* top of this thread's stack (0: not known yet) */
-
-/* Thread stacks seen by the debug heap, so the leak scan can skip the stacks of threads that
- * exited (glibc keeps them mapped for reuse, full of stale pointers). A thread registers its
- * stack on its first stack capture; a key destructor marks it dead at exit. */
-#define MAX_STACKS 1024
-static struct {
-    pthread_mutex_t lock;
-    pthread_once_t once;
-    pthread_key_t key;
-    bool have_key;
-    struct {
-        uintptr_t lo, hi;
-        uintptr_t tp; /* thread pointer (glibc: the thread descriptor) */
-        bool live;
-    } s[MAX_STACKS];
-    size_t n;
-} stacks = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
-
-static void thread_exit(void *arg)
-{
-    uintptr_t lo = (uintptr_t)arg;
-    ga__dbg_thread_exit();
-    pthread_mutex_lock(&stacks.lock);
-    for (size_t i = 0; i < stacks.n; i++)
-        if (stacks.s[i].lo == lo) stacks.s[i].live = false;
-    pthread_mutex_unlock(&stacks.lock);
-}
-
-static void stacks_init(void)
-{
-    stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0;
-}
-
-/* fork: the child must not inherit a depot or stack-table lock held by a thread it lost. */
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&depot.lock);
-    pthread_mutex_lock(&stacks.lock);
-}
-static void fork_after(void)
-{
-    pthread_mutex_unlock(&stacks.lock);
-    pthread_mutex_unlock(&depot.lock);
-}
-static void fork_child(void)
-{
-    fork_after();
-    ga__dbg_world_reset();
-}
-void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_child); }
-
-void ga__dbg_thread_note(void)
-{
-    pthread_once(&stacks.once, stacks_init);
-    if (stacks.have_key && pthread_getspecific(stacks.key) == NULL) {
-        ga__dbg_busy++; /* may allocate */
-        pthread_setspecific(stacks.key, (void *)1);
-        ga__dbg_busy--;
-    }
-}
-
-static void stack_register(uintptr_t lo, uintptr_t hi, uintptr_t tp)
-{
-    pthread_once(&stacks.once, stacks_init);
-    pthread_mutex_lock(&stacks.lock);
-    size_t i = 0; /* the same stack again (glibc reuses them), else a new entry */
-    while (i < stacks.n && stacks.s[i].lo != lo)
-        i++;
-    for (size_t k = 0; i == MAX_STACKS && k < stacks.n; k++)
-        if (!stacks.s[k].live)
-            i = k; /* full: forget a dead stack (it is then scanned: conservative) */
-    if (i < MAX_STACKS) {
-        stacks.s[i].lo = lo;
-        stacks.s[i].hi = hi;
-        stacks.s[i].tp = tp;
-        stacks.s[i].live = true;
-        if (i == stacks.n) stacks.n++;
-    }
-    pthread_mutex_unlock(&stacks.lock);
-    if (stacks.have_key) /* may allocate (undecorated: the caller is busy) */
-        pthread_setspecific(stacks.key, (void *)lo);
-}
-
-static pthread_t main_thread(void)
-{
-    static pthread_t main_id;
-    static bool known;
-    if (!known) { /* the constructor runs on the main thread */
-        main_id = pthread_self();
-        known = true;
-    }
-    return main_id;
-}
-__attribute__((constructor(102))) static void note_main_thread(void)
-{
-    main_thread();
-}
-
-/* glibc keeps the thread descriptor at the top of a thread's stack block, at the thread
- * pointer == pthread_self(). Once the thread exited, the block (kept for reuse) is stale data
- * except the descriptor's DTV pointer (x86-64: tp + 8), which still owns the dynamic TLS
- * blocks: the scan reads that word only. Elsewhere the descriptor is scanned whole. */
-static uintptr_t thread_descriptor(void *lo, uintptr_t hi)
-{
-    uintptr_t tp = (uintptr_t)pthread_self();
-    return tp > (uintptr_t)lo && tp + 16 <= hi ? tp : 0;
-}
-#if defined(__x86_64__) && defined(__GLIBC__)
-#define DTV_SLOT(tp) ((tp) + 8)
-#endif
-
-static NO_SAN uintptr_t stack_top(uintptr_t here)
-{
-    if (tl_stack_hi > here) return tl_stack_hi;
-    pthread_attr_t attr;
-    uintptr_t hi = 0;
-    ga__dbg_busy++; /* pthread_getattr_np may allocate */
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void *lo;
-        size_t size;
-        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
-            hi = (uintptr_t)lo + size;
-            if (pthread_self() != main_thread())
-                stack_register((uintptr_t)lo, hi, thread_descriptor(lo, hi));
-        }
-        pthread_attr_destroy(&attr);
-    }
-    ga__dbg_busy--;
-    tl_stack_hi = hi > here ? hi : here + 1; /* unknown: walk nothing */
-    return tl_stack_hi;
-}
-
-/* A frame record [saved fp, return address] at fp lies inside this thread's stack. */
-static inline bool frame_ok(uintptr_t fp, uintptr_t lo, uintptr_t hi)
-{
-    return fp >= lo && fp < hi && hi - fp >= 16 && (fp & 7) == 0;
-}
-
-NO_SAN uint32_t ga__stack_capture(void *ret)
-{
-    unsigned max = ga__dbg_opts.stacks;
-    if (max == 0) return 0;
-    uintptr_t f[MAX_FRAMES];
-    unsigned n = 0;
-    f[n++] = (uintptr_t)ret;
-    uint64_t sum = frame_hash((uintptr_t)ret, 0);
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t lo = fp, hi = GA_LIKELY(tl_stack_hi > lo) ? tl_stack_hi : stack_top(lo);
-    /* Skip our own frames: up to the record whose return address is the caller's. The hooks
-     * call this directly, so that record is usually the second one: tried first, straight. */
-    bool found = false;
-    if (GA_LIKELY(frame_ok(fp, lo, hi))) {
-        uintptr_t up = ((const uintptr_t *)fp)[0];
-        if (up > fp && frame_ok(up, lo, hi) && ((const uintptr_t *)up)[1] == (uintptr_t)ret &&
-            ((const uintptr_t *)up)[0] > up) {
-            fp = ((const uintptr_t *)up)[0];
-            found = true;
-        }
-    }
-    for (int i = 0; !found && i < 8 && frame_ok(fp, lo, hi); i++) {
-        const uintptr_t *rec = (const uintptr_t *)fp;
-        if (rec[0] <= fp) break;
-        fp = rec[0];
-        if (rec[1] == (uintptr_t)ret) {
-            found = true;
-            break;
-        }
-    }
-    if (!found) return depot_put(f, n, sum);
-    /* Each next frame pointer must be above the last (so inside [lo, hi) reduces to one
-     * unsigned compare; found implies hi - lo >= 16) and 8-aligned; return addresses that point
-     * into the stack area are not code (a frame without a frame pointer): the walk stops. */
-    while (n < max && fp - lo <= hi - lo - 16 && (fp & 7) == 0) {
-        const uintptr_t *rec = (const uintptr_t *)fp;
-        uintptr_t ra = rec[1], next = rec[0];
-        if (ra < 4096 || ra - lo < ((uintptr_t)64 << 20)) break;
-        sum += frame_hash(ra, n);
-        f[n++] = ra;
-        if (next <= fp) break;
-        fp = next;
-    }
-    return depot_put(f, n, sum);
-}
-
-/* ---- symbolization ----------------------------------------------------------------------------
- */
-
-#define SYM_MAX 2048
-#define SYM_LEN 240
-typedef struct sym_s {
-    uintptr_t addr;
-    char text[SYM_LEN];
-} sym_t;
-static struct {
-    pthread_mutex_t lock; /* one report at a time */
-    sym_t *tab;           /* SYM_MAX entries, mapped */
-    size_t n;
-    char *out; /* addr2line output buffer */
-} sym = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
-#define SYM_OUT ((size_t)1 << 20)
-
-static sym_t *sym_find(uintptr_t a)
-{
-    for (size_t i = 0; i < sym.n; i++)
-        if (sym.tab[i].addr == a) return &sym.tab[i];
-    return NULL;
-}
-
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
-/* Runs addr2line on module path for n addresses (offsets or absolute), filling texts. */
-static void run_addr2line(const char *path, uintptr_t *offs, sym_t **dst, unsigned n)
-{
-    char hex[64][20];
-    const char *argv[64 + 10];
-    unsigned a = 0;
-    argv[a++] = "addr2line";
-    argv[a++] = "-a";
-    argv[a++] = "-f";
-    argv[a++] = "-i";
-    argv[a++] = "-C";
-    argv[a++] = "-e";
-    argv[a++] = path;
-    for (unsigned i = 0; i < n; i++) {
-        snprintf(hex[i], sizeof hex[i], "%#jx", (uintmax_t)offs[i]);
-        argv[a++] = hex[i];
-    }
-    argv[a] = NULL;
-    int pfd[2];
-    if (pipe(pfd) != 0) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(pfd[1], 1);
-        if (devnull >= 0) dup2(devnull, 2);
-        close(pfd[0]);
-        execve("/usr/bin/addr2line", (char *const *)argv, envp);
-        execve("/bin/addr2line", (char *const *)argv, envp);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t len = 0;
-    if (pid > 0) {
-        ssize_t r;
-        while (len < SYM_OUT - 1 && ((r = read(pfd[0], sym.out + len, SYM_OUT - 1 - len)) > 0 ||
-                                     (r < 0 && errno == EINTR)))
-            len += r > 0 ? (size_t)r : 0;
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
-    close(pfd[0]);
-    sym.out[len] = 0;
-    /* -a -i: per address, its "0x..." line, then (function, file:line) pairs from the
-     * innermost inlined function out to the real one. */
-    int i = -1;
-    size_t used = 0;
-    char text[SYM_LEN];
-    for (char *line = sym.out, *nl; *line; line = nl + 1) {
-        nl = strchr(line, '\n');
-        if (!nl) break;
-        *nl = 0;
-        if (line[0] == '0' && line[1] == 'x') {
-            i++;
-            used = 0;
-            if (i >= (int)n) break;
-            continue;
-        }
-        char *fn = line, *loc = nl + 1;
-        if (i < 0 || !(nl = strchr(loc, '\n'))) break;
-        *nl = 0;
-        bool have_fn = strcmp(fn, "??") != 0, have_loc = strncmp(loc, "??", 2) != 0;
-        if (!have_fn && !have_loc) continue;
-        char *disc = strstr(loc, " (discriminator");
-        if (disc) *disc = 0;
-        int w;
-        if (used == 0)
-            w = snprintf(text, sizeof text, "%s %s%s%s", have_fn ? fn : dst[i]->text,
-                         have_loc ? loc : "(", have_loc ? "" : base_name(path),
-                         have_loc ? "" : ")");
-        else
-            w = snprintf(text + used, sizeof text - used, ", inlined in %s %s", fn,
-                         have_loc ? loc : "");
-        if (w > 0) {
-            used = used + (size_t)w < sizeof text ? used + (size_t)w : sizeof text - 1;
-            memcpy(dst[i]->text, text, SYM_LEN);
-        }
-    }
-}
-
-static void exe_path(char *buf, size_t len)
-{
-    ssize_t r = readlink("/proc/self/exe", buf, len - 1);
-    buf[r > 0 ? (size_t)r : 0] = 0;
-}
-
-/* Gives every address of the depot stacks ids[0..n) a text (dladdr, then addr2line). */
-static void symbolize(const uint32_t *ids, size_t nids)
-{
-    if (sym.tab == NULL) {
-        sym.tab = map_noscan(SYM_MAX * sizeof(sym_t));
-        sym.out = map_noscan(SYM_OUT);
-        if (sym.tab == NULL || sym.out == NULL) return;
-    }
-    size_t first_new = sym.n;
-    for (size_t k = 0; k < nids; k++) {
-        const uintptr_t *f;
-        unsigned n = depot_get(ids[k], &f);
-        for (unsigned i = 0; i < n && sym.n < SYM_MAX; i++) {
-            if (sym_find(f[i])) continue;
-            sym_t *s = &sym.tab[sym.n++];
-            s->addr = f[i];
-            Dl_info info;
-            if (dladdr((void *)f[i], &info) && info.dli_fname) {
-                if (info.dli_sname)
-                    snprintf(s->text, SYM_LEN, "%s+%#tx (%s)", info.dli_sname,
-                             (char *)f[i] - (char *)info.dli_saddr, base_name(info.dli_fname));
-                else
-                    snprintf(s->text, SYM_LEN, "(%s+%#tx)", base_name(info.dli_fname),
-                             (char *)f[i] - (char *)info.dli_fbase);
-            } else {
-                snprintf(s->text, SYM_LEN, "(unknown)");
-            }
-        }
-    }
-    if (!ga__dbg_opts.symbolize) return;
-    char exe[512], mod[512];
-    exe_path(exe, sizeof exe);
-    /* one addr2line per module and up to 64 addresses */
-    static uint8_t done[SYM_MAX];
-    memset(done, 0, sizeof done);
-    for (size_t i = first_new; i < sym.n; i++) {
-        if (done[i]) continue;
-        Dl_info info;
-        if (!dladdr((void *)sym.tab[i].addr, &info) || info.dli_fname == NULL) {
-            done[i] = 1;
-            continue;
-        }
-        void *base = info.dli_fbase;
-        const Elf64_Ehdr *eh = base;
-        bool absolute = eh && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_type == ET_EXEC;
-        if (info.dli_fname[0] == 0 || strchr(info.dli_fname, '/') == NULL)
-            snprintf(mod, sizeof mod, "%s", exe);
-        else
-            snprintf(mod, sizeof mod, "%s", info.dli_fname);
-        uintptr_t offs[64];
-        sym_t *dst[64];
-        unsigned n = 0;
-        for (size_t j = i; j < sym.n && n < 64; j++) {
-            Dl_info o;
-            if (done[j] || !dladdr((void *)sym.tab[j].addr, &o) || o.dli_fbase != base) continue;
-            done[j] = 1;
-            uintptr_t a = sym.tab[j].addr - 1; /* the call, not the return address */
-            offs[n] = absolute ? a : a - (uintptr_t)base;
-            dst[n++] = &sym.tab[j];
-        }
-        ga__dbg_busy++;
-        run_addr2line(mod, offs, dst, n);
-        ga__dbg_busy--;
-    }
-}
-
-static void print_frames(int fd, uint32_t id, const char *indent)
-{
-    const uintptr_t *f;
-    unsigned n = depot_get(id, &f);
-    if (n == 0) {
-        ga__dbg_printf(fd, "%s(no stack recorded)\n", indent);
-        return;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        sym_t *s = sym_find(f[i]);
-        ga__dbg_printf(fd, "%s#%u %#jx %s\n", indent, i, (uintmax_t)f[i], s ? s->text : "");
-    }
-}
-
-void ga__stack_print(int fd, uint32_t id, const char *indent)
-{
-    pthread_mutex_lock(&sym.lock);
-    symbolize(&id, 1);
-    print_frames(fd, id, indent);
-    pthread_mutex_unlock(&sym.lock);
-}
-
-/* ---- walks over debug blocks ---------------------------------------------------------------- */
-
-/* The debug header of engine block raw (NULL if none); *freed tells FREED from LIVE. */
-static NO_SAN ga_dbg_hdr_t *classify(uint8_t *raw, size_t block_size, bool *freed)
-{
-    const uint64_t *w = (const uint64_t *)raw;
-    ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)raw;
-    if (w[0] == (GA_DBG_REDIRECT ^ (uintptr_t)raw ^ ga__dbg_secret)) {
-        if (w[1] % 16 != 0 || w[1] + GA_DBG_HDR > block_size) return NULL;
-        h = (ga_dbg_hdr_t *)(raw + w[1]);
-    }
-    uint64_t user = (uintptr_t)h + GA_DBG_HDR;
-    if (h->magic != h->state) return NULL;
-    if (h->state == (GA_DBG_LIVE ^ user ^ ga__dbg_secret))
-        *freed = false;
-    else if (h->state == (GA_DBG_FREED ^ user ^ ga__dbg_secret))
-        *freed = true;
-    else
-        return NULL;
-    return h;
-}
-
-typedef void block_visit_t(uint8_t *raw, size_t size, void *arg);
-
-/* Every carved block of every page in use (live or free). pre: registry lock held. */
-static NO_SAN void walk_blocks(block_visit_t *visit, void *arg)
-{
-    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
-        if (seg->kind == GA_SEG_HUGE) {
-            ga_page_t *page = &seg->pages[0];
-            if (page->in_use)
-                visit(page->start, seg->size - (size_t)(page->start - (uint8_t *)seg), arg);
-            continue;
-        }
-        for (uint32_t i = 0; i < seg->page_count; i++) {
-            ga_page_t *page = &seg->pages[i];
-            if (!page->in_use) continue;
-            for (uint32_t k = 0; k < page->capacity; k++)
-                visit(page->start + (size_t)k * page->block_size, page->block_size, arg);
-        }
-    }
-}
-
-typedef struct dbg_walk_s {
-    ga_dbg_visit_t *visit;
-    void *arg;
-} dbg_walk_t;
-
-static void dbg_visit(uint8_t *raw, size_t size, void *arg)
-{
-    dbg_walk_t *w = arg;
-    bool freed;
-    ga_dbg_hdr_t *h = classify(raw, size, &freed);
-    if (h) w->visit(h, freed, w->arg);
-}
-
-void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg)
-{
-    dbg_walk_t w = {visit, arg};
-    walk_blocks(dbg_visit, &w);
-}
-
-/* The engine block containing addr; NULL if none. pre: registry lock held, or racy reads. */
-static NO_SAN uint8_t *block_containing(uintptr_t addr, size_t *size)
-{
-    ga_segment_t *seg = ga__segment_of((void *)addr);
-    if (!ga__segmap_has(seg)) return NULL;
-    if (seg->kind == GA_SEG_HUGE) {
-        ga_page_t *page = &seg->pages[0];
-        if (!page->in_use || addr < (uintptr_t)page->start || addr - (uintptr_t)seg >= seg->size)
-            return NULL;
-        *size = seg->size - (size_t)(page->start - (uint8_t *)seg);
-        return page->start;
-    }
-    if (addr - (uintptr_t)seg < seg->header_size) return NULL;
-    ga_page_t *page = ga__page_of(seg, (void *)addr);
-    if (!page->in_use || addr < (uintptr_t)page->start) return NULL;
-    size_t idx = ga__page_block_index(page, addr - (uintptr_t)page->start);
-    if (idx >= page->capacity) return NULL;
-    *size = page->block_size;
-    return page->start + idx * page->block_size;
-}
-
-ga_dbg_hdr_t *ga__dbg_find(const void *addr)
-{
-    size_t size;
-    bool freed;
-    if (!ga__debug_enabled || !ga__is_heap_memory(addr)) return NULL;
-    uint8_t *raw = block_containing((uintptr_t)addr, &size);
-    return raw ? classify(raw, size, &freed) : NULL;
 }
 
 /* ---- reachability ------------------------------------------------------------------------------
@@ -689,7 +62,7 @@ ga_dbg_hdr_t *ga__dbg_find(const void *addr)
 static struct {
     ga_dbg_hdr_t **stack; /* mark stack, mapped; grows by remapping */
     size_t n, cap;
-    char *maps; /* /proc/self/maps text */
+    char *maps; /* the process's mappings, as ga__os_maps_read gives them */
 } scan;
 #define MAPS_MAX ((size_t)8 << 20)
 
@@ -710,13 +83,13 @@ static void push(ga_dbg_hdr_t *h)
 }
 
 /* Marks the live block whose user bytes contain word w. */
-static NO_SAN void consider(uintptr_t w)
+static GA_DBG_NO_SAN void consider(uintptr_t w)
 {
     size_t size;
     bool freed;
-    uint8_t *raw = block_containing(w, &size);
+    uint8_t *raw = ga__dbg_block_containing(w, &size);
     if (raw == NULL) return;
-    ga_dbg_hdr_t *h = classify(raw, size, &freed);
+    ga_dbg_hdr_t *h = ga__dbg_classify(raw, size, &freed);
     if (h == NULL || freed || h->mark) return;
     uintptr_t user = (uintptr_t)h + GA_DBG_HDR;
     if (w < user || (w >= user + h->size && !(h->size == 0 && w == user))) return;
@@ -724,8 +97,8 @@ static NO_SAN void consider(uintptr_t w)
     push(h);
 }
 
-static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
-static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi);
+static GA_DBG_NO_SAN void scan_range(uintptr_t lo, uintptr_t hi);
+static GA_DBG_NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi);
 
 /* The i-th range the scan skips: our own mappings, then the used part of exited threads'
  * stacks (their thread descriptor and TLS, above, are still scanned: they hold the DTV). */
@@ -737,15 +110,7 @@ static bool skip_range(size_t i, uintptr_t *a, uintptr_t *b)
         *b = atomic_load(&noscan[i].hi);
         return true;
     }
-    i -= nn;
-    if (i >= stacks.n) return false;
-    *a = stacks.s[i].live ? 0 : stacks.s[i].lo;
-#ifdef DTV_SLOT
-    *b = stacks.s[i].hi;
-#else
-    *b = stacks.s[i].tp ? stacks.s[i].tp : stacks.s[i].hi;
-#endif
-    return true;
+    return ga__stack_skip_range(i - nn, a, b);
 }
 
 /* scan_range minus the skipped ranges. */
@@ -760,7 +125,7 @@ static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
     if (lo < hi) scan_foreign(lo, hi);
 }
 
-static NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
+static GA_DBG_NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
@@ -785,11 +150,11 @@ static void unmark(ga_dbg_hdr_t *h, bool freed, void *arg)
     h->mark = 0;
 }
 
-static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
+static GA_DBG_NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
 {
     (void)arg;
     bool freed;
-    if (classify(raw, size, &freed) != NULL) return;
+    if (ga__dbg_classify(raw, size, &freed) != NULL) return;
     /* word 0 of a free block is an encoded link; the rest is stale data (conservative) */
     scan_range((uintptr_t)raw, (uintptr_t)raw + size);
 }
@@ -798,7 +163,7 @@ static NO_SAN void root_block(uint8_t *raw, size_t size, void *arg)
  * the process exits frees its stack), so it is copied with process_vm_readv, which fails
  * instead of faulting; where that call is not allowed, read directly. */
 #define COPY_CHUNK ((size_t)64 << 10)
-static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
+static GA_DBG_NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
 {
     static uint8_t *buf;
     static bool direct;
@@ -806,15 +171,14 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
     direct = true; /* ASan's process_vm_readv interceptor upsets its stack-scope poisoning */
 #endif
     if (buf == NULL && !direct) {
-        buf = map_noscan(COPY_CHUNK);
+        buf = ga__dbg_map_noscan(COPY_CHUNK);
         direct = buf == NULL;
     }
     lo = (lo + 7) & ~(uintptr_t)7;
     while (!direct && lo < hi) {
         size_t n = hi - lo < COPY_CHUNK ? hi - lo : COPY_CHUNK;
-        struct iovec local = {buf, n}, remote = {(void *)lo, n};
-        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+        long got = ga__os_copy_from_self(buf, (const void *)lo, n);
+        if (got == GA_OS_COPY_UNSUPPORTED) {
             direct = true;
             break;
         }
@@ -824,7 +188,7 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
                 memcpy(&w, buf + i, 8);
                 if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
             }
-        if (got < (ssize_t)n) { /* unreadable from here: skip to the next page */
+        if (got < (long)n) { /* unreadable from here: skip to the next page */
             uintptr_t at = lo + (got > 0 ? (size_t)got : 0);
             lo = (at | (ga__os_page_size() - 1)) + 1;
         } else {
@@ -834,54 +198,19 @@ static NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
     if (direct && lo < hi) scan_range(lo, hi);
 }
 
-static uintptr_t hexnum(const char **s)
-{
-    uintptr_t v = 0;
-    for (;; (*s)++) {
-        char c = **s;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return v;
-        v = v * 16 + (uintptr_t)d;
-    }
-}
-
 /* Scans every private writable mapping outside our segments; the calling thread's stack only
  * from sp up. */
-static NO_SAN void scan_mappings(uintptr_t sp)
+static GA_DBG_NO_SAN void scan_mappings(uintptr_t sp)
 {
-    if (scan.maps == NULL) scan.maps = map_noscan(MAPS_MAX);
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (scan.maps == NULL || fd < 0) {
-        if (fd >= 0) close(fd);
-        return;
-    }
-    size_t len = 0;
-    ssize_t r;
-    while (len < MAPS_MAX - 1 &&
-           ((r = read(fd, scan.maps + len, MAPS_MAX - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
-        len += r > 0 ? (size_t)r : 0;
-    close(fd);
-    scan.maps[len] = 0;
-    for (const char *s = scan.maps; *s;) {
-        uintptr_t lo = hexnum(&s);
-        s++;
-        uintptr_t hi = hexnum(&s);
-        s++;
-        bool rw_private = s[0] == 'r' && s[1] == 'w' && s[3] == 'p';
-        const char *nl = strchr(s, '\n');
-        const char *path = strchr(s, '/');
-        bool device = path && path < (nl ? nl : s + strlen(s)) && strncmp(path, "/dev/", 5) == 0;
-        s = nl ? nl + 1 : s + strlen(s);
-        if (!rw_private || device || hi - lo > ((uintptr_t)4 << 30))
+    if (scan.maps == NULL) scan.maps = ga__dbg_map_noscan(MAPS_MAX);
+    if (scan.maps == NULL || !ga__os_maps_read(scan.maps, MAPS_MAX)) return;
+    ga_os_mapping_t m;
+    for (const char *s = scan.maps; ga__os_maps_next(&s, &m);) {
+        uintptr_t lo = m.lo, hi = m.hi;
+        if (!m.rw_private || m.device || hi - lo > ((uintptr_t)4 << 30))
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
         if (sp >= lo && sp < hi) lo = sp;
-#ifdef DTV_SLOT
-        for (size_t i = 0; i < stacks.n; i++) {
-            uintptr_t slot = DTV_SLOT(stacks.s[i].tp);
-            if (!stacks.s[i].live && stacks.s[i].tp && slot >= lo && slot + 8 <= hi)
-                scan_foreign(slot, slot + 8);
-        }
-#endif
+        ga__stack_scan_dead_dtvs(lo, hi, scan_foreign);
         for (uintptr_t a = lo; a < hi;) {
             uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
             uintptr_t end = seg_end < hi ? seg_end : hi;
@@ -898,7 +227,7 @@ static void mark_reachable(uintptr_t sp)
     ga__dbg_walk(unmark, NULL);
     scan_mappings(sp);
     drain();
-    walk_blocks(root_block, NULL);
+    ga__dbg_walk_blocks(root_block, NULL);
     drain();
 }
 
@@ -968,6 +297,14 @@ static bool group_before(const group_t *a, const group_t *b)
     return a->bytes != b->bytes ? a->bytes > b->bytes : a->first_serial < b->first_serial;
 }
 
+/* True when g[0..n) is in report order (for the assert after sorting). */
+static __attribute__((unused)) bool groups_sorted(const group_t *g, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (group_before(&g[i], &g[i - 1])) return false;
+    return true;
+}
+
 /* Compacts the table's groups to its front and sorts them, largest first (shell sort). */
 static size_t sort_groups(group_t *g, size_t cap)
 {
@@ -983,25 +320,25 @@ static size_t sort_groups(group_t *g, size_t cap)
             g[j] = t;
         }
     }
+    GA_ASSERT_EXPENSIVE(groups_sorted(g, n));
     return n;
 }
 
 #define MAX_GROUPS_PRINTED 100
 
-static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t report_lock = GA_LOCK_INIT;
 
 static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
 {
-    pthread_mutex_lock(&report_lock);
+    ga__lock(&report_lock);
     collect_t c = {.since = (uint32_t)mark, .all = (flags & GA_LEAK_ALL) != 0};
     bool quiet = (flags & GA_LEAK_QUIET) || fd < 0;
-    pthread_mutex_lock(&depot.lock);
-    size_t nstacks = depot.count;
-    pthread_mutex_unlock(&depot.lock);
+    size_t nstacks = ga__stack_count();
     if (!quiet) {
         c.cap = 64;
         while (c.cap < 2 * nstacks + 16)
             c.cap *= 2;
+        GA_ASSERT_INTERNAL((c.cap & (c.cap - 1)) == 0); /* collect's open addressing masks */
         c.g = ga__os_map_aligned(c.cap * sizeof(group_t), ga__os_page_size());
     }
     ga__dbg_busy++;
@@ -1018,12 +355,12 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
                        (unsigned long long)c.blocks, c.blocks == 1 ? "" : "s", n,
                        n == 1 ? "" : "s");
         size_t shown = n < MAX_GROUPS_PRINTED ? n : MAX_GROUPS_PRINTED;
-        pthread_mutex_lock(&sym.lock);
+        ga__sym_lock();
         if (!(flags & GA_LEAK_NOSYM)) {
             uint32_t ids[MAX_GROUPS_PRINTED] = {0};
             for (size_t i = 0; i < shown; i++)
                 ids[i] = c.g[i].stack;
-            symbolize(ids, shown);
+            ga__symbolize(ids, shown);
         }
         for (size_t i = 0; i < shown; i++) {
             group_t *g = &c.g[i];
@@ -1040,9 +377,9 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
                            g->kind == GA_DBG_RAW ? "raw/GlobalAlloc " : "",
                            g->count == 1 ? "block" : "blocks", sizes, (uintmax_t)g->example,
                            (unsigned long long)g->first_serial, g->tid);
-            print_frames(fd, g->stack, "    ");
+            ga__stack_print_frames(fd, g->stack, "    ");
         }
-        pthread_mutex_unlock(&sym.lock);
+        ga__sym_unlock();
         if (n > shown)
             ga__dbg_printf(fd, "globalalloc: ... and %zu more allocation sites\n", n - shown);
     }
@@ -1053,7 +390,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
                        (unsigned long long)c.reachable_bytes, (unsigned long long)c.reachable);
     ga__dbg_busy--;
     if (c.g) ga__os_unmap(c.g, c.cap * sizeof(group_t));
-    pthread_mutex_unlock(&report_lock);
+    ga__unlock(&report_lock);
     return (long)c.blocks;
 }
 
@@ -1087,8 +424,6 @@ long ga_leak_count(void)
     return ga_leak_report_since(0, -1, GA_LEAK_QUIET);
 }
 
-static int debug_check(unsigned flags, const char *when);
-
 /* At exit: the guards of every block still allocated (an overrun of a block that is never
  * freed is found nowhere else) and the fill of every block still in a quarantine, then the leak
  * report. A broken block is reported once the check fails twice in a row: a thread that is
@@ -1097,7 +432,8 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
 {
     if (!ga__debug_enabled) return;
     ga__dbg_world_enter(); /* with check=N, no periodic check runs meanwhile */
-    bool broken = debug_check(GA_CHECK_QUIET, "exit") != 0 && debug_check(0, "exit") != 0;
+    bool broken =
+        ga__dbg_check_blocks(GA_CHECK_QUIET, "exit") != 0 && ga__dbg_check_blocks(0, "exit") != 0;
     long n = 0;
     if (ga__dbg_opts.leaks != 0) {
         unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
@@ -1108,82 +444,4 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
         fflush(NULL);
         _exit(ga__dbg_opts.exitcode);
     }
-}
-
-/* ---- ga_heap_stats ------------------------------------------------------------------------ */
-
-typedef struct stats_s {
-    ga_stats_t *out;
-    uint64_t debug_blocks, debug_bytes; /* engine view of debug blocks */
-    uint64_t live, live_bytes;          /* user view: live debug blocks, requested bytes */
-} stats_t;
-
-/* Statistics may be asked for while other threads allocate: a header read mid-update only
- * makes the numbers approximate (classify validates what it reads), hence NO_SAN. */
-static NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
-{
-    stats_t *st = arg;
-    bool freed;
-    ga_dbg_hdr_t *h = classify(raw, size, &freed);
-    if (h == NULL) return;
-    st->debug_blocks++;
-    st->debug_bytes += size;
-    if (freed && size <= GA_LARGE_MAX) { /* quarantined: free for the program */
-        ga_class_stats_t *cs = &st->out->classes[ga__size_class(size)];
-        cs->blocks_used -= cs->blocks_used > 0;
-    } else if (freed) {
-        st->out->huge_blocks -= st->out->huge_blocks > 0;
-    }
-    if (!freed) {
-        st->live++;
-        st->live_bytes += h->size;
-    }
-}
-
-/* In debug mode ga_heap_stats shows the program's view: quarantined blocks are free, and a
- * debug block counts its usable bytes, which are its requested bytes (not its header, guards
- * and class rounding). */
-void ga__debug_stats(ga_stats_t *out)
-{
-    stats_t st = {out, 0, 0, 0, 0};
-    ga__registry_lock();
-    walk_blocks(stats_visit, &st);
-    ga__registry_unlock();
-    out->blocks_in_use -=
-        out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;
-    out->blocks_in_use += st.live;
-    out->bytes_in_use -= out->bytes_in_use >= st.debug_bytes ? st.debug_bytes : out->bytes_in_use;
-    out->bytes_in_use += st.live_bytes;
-}
-
-/* ---- ga_heap_check ------------------------------------------------------------------------- */
-
-typedef struct check_s {
-    ga_dbg_hdr_t *bad;
-    bool bad_freed;
-} check_t;
-
-static void check_visit(ga_dbg_hdr_t *h, bool freed, void *arg)
-{
-    check_t *c = arg;
-    if (c->bad == NULL && ga__dbg_verify(h, freed, GA_CHECK_QUIET, "heap check", NULL) != 0) {
-        c->bad = h;
-        c->bad_freed = freed;
-    }
-}
-
-static int debug_check(unsigned flags, const char *when)
-{
-    check_t c = {NULL, false};
-    ga__registry_lock();
-    ga__dbg_walk(check_visit, &c);
-    ga__registry_unlock();
-    if (c.bad == NULL) return 0;
-    /* report outside the lock (symbolization forks) */
-    return ga__dbg_verify(c.bad, c.bad_freed, flags & GA_CHECK_QUIET, when, NULL);
-}
-
-int ga__debug_check(unsigned flags)
-{
-    return debug_check(flags, "ga_heap_check");
 }

@@ -82,4 +82,44 @@ double ga__os_monotonic(void);
 /* Sleeps for about us microseconds. */
 void ga__os_sleep_us(unsigned long us);
 
+/* ---- for the debug heap ---- */
+/* Implemented in os/process.c. Reports, stacks and the leak scan use these; none of them is on
+ * an allocation path. */
+
+/* The calling thread's id as the kernel knows it (Linux: gettid), for reports. */
+uint32_t ga__os_thread_id(void);
+/* The calling thread's stack [*lo, *hi); false if unknown. May call malloc (glibc's
+ * pthread_getattr_np does): the caller must let a nested allocation through. */
+bool ga__os_thread_stack(uintptr_t *lo, uintptr_t *hi);
+/* Opens path for appending (created with mode 0644, close-on-exec): a descriptor, or -1. */
+int ga__os_open_append(const char *path);
+/* Closes a descriptor from ga__os_open_append. */
+void ga__os_close(int fd);
+/* The running program's file into buf (NUL-terminated; "" if unknown). */
+void ga__os_exe_path(char *buf, size_t len);
+/* Runs the first of paths[] (NULL-terminated) that can be executed, with argv and envp, its
+ * output into a pipe and its errors to /dev/null; reads the output into out (at most cap - 1
+ * bytes, NUL-terminated) and waits for it. False, out untouched, when no pipe could be made.
+ * Forks: the process's atfork handlers run. */
+bool ga__os_run_read(const char *const paths[], const char *const argv[], const char *const envp[],
+                     char *out, size_t cap);
+/* Copies n bytes at src, memory of this process that another thread may unmap meanwhile, into
+ * dst without faulting (Linux: process_vm_readv): the bytes copied (fewer, or -1, where src is
+ * unreadable), or GA_OS_COPY_UNSUPPORTED when such a copy is not possible here (read directly
+ * then). */
+#define GA_OS_COPY_UNSUPPORTED (-2L)
+long ga__os_copy_from_self(void *dst, const void *src, size_t n);
+/* One mapping of the process's address space. */
+typedef struct ga_os_mapping_s {
+    uintptr_t lo, hi;
+    bool rw_private; /* readable, writable and private */
+    bool device;     /* a mapping of a file under /dev/ */
+} ga_os_mapping_t;
+/* Reads the list of the process's mappings (Linux: /proc/self/maps) into buf, cap bytes of the
+ * caller's memory (nothing is allocated); false if it cannot be read. */
+bool ga__os_maps_read(char *buf, size_t cap);
+/* The next mapping of a list read by ga__os_maps_read, starting with *pos = buf; false at the
+ * end. */
+bool ga__os_maps_next(const char **pos, ga_os_mapping_t *m);
+
 #endif
