@@ -21,9 +21,9 @@ int ga_heap_stats(ga_heap_t *heap, ga_stats_t *out)
         return ga__set_error(GA_EINVAL);
     ga__engine_stats(out);
     if (GA_UNLIKELY(ga__debug_enabled)) {
-        ga__dbg_world_enter(); /* check=N: not during a periodic check */
+        ga__world_enter(); /* not during a periodic check */
         ga__debug_stats(out);
-        ga__dbg_world_leave();
+        ga__world_leave();
     }
     out->handles_in_use = ga__handle_count();
     return 0;
@@ -35,11 +35,10 @@ int ga_heap_check(ga_heap_t *heap, unsigned flags)
         return ga__shared_heap_check(heap, flags);
     if (heap != NULL && heap != ga_heap_default())
         return GA_EINVAL;
-    bool dbg = ga__debug_enabled;
-    if (GA_UNLIKELY(dbg)) ga__dbg_world_enter(); /* check=N: its reports must not wait on it */
+    ga__world_enter(); /* check=N: its reports must not wait on a periodic check */
     int rc = ga__engine_check(flags);
-    if (rc == 0 && GA_UNLIKELY(dbg))
+    if (rc == 0 && GA_UNLIKELY(ga__debug_enabled))
         rc = ga__debug_check(flags); /* guards of every debug block */
-    if (GA_UNLIKELY(dbg)) ga__dbg_world_leave();
+    ga__world_leave();
     return rc ? rc : ga__handle_check(flags);
 }

@@ -6,6 +6,7 @@
  * so it never allocates, never touches stdio locks, and is safe inside malloc.
  */
 #include "internal.h"
+#include "os/os.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -68,20 +69,6 @@ const char *ga_version(void)
 
 int ga_version_number(void) { return GA_VERSION_HEX; }
 
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            return;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 static _Atomic int stderr_copy = -1;
 
 void ga__stderr_keep(void)
@@ -120,7 +107,8 @@ void ga__report(int err, uintptr_t value, bool fatal, const char *fmt, ...)
     int n = snprintf(line, sizeof line, "globalalloc: error %s: %s (value %#jx)\n",
                      ga_err_name(err), msg, (uintmax_t)value);
     if (n > 0)
-        write_all(ga__stderr_fd(), line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        (void)ga__os_write_all(ga__stderr_fd(), line,
+                               (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
     if (fatal)
         abort();
     errno = saved_errno;
@@ -132,6 +120,7 @@ void ga__assert_fail(const char *expr, const char *file, int line)
     int n = snprintf(buf, sizeof buf, "globalalloc: assertion failed: %s (%s:%d)\n", expr, file,
                      line);
     if (n > 0)
-        write_all(ga__stderr_fd(), buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        (void)ga__os_write_all(ga__stderr_fd(), buf,
+                               (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     abort();
 }

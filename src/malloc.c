@@ -112,8 +112,8 @@ ga_heap_t *ga_heap_default(void)
 size_t ga_heap_collect(ga_heap_t *heap, int force)
 {
     (void)heap;
-    if (GA_UNLIKELY(ga__debug_enabled)) ga__dbg_world_enter(); /* check=N: not while it runs */
+    ga__world_enter(); /* not while a whole-heap check runs */
     size_t n = ga__engine_collect(force != 0);
-    if (GA_UNLIKELY(ga__debug_enabled)) ga__dbg_world_leave();
+    ga__world_leave();
     return n;
 }

@@ -23,13 +23,13 @@ set(GA_ENGINE_SOURCES
   src/engine/page.c
   src/engine/heap.c
   src/engine/alloc.c
+  src/engine/world.c
   src/engine/check.c)
 
-# The debug heap: options, the world lock, debug blocks, stacks and their symbols, walks, the
+# The debug heap: options, debug blocks, stacks and their symbols, walks, the
 # quarantine, the hooks, the leak scan and report, the debug halves of stats and check.
 set(GA_DEBUG_SOURCES
   src/debug/options.c
-  src/debug/world.c
   src/debug/block.c
   src/debug/stack.c
   src/debug/symbolize.c

@@ -19,19 +19,6 @@ GA_TLS uint32_t ga__dbg_tl_tid;
 
 /* ---- output --------------------------------------------------------------------------------- */
 
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            return;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 void ga__dbg_printf(int fd, const char *fmt, ...)
 {
     if (fd < 0) return;
@@ -40,7 +27,7 @@ void ga__dbg_printf(int fd, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n > 0) write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if (n > 0) (void)ga__os_write_all(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 /* ---- block checks ------------------------------------------------------------------------- */

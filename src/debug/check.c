@@ -97,11 +97,11 @@ int ga__debug_check(unsigned flags)
  * report describes what the check saw. */
 GA_NOINLINE void ga__dbg_periodic_check(void)
 {
-    ga__dbg_world_stop();
+    ga__world_stop();
     int rc = ga__engine_check(GA_CHECK_QUIET);
     if (rc == 0) rc = ga__debug_check(GA_CHECK_QUIET);
     if (rc != 0 && (rc = ga__engine_check(0)) == 0) rc = ga__debug_check(0); /* the report */
-    ga__dbg_world_resume();
+    ga__world_resume();
     if (rc != 0)
         ga__report(rc, 0, true, "check=%u: the heap check failed (see above)", ga__dbg_opts.check);
 }

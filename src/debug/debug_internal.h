@@ -81,27 +81,6 @@ extern uint64_t ga__dbg_secret __attribute__((visibility("hidden")));
 /* The report descriptor: report_fd, or the kept copy of stderr once the program closed fd 2. */
 int ga__dbg_report_fd(void);
 
-/* ---- world.c: the world lock (check=N) ------------------------------------------------------- */
-/* check=N: the periodic check reads every thread's pages and blocks, so it must run alone.
- * While `check` is on, every allocator entry (the hooks; outside them, thread exit and
- * ga_heap_collect) holds a shared lock, outermost call only; the check takes it exclusively.
- * With check=0 (the default) enter is one load and a branch. */
-extern __thread unsigned ga__dbg_world_depth __attribute__((tls_model("initial-exec")));
-void ga__dbg_world_enter_slow(void);
-void ga__dbg_world_leave_slow(void);
-void ga__dbg_world_reset(void); /* fork child */
-/* The exclusive side (the periodic check): every other thread waits outside the allocator. */
-void ga__dbg_world_stop(void);
-void ga__dbg_world_resume(void);
-static inline void ga__dbg_world_enter(void)
-{
-    if (__builtin_expect(ga__dbg_opts.check != 0 || ga__dbg_world_depth != 0, 0))
-        ga__dbg_world_enter_slow();
-}
-static inline void ga__dbg_world_leave(void)
-{
-    if (__builtin_expect(ga__dbg_world_depth != 0, 0)) ga__dbg_world_leave_slow();
-}
 
 /* ---- block.c: checks and reports of debug blocks --------------------------------------------- */
 /* A header word: magic m keyed with the user address and the secret. */
@@ -332,16 +311,5 @@ static inline void ga__dbg_quarantine_make_room(void)
 
 /* Thread exit: the thread's quarantine is emptied (called by stack.c's key destructor). */
 void ga__dbg_thread_exit(void);
-
-/* ---- engine/alloc.c: the engine without the debug hook --------------------------------------- */
-/* ga_free, ga_usable_size, ga_is_block_start and ga_owns of the engine (no debug hook). */
-void ga__engine_free(void *p);
-size_t ga__engine_usable(const void *p);
-/* Makes the engine block p (a block start) hold size bytes without moving: true if it already
- * does without wasting more than half of it, or if it is a huge block that could be resized in
- * place. */
-bool ga__engine_resize_in_place(void *p, size_t size);
-bool ga__engine_is_block_start(const void *p);
-int ga__engine_owns(const void *p);
 
 #endif /* GA_DEBUG_HEAP_H */

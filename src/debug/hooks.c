@@ -48,19 +48,12 @@ static inline uint64_t next_serial(void)
 
 /* ---- the hooks ------------------------------------------------------------------------------ */
 
-static void *fail(int err)
-{
-    ga__set_error(err);
-    errno = ENOMEM;
-    return NULL;
-}
-
 /* Called by each hook after its work, outside the world lock. A call nested in another (libc
  * called from inside the allocator) leaves the check to the next outermost call. */
 static inline void maybe_check(void)
 {
     if (GA_UNLIKELY(ga__dbg_opts.check != 0) && ++tl_ops >= ga__dbg_opts.check &&
-        ga__dbg_world_depth == 0) {
+        ga__world_depth == 0) {
         tl_ops = 0;
         ga__dbg_periodic_check();
     }
@@ -131,22 +124,22 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
 
 void *ga__debug_malloc(size_t size, bool zero, int kind, void *ret)
 {
-    ga__dbg_world_enter();
+    ga__world_enter();
     void *p = block_new(size, GA_MIN_ALIGN, zero, kind, ret);
-    ga__dbg_world_leave();
+    ga__world_leave();
     maybe_check();
-    return p != NULL || kind == GA_DBG_RAW ? p : fail(GA_ENOMEM);
+    return p != NULL || kind == GA_DBG_RAW ? p : ga__engine_fail_alloc(GA_ENOMEM);
 }
 
 void *ga__debug_calloc(size_t n, size_t size, void *ret)
 {
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) return fail(GA_EOVERFLOW);
-    ga__dbg_world_enter();
+    if (__builtin_mul_overflow(n, size, &total)) return ga__engine_fail_alloc(GA_EOVERFLOW);
+    ga__world_enter();
     void *p = block_new(total, GA_MIN_ALIGN, true, GA_DBG_MALLOC, ret);
-    ga__dbg_world_leave();
+    ga__world_leave();
     maybe_check();
-    return p ? p : fail(GA_ENOMEM);
+    return p ? p : ga__engine_fail_alloc(GA_ENOMEM);
 }
 
 void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret)
@@ -156,11 +149,11 @@ void *ga__debug_aligned_alloc(size_t alignment, size_t size, void *ret)
         errno = alignment > GA_MAX_ALIGN ? ENOMEM : EINVAL;
         return NULL;
     }
-    ga__dbg_world_enter();
+    ga__world_enter();
     void *p = block_new(size, alignment, false, GA_DBG_MALLOC, ret);
-    ga__dbg_world_leave();
+    ga__world_leave();
     maybe_check();
-    return p ? p : fail(GA_ENOMEM);
+    return p ? p : ga__engine_fail_alloc(GA_ENOMEM);
 }
 
 /* True when p is a pointer the engine handed out before debug mode: not in or at a debug
@@ -233,7 +226,7 @@ void ga__debug_free(void *p, void *ret)
 {
     if (p == NULL) return;
     __builtin_prefetch((const void *)((uintptr_t)p - GA_DBG_HDR)); /* never faults, any p */
-    ga__dbg_world_enter();
+    ga__world_enter();
     ga__dbg_quarantine_make_room();
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     if (h == NULL) {
@@ -243,7 +236,7 @@ void ga__debug_free(void *p, void *ret)
     } else {
         free_block(h, ret, "free");
     }
-    ga__dbg_world_leave();
+    ga__world_leave();
     maybe_check();
 }
 
@@ -274,19 +267,19 @@ HOOK_PART void *realloc_block(void *p, size_t size, void *ret)
 {
     if (p == NULL) {
         void *q = block_new(size, GA_MIN_ALIGN, false, GA_DBG_MALLOC, ret);
-        return q ? q : fail(GA_ENOMEM);
+        return q ? q : ga__engine_fail_alloc(GA_ENOMEM);
     }
     ga_dbg_hdr_t *h = ga__dbg_header(p);
     size_t old;
     if (h == NULL) {
         if (!pre_debug_block(p)) {
             free_other(p, ret, "realloc");
-            return fail(GA_ENOTOWNED);
+            return ga__engine_fail_alloc(GA_ENOTOWNED);
         }
         old = ga__engine_usable(p); /* a block from before debug mode */
     } else if (h->state == ga__dbg_key(GA_DBG_FREED, p)) {
         ga__dbg_block_report(GA_EDOUBLEFREE, h, p, true, "realloc: block was freed", ret);
-        return fail(GA_EDOUBLEFREE);
+        return ga__engine_fail_alloc(GA_EDOUBLEFREE);
     } else {
         ga__dbg_verify(h, false, GA_DBG_FATAL, "realloc", ret);
         old = h->size;
@@ -294,7 +287,7 @@ HOOK_PART void *realloc_block(void *p, size_t size, void *ret)
     }
     /* Move: a stale pointer to the old block then hits the quarantine. */
     void *q = block_new(size, GA_MIN_ALIGN, false, h ? h->kind : GA_DBG_MALLOC, ret);
-    if (q == NULL) return fail(GA_ENOMEM);
+    if (q == NULL) return ga__engine_fail_alloc(GA_ENOMEM);
     memcpy(q, p, old < size ? old : size);
     if (h)
         free_block(h, ret, "realloc");
@@ -305,9 +298,9 @@ HOOK_PART void *realloc_block(void *p, size_t size, void *ret)
 
 void *ga__debug_realloc(void *p, size_t size, void *ret)
 {
-    ga__dbg_world_enter();
+    ga__world_enter();
     void *q = realloc_block(p, size, ret);
-    ga__dbg_world_leave();
+    ga__world_leave();
     maybe_check();
     return q;
 }

@@ -351,7 +351,7 @@ static long report_since(uint64_t mark, int fd, unsigned flags, uintptr_t sp)
         ga__dbg_printf(fd,
                        "globalalloc: ==== %s (pid %d): %llu bytes in %llu block%s from %zu "
                        "allocation site%s ====\n",
-                       c.all ? "live blocks" : "LEAKS", (int)getpid(), (unsigned long long)c.bytes,
+                       c.all ? "live blocks" : "LEAKS", ga__os_pid(), (unsigned long long)c.bytes,
                        (unsigned long long)c.blocks, c.blocks == 1 ? "" : "s", n,
                        n == 1 ? "" : "s");
         size_t shown = n < MAX_GROUPS_PRINTED ? n : MAX_GROUPS_PRINTED;
@@ -407,9 +407,9 @@ GA_NOINLINE long ga_leak_report_since(uint64_t mark, int fd, unsigned flags)
 #else
     uintptr_t sp = (uintptr_t)&fp; /* conservative: the whole frame */
 #endif
-    ga__dbg_world_enter(); /* check=N: its allocations (symbolization) must not wait on it */
+    ga__world_enter(); /* check=N: its allocations (symbolization) must not wait on it */
     long n = report_since(mark, fd, flags, sp);
-    ga__dbg_world_leave();
+    ga__world_leave();
     __asm__ volatile("" : : : "memory");
     return n;
 }
@@ -431,7 +431,7 @@ long ga_leak_count(void)
 __attribute__((destructor(101))) static void leak_at_exit(void)
 {
     if (!ga__debug_enabled) return;
-    ga__dbg_world_enter(); /* with check=N, no periodic check runs meanwhile */
+    ga__world_enter(); /* with check=N, no periodic check runs meanwhile */
     bool broken =
         ga__dbg_check_blocks(GA_CHECK_QUIET, "exit") != 0 && ga__dbg_check_blocks(0, "exit") != 0;
     long n = 0;
@@ -439,7 +439,7 @@ __attribute__((destructor(101))) static void leak_at_exit(void)
         unsigned flags = ga__dbg_opts.leaks == 2 ? GA_LEAK_ALL : GA_LEAK_SUMMARY;
         n = ga_leak_report(ga__dbg_report_fd(), flags);
     }
-    ga__dbg_world_leave();
+    ga__world_leave();
     if ((n > 0 || broken) && ga__dbg_opts.exitcode != 0) {
         fflush(NULL);
         _exit(ga__dbg_opts.exitcode);

@@ -132,7 +132,7 @@ static int parse_options(const char *s, ga_dbg_opts_t *out, bool *on, const char
         const char *end = strchr(s, ',');
         size_t len = end ? (size_t)(end - s) : strlen(s);
         if (len > 0 && (*why = parse_item(&o, s, len, &fd)) != NULL) {
-            if (fd != o.report_fd && fd != 2) ga__os_close(fd);
+            if (fd != o.report_fd && fd != 2) ga__os_file_close(fd);
             *bad = s;
             *bad_len = len;
             return GA_EINVAL;
@@ -169,6 +169,7 @@ static int start(const char *options, bool from_env)
     }
     GA_ASSERT_INTERNAL(ga__dbg_secret != 0); /* every header is keyed with it */
     ga__dbg_opts = o;
+    ga__world_on = o.check != 0; /* check=N needs the world lock (engine/world.c) */
     ga__debug_enabled = true;
     return 0;
 }

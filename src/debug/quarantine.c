@@ -86,9 +86,9 @@ void ga__dbg_thread_exit(void)
     ga__dbg_tl_q = NULL;
     if (q->count > 0 && ring_give(parked_rings, PARKED_RINGS, q)) return;
     ga__dbg_tl_q = q; /* emptied by this thread: releases check the blocks (and may report) */
-    ga__dbg_world_enter();
+    ga__world_enter();
     ga__dbg_quarantine_trim(0);
-    ga__dbg_world_leave();
+    ga__world_leave();
     GA_ASSERT_INTERNAL(q->count == 0 && q->bytes == 0); /* spare rings are empty */
     ga__dbg_tl_q = NULL;
     if (!ring_give(spare_rings, SPARE_RINGS, q)) ga__os_unmap(q, sizeof *q);

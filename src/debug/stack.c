@@ -187,7 +187,7 @@ static void fork_after(void)
 static void fork_child(void)
 {
     fork_after();
-    ga__dbg_world_reset();
+    ga__world_reset();
 }
 void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_child); }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The process heap's fast paths, inline: alloc.c builds the malloc-style API on them, and the
- * debug heap (debug.c) calls them directly for the engine blocks under its debug blocks, so
- * that its hooks do not pay a call per engine operation.
+ * The process heap's fast paths, inline, part of the engine's interface: the entry points
+ * (src/malloc.c) are built on them, and the debug heap (src/debug/hooks.c) calls them directly
+ * for the engine blocks under its debug blocks, so that neither pays a call per operation.
  *
  * Fast paths: an allocation of up to GA_DIRECT_MAX bytes pops the free list of
  * heap->direct[]'s page; a free of a block whose segment this thread owns, on a page with no

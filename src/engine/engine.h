@@ -45,6 +45,29 @@ bool ga__engine_resize_in_place(void *p, size_t size);
 /* Gives the calling thread's free memory back (ga_heap_collect). Returns bytes released. */
 size_t ga__engine_collect(bool force);
 
+/* ---- world.c: the world lock ---------------------------------------------------------------
+ * A whole-heap check made while other threads allocate (the debug heap's check=N) must run
+ * alone: while ga__world_on, every allocator entry (the debug hooks; thread exit and
+ * ga_heap_collect) holds the world lock shared, outermost call only, and the check takes it
+ * exclusively. While it is off (the default), enter is one load and a branch. */
+extern bool ga__world_on __attribute__((visibility("hidden")));
+extern __thread unsigned ga__world_depth __attribute__((tls_model("initial-exec")));
+void ga__world_enter_slow(void);
+void ga__world_leave_slow(void);
+void ga__world_reset(void); /* fork child */
+/* The exclusive side (the check): every other thread waits outside the allocator. */
+void ga__world_stop(void);
+void ga__world_resume(void);
+static inline void ga__world_enter(void)
+{
+    if (__builtin_expect(ga__world_on || ga__world_depth != 0, 0))
+        ga__world_enter_slow();
+}
+static inline void ga__world_leave(void)
+{
+    if (__builtin_expect(ga__world_depth != 0, 0)) ga__world_leave_slow();
+}
+
 /* Engine half of ga_heap_check (segments, pages, free lists). 0 or GA_E*. */
 int ga__engine_check(unsigned flags);
 /* Engine half of ga_heap_stats. */

@@ -14,7 +14,6 @@
  * Heap structs come from a pool and are never unmapped, so a stale heap pointer read by a
  * racing freer is always safe to write to.
  */
-#include "debug/debug_internal.h"
 #include "engine/engine_internal.h"
 #include <errno.h>
 #include <string.h>
@@ -452,9 +451,9 @@ static void heap_thread_done(void *arg)
     if (heap == NULL || heap == &ga__empty_heap)
         return;
     ga__tl_heap = &ga__empty_heap; /* later frees here take the cross-thread path */
-    if (ga__debug_enabled) ga__dbg_world_enter(); /* check=N: not while a check runs */
+    ga__world_enter(); /* not while a whole-heap check runs */
     heap_abandon(heap);
-    if (ga__debug_enabled) ga__dbg_world_leave();
+    ga__world_leave();
 }
 
 /* ---- allocation slow path ------------------------------------------------------------------ */

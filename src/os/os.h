@@ -91,10 +91,9 @@ uint32_t ga__os_thread_id(void);
 /* The calling thread's stack [*lo, *hi); false if unknown. May call malloc (glibc's
  * pthread_getattr_np does): the caller must let a nested allocation through. */
 bool ga__os_thread_stack(uintptr_t *lo, uintptr_t *hi);
-/* Opens path for appending (created with mode 0644, close-on-exec): a descriptor, or -1. */
+/* Opens path for appending (created with mode 0644, close-on-exec): a descriptor (closed with
+ * ga__os_file_close), or -1. */
 int ga__os_open_append(const char *path);
-/* Closes a descriptor from ga__os_open_append. */
-void ga__os_close(int fd);
 /* The running program's file into buf (NUL-terminated; "" if unknown). */
 void ga__os_exe_path(char *buf, size_t len);
 /* Runs the first of paths[] (NULL-terminated) that can be executed, with argv and envp, its

@@ -57,11 +57,6 @@ int ga__os_open_append(const char *path)
     return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
-void ga__os_close(int fd)
-{
-    close(fd);
-}
-
 void ga__os_exe_path(char *buf, size_t len)
 {
 #ifdef __linux__
