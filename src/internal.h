@@ -42,6 +42,11 @@ void ga__assert_fail(const char *expr, const char *file, int line) __attribute__
 #define GA_ASSERT_EXPENSIVE(x) ((void)0)
 #endif
 
+/* src/init.c holds the library's constructors and nothing calls it: this reference from every
+ * object keeps it in a static link. */
+extern const char ga__init_anchor;
+static const char *const ga__init_keep __attribute__((used)) = &ga__init_anchor;
+
 /* ---- process-local locks whose holder is known --------------------------------------------
  * A "pre: lock held" rule is an assert, not prose: ga_lock_t is a pthread mutex that, in builds
  * with GA_DEBUG >= 2, records the thread holding it, so GA_ASSERT_HELD(l) checks "held by the

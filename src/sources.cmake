@@ -2,11 +2,12 @@
 # The library's sources, one list per subsystem (folder). Explicit on purpose: a file that is
 # not listed here is not built, and a new folder needs its own list. Order: lower layers first.
 
-# Library-wide: error codes and reports (below every layer); the heap check composed of every
-# layer's half (above them). malloc.c, the entry points, is listed apart: the preload library
-# compiles it inside preload.c.
+# Library-wide: error codes and reports (below every layer); start, fork and exit handlers, and
+# the heap check composed of every layer's half (above them). malloc.c, the entry points, is
+# listed apart: the preload library compiles it inside preload.c.
 set(GA_TOP_SOURCES
   src/error.c
+  src/init.c
   src/check.c)
 set(GA_ENTRY_SOURCE src/malloc.c)
 

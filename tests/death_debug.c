@@ -453,7 +453,7 @@ TEST(exit_check_finds_what_nothing_else_would)
     st = run_child(write_after_free_at_exit_child, "1");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* reported; the status is the program's */
     expect_report("use after free: freed block written at byte 5, found at exit", "24",
-                  "make_block_24", "leak_at_exit");
+                  "make_block_24", "ga__debug_at_exit");
     CHECK(site_named("  freed at:", "write_after_free_at_exit_child"));
 }
 

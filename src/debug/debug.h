@@ -14,6 +14,15 @@
 extern bool ga__debug_enabled __attribute__((visibility("hidden"))); /* no GOT load */
 /* Reads GLOBALALLOC_DEBUG once (constructor, or first engine use). */
 void ga__debug_init(void);
+/* Start (src/init.c): notes the main thread, whose stack the leak scan tells from the others'. */
+void ga__debug_note_main_thread(void);
+/* Fork handlers (src/init.c registers them): prepare takes the stack depot's and stack table's
+ * locks; after (parent and child) releases them. */
+void ga__debug_fork_prepare(void);
+void ga__debug_fork_after(void);
+/* At exit (src/init.c's destructor): the exit check of every block and the leak report, as the
+ * options say. */
+void ga__debug_at_exit(void);
 
 /* Block kinds (for reports): the malloc-style API, or raw blocks of the other layers. */
 enum { GA_DBG_MALLOC = 1, GA_DBG_RAW = 2 };

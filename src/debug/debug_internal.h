@@ -180,8 +180,6 @@ bool ga__stack_skip_range(size_t i, uintptr_t *a, uintptr_t *b);
 /* Calls scan(w, w + 8) for the DTV word w of every exited thread that lies in [lo, hi) (glibc
  * x86-64: the one word of a dead thread's descriptor that still owns memory). */
 void ga__stack_scan_dead_dtvs(uintptr_t lo, uintptr_t hi, void (*scan)(uintptr_t, uintptr_t));
-/* Registers stack.c's fork handlers (once, when debug mode starts). */
-void ga__dbg_fork_init(void);
 /* Makes sure this thread's exit calls ga__dbg_thread_exit. */
 void ga__dbg_thread_note(void);
 

@@ -428,7 +428,7 @@ long ga_leak_count(void)
  * freed is found nowhere else) and the fill of every block still in a quarantine, then the leak
  * report. A broken block is reported once the check fails twice in a row: a thread that is
  * still running may be in the middle of writing a block's header when the first check looks. */
-__attribute__((destructor(101))) static void leak_at_exit(void)
+void ga__debug_at_exit(void)
 {
     if (!ga__debug_enabled) return;
     ga__world_enter(); /* with check=N, no periodic check runs meanwhile */

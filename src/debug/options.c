@@ -164,7 +164,6 @@ static int start(const char *options, bool from_env)
     if (!ga__debug_enabled) {
         while (ga__dbg_secret == 0)
             ga__dbg_secret = ga__os_random();
-        ga__dbg_fork_init(); /* may allocate: debug mode is not on yet */
         ga__stderr_keep();
     }
     GA_ASSERT_INTERNAL(ga__dbg_secret != 0); /* every header is keyed with it */
@@ -184,11 +183,6 @@ static void env_init(void)
 void ga__debug_init(void)
 {
     pthread_once(&env_once, env_init);
-}
-
-__attribute__((constructor(101))) static void debug_constructor(void)
-{
-    ga__debug_init();
 }
 
 int ga_debug_enable(const char *options)

@@ -173,23 +173,18 @@ static void stacks_init(void)
     stacks.have_key = pthread_key_create(&stacks.key, thread_exit) == 0;
 }
 
-/* fork: the child must not inherit a depot or stack-table lock held by a thread it lost. */
-static void fork_prepare(void)
+/* fork (registered by src/init.c): the child must not inherit a depot or stack-table lock held
+ * by a thread it lost. */
+void ga__debug_fork_prepare(void)
 {
     ga__lock(&depot.lock);
     ga__lock(&stacks.lock);
 }
-static void fork_after(void)
+void ga__debug_fork_after(void)
 {
     ga__unlock(&stacks.lock);
     ga__unlock(&depot.lock);
 }
-static void fork_child(void)
-{
-    fork_after();
-    ga__world_reset();
-}
-void ga__dbg_fork_init(void) { pthread_atfork(fork_prepare, fork_after, fork_child); }
 
 void ga__dbg_thread_note(void)
 {
@@ -234,10 +229,7 @@ static pthread_t main_thread(void)
     }
     return main_id;
 }
-__attribute__((constructor(102))) static void note_main_thread(void)
-{
-    main_thread();
-}
+void ga__debug_note_main_thread(void) { (void)main_thread(); }
 
 /* glibc keeps the thread descriptor at the top of a thread's stack block, at the thread
  * pointer == pthread_self(). Once the thread exited, the block (kept for reuse) is stale data

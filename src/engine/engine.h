@@ -45,6 +45,10 @@ bool ga__engine_resize_in_place(void *p, size_t size);
 /* Gives the calling thread's free memory back (ga_heap_collect). Returns bytes released. */
 size_t ga__engine_collect(bool force);
 
+/* Starts the engine (once; its first allocation does it too): secret, thread-exit key, its own
+ * fork handlers. */
+void ga__engine_init(void);
+
 /* ---- world.c: the world lock ---------------------------------------------------------------
  * A whole-heap check made while other threads allocate (the debug heap's check=N) must run
  * alone: while ga__world_on, every allocator entry (the debug hooks; thread exit and

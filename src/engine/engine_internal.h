@@ -163,7 +163,6 @@ void *ga__alloc_slow(ga_theap_t *heap, size_t size, bool zero);
 void ga__free_slow(ga_segment_t *seg, ga_page_t *page, ga_block_t *b, void *p);
 /* Local free reached used == 0 or a full page: queue bookkeeping. */
 void ga__page_after_local_free(ga_theap_t *heap, ga_page_t *page);
-void ga__engine_init(void);
 size_t ga__heap_collect(ga_theap_t *heap, bool force);
 /* Double-free check for a block whose first word looks like a free-list link. */
 bool ga__block_is_free(ga_theap_t *heap, ga_page_t *page, ga_block_t *b);

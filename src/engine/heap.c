@@ -326,9 +326,14 @@ static void fork_child(void)
         }
         h = next;
     }
+    ga__world_reset();
     ga__registry_unlock();
 }
 
+/* The engine starts itself, on its first allocation, and registers its own fork handlers then:
+ * under LD_PRELOAD the dynamic loader and libc allocate before any constructor runs, and its
+ * prepare handler must run after every other (registered first = prepared last), since the other
+ * layers allocate while they hold their own locks. src/init.c documents the whole order. */
 static void engine_init_once(void)
 {
     ga__secret = ga__os_random();

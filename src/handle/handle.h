@@ -167,4 +167,14 @@ GA_INLINE int ga__handle_unlock_inline(ga_handle_t h)
     return ga__handle_unlock_slow(h);
 }
 
+/* ---- start and fork (src/init.c calls these) ---------------------------------------------- */
+
+/* Creates the slot caches' thread-exit key (once; also done on first use). */
+void ga__handle_init(void);
+/* Fork handlers (fork.c): prepare takes the table's locks; the child repairs slots other threads
+ * left mid-operation and rebuilds the free slots when it must. */
+void ga__handle_fork_prepare(void);
+void ga__handle_fork_parent(void);
+void ga__handle_fork_child(void);
+
 #endif /* GA_HANDLE_H */

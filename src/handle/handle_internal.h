@@ -259,11 +259,4 @@ static inline int ga__slot_take(uint32_t *idx, ga__tcache_t *c)
 /* Gives free slot idx back: to the calling thread's cache, or a stack. */
 void ga__slot_give(uint32_t idx);
 
-/* ---- fork.c ---------------------------------------------------------------------------- */
-
-/* The pthread_atfork handlers of the table (registered with the thread-exit key). */
-void ga__handle_fork_prepare(void);
-void ga__handle_fork_parent(void);
-void ga__handle_fork_child(void);
-
 #endif /* GA_HANDLE_INTERNAL_H */

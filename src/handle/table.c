@@ -116,15 +116,13 @@ GA_TLS ga__tcache_t *ga__tl_cache;
 
 static void tcache_exit(void *arg);
 
-static void tcache_key_create(void)
-{
-    pthread_key_create(&ga__tcaches.key, tcache_exit);
-    pthread_atfork(ga__handle_fork_prepare, ga__handle_fork_parent, ga__handle_fork_child);
-}
+static void tcache_key_create(void) { pthread_key_create(&ga__tcaches.key, tcache_exit); }
+
+void ga__handle_init(void) { pthread_once(&ga__tcaches.once, tcache_key_create); }
 
 GA_NOINLINE ga__tcache_t *ga__tcache_attach(void)
 {
-    pthread_once(&ga__tcaches.once, tcache_key_create);
+    ga__handle_init(); /* src/init.c has done it, unless a handle is made before constructors */
     ga__lock(&ga__tcaches.lock);
     ga__tcache_t *c = ga__tcaches.spare;
     if (c) {

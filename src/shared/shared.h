@@ -29,4 +29,7 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p);
 int ga__shared_heap_check(ga_heap_t *heap, unsigned flags);
 int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out);
 
+/* Start (src/init.c, before any heap can be opened): the size-class geometry tables. */
+void ga__shared_init(void);
+
 #endif /* GA_SHARED_H */

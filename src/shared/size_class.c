@@ -11,8 +11,8 @@ const uint32_t ga__shm_class_size[SHM_NCLASS] = SHM_CLASS_SIZES;
 
 shm_geometry_t ga__shm_geo;
 
-/* Runs at load time, before any heap can be opened. */
-__attribute__((constructor)) static void geo_init(void)
+/* Runs at load time (src/init.c), before any heap can be opened. */
+void ga__shared_init(void)
 {
     for (unsigned c = 0; c < SHM_NCLASS; c++) {
         uint32_t bs = ga__shm_class_size[c], nb = (uint32_t)(SHM_PAGE / (bs + 1)), hdr;
