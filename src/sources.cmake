@@ -23,6 +23,7 @@ set(GA_ENGINE_SOURCES
   src/engine/segment.c
   src/engine/page.c
   src/engine/heap.c
+  src/engine/thread.c
   src/engine/alloc.c
   src/engine/world.c
   src/engine/check.c)

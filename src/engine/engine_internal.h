@@ -154,7 +154,13 @@ uint32_t ga__page_collect(ga_page_t *page);
 void ga__page_decommit(ga_segment_t *seg, ga_page_t *page);
 uint8_t *ga__page_area_start(const ga_segment_t *seg, size_t idx);
 
+/* ---- thread.c: a thread's heap from start to exit --------------------------------------- */
+/* The calling thread's first allocation: a heap from the pool, registered. NULL if no memory. */
+ga_theap_t *ga__heap_thread_init(void);
+
 /* ---- heap.c --------------------------------------------------------------------------- */
+/* Thread exit: detaches every page (freeing empty ones, abandoning the segments of the rest). */
+void ga__heap_detach(ga_theap_t *heap);
 extern GA_TLS ga_theap_t *ga__tl_heap;
 extern ga_theap_t ga__empty_heap;
 extern ga_page_t ga__empty_page;
