@@ -9,6 +9,7 @@
  *   1. the engine: secret, thread-exit key, and its own fork handlers. The engine also starts
  *      itself on its first allocation, because under LD_PRELOAD the dynamic loader and libc
  *      allocate before any constructor runs; registering first, its prepare handler runs last.
+ *      Then the handle layer learns the shared heaps' operations (handles of other heaps).
  *   2. the debug heap: GLOBALALLOC_DEBUG is read before the program allocates, then the main
  *      thread is noted (the leak scan tells its stack from the other threads').
  *   3. handles: the slot caches' thread-exit key.
@@ -54,6 +55,7 @@ static void fork_child(void)
 __attribute__((constructor(101))) static void library_start(void)
 {
     ga__engine_init();
+    ga__handle_set_remote(&ga__shared_remote_ops);
     ga__debug_init();
     ga__debug_note_main_thread();
     ga__handle_init();

@@ -16,9 +16,18 @@
  * (ga__op_begin/ga__op_end) so that a fork child knows a slot may be between places.
  */
 #include "handle/handle_internal.h"
-#include "shared/shared.h"
 #include <sched.h>
 #include <stdatomic.h>
+
+/* ---- handles of other heaps ------------------------------------------------------------ */
+
+const ga__remote_ops_t *ga__remote;
+
+void ga__handle_set_remote(const ga__remote_ops_t *ops) { ga__remote = ops; }
+
+/* Operation op of a handle of another heap, or fail with GA_EHANDLE while none is installed. */
+#define REMOTE(op, fail, ...)                                                                  \
+    (ga__remote != NULL ? ga__remote->op(__VA_ARGS__) : (ga__set_error(GA_EHANDLE), (fail)))
 
 static inline uint64_t attr_to_state(unsigned f)
 {
@@ -145,7 +154,7 @@ int ga__handle_alloc(size_t size, unsigned flags, ga_handle_t *out)
 ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 {
     ga_handle_t h = 0;
-    if (heap && ga__shared_is_heap(heap)) return ga__shared_handle_alloc(heap, size, flags);
+    if (heap && ga__remote_is_heap(heap)) return ga__remote->alloc(heap, size, flags);
     int rc = (heap && heap != ga_heap_default()) ? GA_EINVAL : ga__handle_alloc(size, flags, &h);
     if (rc) {
         ga__set_error(rc);
@@ -156,7 +165,7 @@ ga_handle_t ga_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 
 int ga_handle_free(ga_handle_t h)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_free(h);
+    if (IS_SHARED(h)) return REMOTE(free, GA_EHANDLE, h);
     ga__slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
@@ -185,7 +194,7 @@ int ga_handle_free(ga_handle_t h)
 int ga__handle_lock_slow(ga_handle_t h, void **out)
 {
     if (IS_SHARED(h)) {
-        void *p = ga__shared_handle_lock(h);
+        void *p = REMOTE(lock, NULL, h);
         if (!p) return ga_last_error();
         *out = p;
         return 0;
@@ -229,7 +238,7 @@ void *ga_handle_lock(ga_handle_t h)
 
 int ga__handle_unlock_slow(ga_handle_t h)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_unlock(h);
+    if (IS_SHARED(h)) return REMOTE(unlock, GA_EHANDLE, h);
     ga__slot_t *s = ga__slot_of(h);
     if (!s) return GA_EHANDLE;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -250,7 +259,7 @@ int ga_handle_unlock(ga_handle_t h)
 
 int ga_handle_discard(ga_handle_t h)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_discard(h);
+    if (IS_SHARED(h)) return REMOTE(discard, GA_EHANDLE, h);
     ga__slot_t *s;
     uint64_t st;
     int rc = slot_begin(h, &s, &st);
@@ -269,7 +278,7 @@ int ga_handle_discard(ga_handle_t h)
 
 int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_realloc(h, size, flags);
+    if (IS_SHARED(h)) return REMOTE(realloc, GA_EHANDLE, h, size, flags);
     if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE)) return GA_EINVAL;
     if (size == 0) return ga_handle_discard(h);
     ga__slot_t *s;
@@ -299,7 +308,7 @@ int ga_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 
 int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_modify(h, set, clear);
+    if (IS_SHARED(h)) return REMOTE(modify, GA_EHANDLE, h, set, clear);
     if ((set | clear) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE)) return GA_EINVAL;
     ga__slot_t *s;
     uint64_t st;
@@ -311,7 +320,7 @@ int ga_handle_modify(ga_handle_t h, unsigned set, unsigned clear)
 
 int ga_handle_info(ga_handle_t h, ga_handle_info_t *info)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_info(h, info);
+    if (IS_SHARED(h)) return ga__remote_info(h, info);
     if (!info) return GA_EINVAL;
     snap_t sn;
     int rc = slot_snapshot(h, &sn);
@@ -327,7 +336,7 @@ int ga_handle_info(ga_handle_t h, ga_handle_info_t *info)
 
 size_t ga_handle_size(ga_handle_t h)
 {
-    if (IS_SHARED(h)) return ga__shared_handle_size(h);
+    if (IS_SHARED(h)) return REMOTE(size, 0, h);
     snap_t sn;
     int rc = slot_snapshot(h, &sn);
     if (rc) {
@@ -340,7 +349,7 @@ size_t ga_handle_size(ga_handle_t h)
 ga_handle_t ga_handle_from_ptr(const void *p)
 {
     ga__set_error(GA_OK);
-    ga_handle_t sh = ga__shared_handle_from_ptr(p); /* 0 and no error: not in a shared heap */
+    ga_handle_t sh = ga__remote_from_ptr(p); /* 0 and no error: not in a shared heap */
     if (sh || ga_last_error() == GA_ENOTOWNED) return sh;
     ga__ref_t ref;
     if (ga__classify(p, &ref) != GA__K_DATA) {

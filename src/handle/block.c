@@ -15,7 +15,6 @@
  */
 #include "handle/handle_internal.h"
 #include "debug/debug.h"
-#include "shared/shared.h"
 #include "os/os.h"
 #include <stdatomic.h>
 #include <string.h>
@@ -150,7 +149,7 @@ ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
         }
         if (IS_SHARED(x)) {
             ga_handle_info_t info;
-            if (ga__shared_handle_info(x, &info) == 0) {
+            if (ga__remote_info(x, &info) == 0) {
                 ref->handle = x;
                 return GA__K_HANDLE;
             }
@@ -158,7 +157,7 @@ ga__kind_t ga__classify(const void *v, ga__ref_t *ref)
         return GA__K_STALE;
     }
     if (!header_plausible(v)) {
-        ga_handle_t sh = ga__shared_handle_from_ptr(v); /* locked data of a shared block? */
+        ga_handle_t sh = ga__remote_from_ptr(v); /* locked data of a shared block? */
         if (sh) {
             ref->handle = sh;
             return GA__K_DATA;

@@ -167,6 +167,27 @@ GA_INLINE int ga__handle_unlock_inline(ga_handle_t h)
     return ga__handle_unlock_slow(h);
 }
 
+/* ---- handles of other heaps -------------------------------------------------------------
+ * The handle layer knows no shared heap (that would make the two folders include each other):
+ * a handle whose heap id is nonzero, and ga_handle_alloc on a heap other than the process heap,
+ * go through these operations, which the shared heaps provide (ga__shared_remote_ops) and
+ * src/init.c installs at start. Same contracts as the ga_handle_* call of each name. */
+typedef struct ga__remote_ops_s {
+    bool (*is_heap)(ga_heap_t *heap); /* a heap these operations serve */
+    ga_handle_t (*alloc)(ga_heap_t *heap, size_t size, unsigned flags);
+    int (*free)(ga_handle_t h);
+    void *(*lock)(ga_handle_t h);
+    int (*unlock)(ga_handle_t h);
+    int (*realloc)(ga_handle_t h, size_t size, unsigned flags);
+    int (*discard)(ga_handle_t h);
+    int (*info)(ga_handle_t h, ga_handle_info_t *info);
+    size_t (*size)(ga_handle_t h);
+    int (*modify)(ga_handle_t h, unsigned set, unsigned clear);
+    /* The handle whose data is p, or 0 (no error set) when p is in none of these heaps. */
+    ga_handle_t (*from_ptr)(const void *p);
+} ga__remote_ops_t;
+void ga__handle_set_remote(const ga__remote_ops_t *ops);
+
 /* ---- start and fork (src/init.c calls these) ---------------------------------------------- */
 
 /* Creates the slot caches' thread-exit key (once; also done on first use). */

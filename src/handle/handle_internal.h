@@ -259,4 +259,21 @@ static inline int ga__slot_take(uint32_t *idx, ga__tcache_t *c)
 /* Gives free slot idx back: to the calling thread's cache, or a stack. */
 void ga__slot_give(uint32_t idx);
 
+/* ---- api.c: handles of other heaps (see ga__remote_ops_t) -------------------------------
+ * Until src/init.c installs the shared heaps' operations (before the program's constructors),
+ * there is no other heap: such a handle is GA_EHANDLE, no heap is one of them. */
+extern const ga__remote_ops_t *ga__remote __attribute__((visibility("hidden")));
+static inline bool ga__remote_is_heap(ga_heap_t *heap)
+{
+    return ga__remote != NULL && ga__remote->is_heap(heap);
+}
+static inline ga_handle_t ga__remote_from_ptr(const void *p)
+{
+    return ga__remote != NULL ? ga__remote->from_ptr(p) : 0;
+}
+static inline int ga__remote_info(ga_handle_t h, ga_handle_info_t *info)
+{
+    return ga__remote != NULL ? ga__remote->info(h, info) : ga__set_error(GA_EHANDLE);
+}
+
 #endif /* GA_HANDLE_INTERNAL_H */

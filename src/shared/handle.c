@@ -511,3 +511,18 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
     }
     return 0;
 }
+
+/* The handle layer reaches shared handles only through this table (src/init.c installs it). */
+const ga__remote_ops_t ga__shared_remote_ops = {
+    .is_heap = ga__shared_is_heap,
+    .alloc = ga__shared_handle_alloc,
+    .free = ga__shared_handle_free,
+    .lock = ga__shared_handle_lock,
+    .unlock = ga__shared_handle_unlock,
+    .realloc = ga__shared_handle_realloc,
+    .discard = ga__shared_handle_discard,
+    .info = ga__shared_handle_info,
+    .size = ga__shared_handle_size,
+    .modify = ga__shared_handle_modify,
+    .from_ptr = ga__shared_handle_from_ptr,
+};

@@ -7,7 +7,7 @@
 #ifndef GA_SHARED_H
 #define GA_SHARED_H
 
-#include "internal.h"
+#include "handle/handle.h"
 
 /* True when heap is a shared heap attached by this process. */
 bool ga__shared_is_heap(ga_heap_t *heap);
@@ -28,6 +28,9 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p);
 /* ga_heap_check / ga_heap_stats for a shared heap. */
 int ga__shared_heap_check(ga_heap_t *heap, unsigned flags);
 int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out);
+
+/* The shared heaps' side of handles of other heaps (see ga__remote_ops_t in handle/handle.h). */
+extern const ga__remote_ops_t ga__shared_remote_ops;
 
 /* Start (src/init.c, before any heap can be opened): the size-class geometry tables. */
 void ga__shared_init(void);
