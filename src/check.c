@@ -8,7 +8,7 @@
  * check=N (debug heap): a periodic check runs alone, so these enter the world lock around the
  * parts that read other threads' pages; their own reports must not wait on one either.
  */
-#include "debug/debug_internal.h"
+#include "debug/debug.h"
 #include "engine/engine.h"
 #include "handle/handle.h"
 #include "shared/shared.h"

@@ -19,6 +19,8 @@
 #define GA_INLINE      static inline __attribute__((always_inline))
 #define GA_TLS         __thread __attribute__((tls_model("initial-exec")))
 #define GA_CACHE_LINE  64
+/* Racy reads by design (walks over memory other threads change): no sanitizer, never inlined. */
+#define GA_NO_SAN      __attribute__((no_sanitize("address", "thread"), noinline))
 
 #ifndef GA_DEBUG
 #define GA_DEBUG 0

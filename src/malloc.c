@@ -10,7 +10,7 @@
  * The preload library compiles this file inside src/preload/preload.c, so that malloc/free can
  * be exact aliases of ga_malloc/ga_free.
  */
-#include "debug/debug_internal.h"
+#include "debug/debug.h"
 #include "engine/alloc_fast.h"
 
 #define DEBUG_HOOK(call)                                                                       \

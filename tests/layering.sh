@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The architecture, checked: which src/ folders include which. The engine is a leaf (it includes
 # only the OS layer), the OS layer includes no folder, the library-wide base (internal.h,
-# error.c) includes only the OS layer, and no two folders include each other, directly or
-# through others. Prints the folder graph. Env: GA_SOURCE_DIR (set by ctest).
+# error.c) includes only the OS layer, no two folders include each other, directly or through
+# others, and no file includes another folder's internal header. Prints the folder graph. Env: GA_SOURCE_DIR (set by ctest).
 set -u
 src=${GA_SOURCE_DIR:?set GA_SOURCE_DIR}/src
 exec /usr/bin/python3 - "$src" <<'PY'
@@ -19,6 +19,16 @@ for f in folders:
         for name in files:
             if name.endswith((".c", ".h")):
                 deps[f] |= includes(os.path.join(d, name)) - {f}
+# A folder's internal header is for its own files: the others use its interface header.
+internal = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/([a-z0-9_]+_internal|types)\.h"', re.M)
+for d, _, files in os.walk(src):
+    for name in files:
+        if not name.endswith((".c", ".h")): continue
+        path = os.path.join(d, name)
+        here = os.path.relpath(path, src).split(os.sep)[0]
+        for folder, hdr in internal.findall(open(path, encoding="utf-8").read()):
+            if folder != here:
+                bad.append(f"{os.path.relpath(path, src)} includes {folder}/{hdr}.h, internal to {folder}/")
 for base in ("internal.h", "error.c"):
     extra = includes(os.path.join(src, base)) - {"os"}
     if extra: bad.append(f"{base} (library-wide base) includes {sorted(extra)}")

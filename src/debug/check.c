@@ -9,7 +9,6 @@
  * report symbolizes, which forks, and fork takes that lock).
  */
 #include "debug/debug_internal.h"
-#include "engine/engine_internal.h"
 
 /* ---- ga_heap_stats ------------------------------------------------------------------------ */
 
@@ -29,8 +28,9 @@ static GA_DBG_NO_SAN void stats_visit(uint8_t *raw, size_t size, void *arg)
     if (h == NULL) return;
     st->debug_blocks++;
     st->debug_bytes += size;
-    if (freed && size <= GA_LARGE_MAX) { /* quarantined: free for the program */
-        ga_class_stats_t *cs = &st->out->classes[ga__size_class(size)];
+    int cls = ga__engine_class_of(size);
+    if (freed && cls >= 0) { /* quarantined: free for the program */
+        ga_class_stats_t *cs = &st->out->classes[cls];
         cs->blocks_used -= cs->blocks_used > 0;
     } else if (freed) {
         st->out->huge_blocks -= st->out->huge_blocks > 0;
@@ -48,7 +48,7 @@ void ga__debug_stats(ga_stats_t *out)
 {
     stats_t st = {out, 0, 0, 0, 0};
     ga__registry_lock();
-    ga__dbg_walk_blocks(stats_visit, &st);
+    ga__engine_each_block(stats_visit, &st);
     ga__registry_unlock();
     out->blocks_in_use -=
         out->blocks_in_use >= st.debug_blocks ? st.debug_blocks : out->blocks_in_use;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The debug heap's internal contract between its files, one section per file that owns what
- * it declares: options.c (the switch), world.c (the world lock), block.c (checks, reports),
- * stack.c (capture, depot), symbolize.c, walk.c (walks over blocks), leak.c (scan, report),
- * check.c (stats, heap check), hooks.c (the hooks, declared in debug.h) and quarantine.c. Last,
- * the engine's functions without the hook, which the debug heap calls.
+ * it declares: options.c (the switch), block.c (checks, reports), stack.c (capture, depot),
+ * symbolize.c, walk.c (walks over blocks), leak.c (scan, report), check.c (stats, heap check),
+ * hooks.c (the hooks, declared in debug.h) and quarantine.c. The engine's calls without the
+ * hook and the world lock come from engine/engine.h.
  *
  * A debug block is an ordinary engine block laid out as
  *
@@ -28,7 +28,7 @@
 
 /* Leak scan and walks read memory that other threads may be writing, or that ASan has poisoned
  * (free blocks): no sanitizer there (noinline: inlined into a caller, it would be instrumented). */
-#define GA_DBG_NO_SAN __attribute__((no_sanitize("address", "thread"), noinline))
+#define GA_DBG_NO_SAN GA_NO_SAN
 
 /* ---- the debug block (made in hooks.c, checked in block.c) ----------------------------------- */
 #define GA_DBG_HDR   64u
@@ -200,15 +200,9 @@ void ga__stack_print_frames(int fd, uint32_t id, const char *indent);
 /* The debug header of engine block raw of block_size bytes (NULL if it is not a debug block);
  * *freed tells FREED from LIVE. */
 ga_dbg_hdr_t *ga__dbg_classify(uint8_t *raw, size_t block_size, bool *freed);
-/* Every carved block of every page in use (live or free). pre: registry lock held. */
-typedef void ga_dbg_block_visit_t(uint8_t *raw, size_t size, void *arg);
-void ga__dbg_walk_blocks(ga_dbg_block_visit_t *visit, void *arg);
 /* Walks every debug block of the process heap (registry lock held). */
 typedef void ga_dbg_visit_t(ga_dbg_hdr_t *h, bool freed, void *arg);
 void ga__dbg_walk(ga_dbg_visit_t *visit, void *arg);
-/* The engine block containing addr (its size in *size); NULL if none. pre: registry lock held,
- * or racy reads. */
-uint8_t *ga__dbg_block_containing(uintptr_t addr, size_t *size);
 /* The debug block (live or freed) whose engine block contains addr, or NULL. Never faults. */
 ga_dbg_hdr_t *ga__dbg_find(const void *addr);
 

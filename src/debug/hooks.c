@@ -24,7 +24,6 @@
  */
 #include "debug/debug_internal.h"
 #include "engine/alloc_fast.h"
-#include "engine/engine_internal.h"
 #include "os/os.h"
 #include <errno.h>
 #include <stdio.h>
@@ -73,7 +72,7 @@ HOOK_PART void *block_new(size_t size, size_t alignment, bool zero, int kind, vo
     if (raw == NULL) return NULL;
     /* The next block of this class: the engine reads its link on the next allocation, and this
      * layer then writes all of it; its quarantine stay took it out of the cache. */
-    uintptr_t next = (uintptr_t)ga__page_of(ga__segment_of(raw), raw)->free; /* may be NULL */
+    uintptr_t next = (uintptr_t)ga__engine_next_free(raw); /* may be NULL */
     __builtin_prefetch((const void *)next);
     __builtin_prefetch((const void *)(next + 64));
     uint8_t *user = raw + GA_DBG_HDR;
@@ -328,9 +327,7 @@ int ga__debug_owns(const void *p)
 
 __attribute__((no_sanitize("address", "thread"))) ga_dbg_hdr_t *ga__dbg_header(const void *p)
 {
-    ga_segment_t *seg = ga__segment_of(p);
-    if (p == NULL || ((uintptr_t)p & 15) != 0 || ((uintptr_t)p & GA_SEGMENT_MASK) < GA_DBG_HDR ||
-        !ga__segmap_has(seg) || (size_t)((const uint8_t *)p - (uint8_t *)seg) >= seg->size)
+    if (p == NULL || ((uintptr_t)p & 15) != 0 || !ga__engine_has_range(p, GA_DBG_HDR))
         return NULL; /* not in (or before the first block of) a segment of ours: not a block */
     ga_dbg_hdr_t *h = (ga_dbg_hdr_t *)((uintptr_t)p - GA_DBG_HDR);
     uint64_t s = h->state;

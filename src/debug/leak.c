@@ -16,7 +16,7 @@
  * headers belong to the report that set them.
  */
 #include "debug/debug_internal.h"
-#include "engine/engine_internal.h"
+#include <stdatomic.h>
 #include "os/os.h"
 #include <stdio.h>
 #include <string.h>
@@ -87,7 +87,7 @@ static GA_DBG_NO_SAN void consider(uintptr_t w)
 {
     size_t size;
     bool freed;
-    uint8_t *raw = ga__dbg_block_containing(w, &size);
+    uint8_t *raw = ga__engine_block_containing(w, &size);
     if (raw == NULL) return;
     ga_dbg_hdr_t *h = ga__dbg_classify(raw, size, &freed);
     if (h == NULL || freed || h->mark) return;
@@ -125,12 +125,14 @@ static void scan_clipped(uintptr_t lo, uintptr_t hi, size_t first)
     if (lo < hi) scan_foreign(lo, hi);
 }
 
+static void scan_outside(uintptr_t lo, uintptr_t hi) { scan_clipped(lo, hi, 0); }
+
 static GA_DBG_NO_SAN void scan_range(uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
         uintptr_t w = *(const uintptr_t *)a;
-        if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
+        if (ga__engine_maybe_heap(w)) consider(w);
     }
 }
 
@@ -186,7 +188,7 @@ static GA_DBG_NO_SAN void scan_foreign(uintptr_t lo, uintptr_t hi)
             for (size_t i = 0; i + 8 <= (size_t)got; i += 8) {
                 uintptr_t w;
                 memcpy(&w, buf + i, 8);
-                if (w >= 4096 && ga__segmap_has(ga__segment_of((void *)w))) consider(w);
+                if (ga__engine_maybe_heap(w)) consider(w);
             }
         if (got < (long)n) { /* unreadable from here: skip to the next page */
             uintptr_t at = lo + (got > 0 ? (size_t)got : 0);
@@ -211,12 +213,7 @@ static GA_DBG_NO_SAN void scan_mappings(uintptr_t sp)
             continue; /* (sanitizer shadow memory is terabytes: skipped) */
         if (sp >= lo && sp < hi) lo = sp;
         ga__stack_scan_dead_dtvs(lo, hi, scan_foreign);
-        for (uintptr_t a = lo; a < hi;) {
-            uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
-            uintptr_t end = seg_end < hi ? seg_end : hi;
-            if (!ga__segmap_has(ga__segment_of((void *)a))) scan_clipped(a, end, 0);
-            a = end;
-        }
+        ga__engine_outside_heap(lo, hi, scan_outside);
     }
 }
 
@@ -227,7 +224,7 @@ static void mark_reachable(uintptr_t sp)
     ga__dbg_walk(unmark, NULL);
     scan_mappings(sp);
     drain();
-    ga__dbg_walk_blocks(root_block, NULL);
+    ga__engine_each_block(root_block, NULL);
     drain();
 }
 

@@ -13,7 +13,6 @@
  */
 #include "debug/debug_internal.h"
 #include "engine/alloc_fast.h"
-#include "engine/engine_internal.h"
 #include "os/os.h"
 #include <stdatomic.h>
 

@@ -225,3 +225,61 @@ bool ga__engine_resize_in_place(void *p, size_t size)
 }
 bool ga__engine_is_block_start(const void *p) { return is_block_start(p); }
 int ga__engine_owns(const void *p) { return owns(p); }
+
+/* ---- walks, for the debug heap's scans (they read pages other threads change: unsanitized) -- */
+
+/* Every carved block of every page in use (live or free). pre: registry lock held. */
+GA_NO_SAN void ga__engine_each_block(ga_block_visit_t *visit, void *arg)
+{
+    GA_ASSERT_REGISTRY_HELD();
+    for (ga_segment_t *seg = ga__all_segments; seg; seg = seg->all_next) {
+        if (seg->kind == GA_SEG_HUGE) {
+            ga_page_t *page = &seg->pages[0];
+            if (page->in_use)
+                visit(page->start, seg->size - (size_t)(page->start - (uint8_t *)seg), arg);
+            continue;
+        }
+        for (uint32_t i = 0; i < seg->page_count; i++) {
+            ga_page_t *page = &seg->pages[i];
+            if (!page->in_use) continue;
+            for (uint32_t k = 0; k < page->capacity; k++)
+                visit(page->start + (size_t)k * page->block_size, page->block_size, arg);
+        }
+    }
+}
+
+/* The engine block containing addr; NULL if none. pre: registry lock held, or racy reads. */
+GA_NO_SAN uint8_t *ga__engine_block_containing(uintptr_t addr, size_t *size)
+{
+    ga_segment_t *seg = ga__segment_of((void *)addr);
+    if (!ga__segmap_has(seg)) return NULL;
+    if (seg->kind == GA_SEG_HUGE) {
+        ga_page_t *page = &seg->pages[0];
+        if (!page->in_use || addr < (uintptr_t)page->start || addr - (uintptr_t)seg >= seg->size)
+            return NULL;
+        *size = seg->size - (size_t)(page->start - (uint8_t *)seg);
+        return page->start;
+    }
+    if (addr - (uintptr_t)seg < seg->header_size) return NULL;
+    ga_page_t *page = ga__page_of(seg, (void *)addr);
+    if (!page->in_use || addr < (uintptr_t)page->start) return NULL;
+    size_t idx = ga__page_block_index(page, addr - (uintptr_t)page->start);
+    if (idx >= page->capacity) return NULL;
+    *size = page->block_size;
+    return page->start + idx * page->block_size;
+}
+
+bool ga__engine_maybe_heap(uintptr_t w)
+{
+    return w >= 4096 && ga__segmap_has(ga__segment_of((void *)w));
+}
+
+void ga__engine_outside_heap(uintptr_t lo, uintptr_t hi, void (*visit)(uintptr_t, uintptr_t))
+{
+    for (uintptr_t a = lo; a < hi;) {
+        uintptr_t seg_end = ((a >> GA_SEGMENT_SHIFT) + 1) << GA_SEGMENT_SHIFT;
+        uintptr_t end = seg_end < hi ? seg_end : hi;
+        if (!ga__segmap_has(ga__segment_of((void *)a))) visit(a, end);
+        a = end;
+    }
+}

@@ -75,4 +75,20 @@ GA_INLINE void ga__free_fast(void *p)
     ga__free_slow(seg, page, b, p);
 }
 
+/* ---- for the debug hooks, inline as the fast paths ---------------------------------------- */
+
+/* The block the engine hands out after raw in raw's class (NULL if none): the debug heap
+ * prefetches it. pre: raw was just allocated. */
+GA_INLINE const void *ga__engine_next_free(const void *raw)
+{
+    return ga__page_of(ga__segment_of(raw), raw)->free;
+}
+/* True when [p - before, p] lies in one segment of the heap, so reading it cannot fault. */
+GA_INLINE bool ga__engine_has_range(const void *p, size_t before)
+{
+    ga_segment_t *seg = ga__segment_of(p);
+    return ((uintptr_t)p & GA_SEGMENT_MASK) >= before && ga__segmap_has(seg) &&
+           (size_t)((const uint8_t *)p - (uint8_t *)seg) < seg->size;
+}
+
 #endif /* GA_ALLOC_FAST_H */

@@ -72,6 +72,26 @@ static inline void ga__world_leave(void)
     if (__builtin_expect(ga__world_depth != 0, 0)) ga__world_leave_slow();
 }
 
+/* ---- for the debug heap's walks and scans ---------------------------------------------------
+ * The registry lock: while it is held no segment is mapped or unmapped. */
+void ga__registry_lock(void);
+void ga__registry_unlock(void);
+/* Every carved block of every page in use, live or free (pre: registry lock held). */
+typedef void ga_block_visit_t(uint8_t *raw, size_t size, void *arg);
+void ga__engine_each_block(ga_block_visit_t *visit, void *arg);
+/* The engine block containing addr (its size in *size); NULL if none. Reads racily without the
+ * registry lock; never faults. */
+uint8_t *ga__engine_block_containing(uintptr_t addr, size_t *size);
+
+/* True when w may point into the heap: a segment of ours starts at w's 4 MiB granule. */
+bool ga__engine_maybe_heap(uintptr_t w);
+/* Calls visit(lo', hi') for every part of [lo, hi) that lies in no segment of the heap. */
+void ga__engine_outside_heap(uintptr_t lo, uintptr_t hi, void (*visit)(uintptr_t, uintptr_t));
+
+/* The size class (index of ga_stats_t.classes) of engine blocks of block_size bytes, or -1 for
+ * a huge block. */
+int ga__engine_class_of(size_t block_size);
+
 /* Engine half of ga_heap_check (segments, pages, free lists). 0 or GA_E*. */
 int ga__engine_check(unsigned flags);
 /* Engine half of ga_heap_stats. */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Engine-internal declarations and the inline fast paths shared by the engine files
- * (size_class.c, segment.c, page.c, heap.c, alloc.c, check.c). Layers above the engine use
- * internal.h only.
+ * Engine-internal declarations and the inline fast paths shared by the engine's own files
+ * (size_class.c, segment.c, page.c, heap.c, thread.c, alloc.c, world.c, check.c). The layers
+ * above use engine/engine.h and engine/alloc_fast.h only.
  */
 #ifndef GA_ENGINE_INTERNAL_H
 #define GA_ENGINE_INTERNAL_H
@@ -77,8 +77,6 @@ GA_INLINE ga_page_t *ga__page_of(ga_segment_t *seg, const void *p)
 }
 
 /* Registry of segments and heaps, abandoned segments, huge cache: one lock, rare paths only. */
-void ga__registry_lock(void);
-void ga__registry_unlock(void);
 /* "pre: registry lock held", checked in GA_DEBUG >= 2 builds. */
 #if GA_DEBUG >= 2
 bool ga__registry_held(void);

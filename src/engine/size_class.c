@@ -26,3 +26,8 @@ const uint8_t ga__direct_class[GA_DIRECT_SLOTS] = {
     17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19,
     19,
 };
+
+int ga__engine_class_of(size_t block_size)
+{
+    return block_size <= GA_LARGE_MAX ? (int)ga__size_class(block_size) : -1;
+}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The platform contract: every OS call of the engine goes through these functions, so that
- * no other file needs #ifdef. Rules: sizes and addresses passed in are multiples of
+ * The platform contract: every OS call of the library goes through these functions, so that
+ * no other file needs #ifdef. posix.c: memory and randomness; shm.c: files, shared memory and
+ * other processes; process.c: threads, the process image and child processes. Rules: sizes and addresses passed in are multiples of
  * ga__os_page_size(); functions return true/false or a pointer, never set ga_last_error, and
  * never allocate from globalalloc.
  */
