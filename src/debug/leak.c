@@ -16,6 +16,7 @@
  * headers belong to the report that set them.
  */
 #include "debug/debug_internal.h"
+#include "engine/alloc_fast.h"
 #include <stdatomic.h>
 #include "os/os.h"
 #include <stdio.h>

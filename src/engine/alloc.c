@@ -269,11 +269,6 @@ GA_NO_SAN uint8_t *ga__engine_block_containing(uintptr_t addr, size_t *size)
     return page->start + idx * page->block_size;
 }
 
-bool ga__engine_maybe_heap(uintptr_t w)
-{
-    return w >= 4096 && ga__segmap_has(ga__segment_of((void *)w));
-}
-
 void ga__engine_outside_heap(uintptr_t lo, uintptr_t hi, void (*visit)(uintptr_t, uintptr_t))
 {
     for (uintptr_t a = lo; a < hi;) {

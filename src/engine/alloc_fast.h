@@ -83,6 +83,12 @@ GA_INLINE const void *ga__engine_next_free(const void *raw)
 {
     return ga__page_of(ga__segment_of(raw), raw)->free;
 }
+/* True when w may point into the heap: a segment of ours starts at w's granule (the leak scan
+ * asks this of every word it reads). */
+GA_INLINE bool ga__engine_maybe_heap(uintptr_t w)
+{
+    return w >= 4096 && ga__segmap_has(ga__segment_of((void *)w));
+}
 /* True when [p - before, p] lies in one segment of the heap, so reading it cannot fault. */
 GA_INLINE bool ga__engine_has_range(const void *p, size_t before)
 {

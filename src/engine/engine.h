@@ -83,8 +83,6 @@ void ga__engine_each_block(ga_block_visit_t *visit, void *arg);
  * registry lock; never faults. */
 uint8_t *ga__engine_block_containing(uintptr_t addr, size_t *size);
 
-/* True when w may point into the heap: a segment of ours starts at w's 4 MiB granule. */
-bool ga__engine_maybe_heap(uintptr_t w);
 /* Calls visit(lo', hi') for every part of [lo, hi) that lies in no segment of the heap. */
 void ga__engine_outside_heap(uintptr_t lo, uintptr_t hi, void (*visit)(uintptr_t, uintptr_t));
 
