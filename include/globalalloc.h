@@ -224,10 +224,20 @@ GA_API int ga_heap_check(ga_heap_t *heap, unsigned flags);
  * consistent: its cached blocks are recovered, and the blocks it had allocated are reported as
  * owned by a dead process until ga_shared_reclaim_dead frees them.
  *
+ * Limits: at most 61 processes attached to one heap at once (GA_SHARED_MAX_PROCS); a heap
+ * serves any number of processes over its life. A process that exits or dies without
+ * ga_shared_close keeps its slot until it is needed: an attach that finds the table full
+ * recycles the slots of dead processes (their cached blocks are freed, their allocated blocks
+ * stay counted as dead_blocks until ga_shared_reclaim_dead). With 61 live processes attached,
+ * ga_shared_open fails with GA_EFULL and reports the limit through the error handler.
+ *
  * Names: 1..200 printable characters, no '/', no "..", no spaces. Object names: 1..63 of the
  * same. A ga_heap_t * from ga_shared_open is valid until ga_shared_close, in the process that
  * opened it (a fork child must open the heap again).
  */
+
+/* Processes attached to one shared heap at once. */
+#define GA_SHARED_MAX_PROCS 61
 
 /* ga_shared_open flags. */
 enum {
@@ -243,7 +253,8 @@ enum {
  * when attaching. *created (may be NULL) is set to 1 if this call created it, else 0. A creator
  * that died half-way is detected; with CREATE the heap is then initialized again.
  * NULL + GA_ENAME, GA_ENOENT, GA_EEXIST, GA_EINVAL, GA_EFORMAT (magic, version or layout),
- * GA_ECORRUPT, GA_EPERM (no access), GA_EFULL (no free process slot), GA_ENOMEM. */
+ * GA_ECORRUPT, GA_EPERM (no access), GA_EFULL (GA_SHARED_MAX_PROCS live processes attached),
+ * GA_ENOMEM. */
 GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags,
                                  int *created);
 /* Detaches: flushes this process's caches; blocks it still owns stay allocated (owned by the
@@ -353,7 +364,8 @@ typedef struct ga_shared_stats_s {
     size_t orphan_blocks; /* blocks left by processes that detached */
     size_t attached;      /* live attached processes */
     size_t dead;          /* slots of processes that died attached */
-    size_t dead_blocks, dead_bytes; /* blocks those dead processes had allocated */
+    size_t dead_blocks, dead_bytes; /* blocks dead processes had allocated (also those whose
+                                     * slots were reused since) */
     size_t repairs;       /* locks taken over from processes that died holding them */
     size_t class_count;
     ga_class_stats_t classes[GA_STATS_MAX_CLASSES];

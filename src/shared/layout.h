@@ -28,7 +28,8 @@
  *
  * Ownership is exact: a block's state byte says FREE, CACHED(slot) (free, in the thread caches
  * of the process in that slot) or ALLOC(slot) (allocated by it; slot 63 = the heap: data of a
- * handle or a named object; 62 = left by a process that detached).
+ * handle or a named object; 62 = left by a process that detached; 61 = left by a process that
+ * died and whose slot was reused).
  */
 #ifndef GA_SHARED_LAYOUT_H
 #define GA_SHARED_LAYOUT_H
@@ -42,7 +43,7 @@
 /* ---- constants ------------------------------------------------------------------------- */
 
 #define SHM_MAGIC       0x3150414548534147ull /* "GASHEAP1" little-endian */
-#define SHM_VERSION     1u
+#define SHM_VERSION     2u /* 2: slot generations, handle creators, SHM_SLOT_DEAD */
 #define SHM_PAGE_SHIFT  16
 #define SHM_PAGE        ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
 #define SHM_PT_ALIGN    4096u                           /* page table offset alignment */
@@ -56,10 +57,13 @@
 #define SHM_FNV_BASIS 0xcbf29ce484222325ull
 #define SHM_FNV_PRIME 0x100000001b3ull
 
-/* Owner slots: 0..61 are attached processes, 62 = left behind by a process that detached
- * cleanly, 63 = the heap itself (blocks referenced by a handle or a named object). */
+/* Owner slots: 0..60 are attached processes (so at most 61 attached at once; a slot is reused
+ * once its process has gone), 61 = left by a dead process whose slot was reused (its blocks
+ * wait for ga_shared_reclaim_dead), 62 = left behind by a process that detached cleanly, 63 =
+ * the heap itself (blocks referenced by a handle or a named object). */
 #define SHM_SLOTS       64
-#define SHM_PROC_SLOTS  62
+#define SHM_PROC_SLOTS  61
+#define SHM_SLOT_DEAD   61
 #define SHM_SLOT_ORPHAN 62
 #define SHM_SLOT_HEAP   63
 
@@ -149,10 +153,13 @@ enum {
 
 /* A process slot. pid != 0 means taken; the process is alive when pid exists (kill 0), is no
  * zombie and, where /proc can tell, has the recorded start time (pids are reused). Written
- * under hdr->slots_lock. pids are only meaningful within one pid namespace. */
+ * under hdr->slots_lock. pids are only meaningful within one pid namespace. gen counts the
+ * claims of the slot, so a record of "slot s, generation g" (a handle's creator) stays
+ * unambiguous after the slot is reused. */
 typedef struct shm_slot_s {
     _Atomic int32_t pid;
-    _Atomic uint32_t recovered; /* dead slot whose cached blocks were already given back */
+    _Atomic uint16_t recovered; /* dead slot whose cached blocks were already given back */
+    _Atomic uint16_t gen;       /* bumped by every claim */
     uint64_t start_time;        /* /proc/PID/stat field 22 */
 } shm_slot_t;
 
@@ -269,6 +276,7 @@ static_assert(offsetof(shm_intent_t, old_size) == 40, "shm_intent_t.old_size");
 static_assert(sizeof(shm_slot_t) == 16, "shm_slot_t size");
 static_assert(offsetof(shm_slot_t, pid) == 0, "shm_slot_t.pid");
 static_assert(offsetof(shm_slot_t, recovered) == 4, "shm_slot_t.recovered");
+static_assert(offsetof(shm_slot_t, gen) == 6, "shm_slot_t.gen");
 static_assert(offsetof(shm_slot_t, start_time) == 8, "shm_slot_t.start_time");
 
 static_assert(sizeof(shm_class_t) == 64, "shm_class_t size");

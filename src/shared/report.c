@@ -137,13 +137,17 @@ static void list_fn(void *arg, unsigned st, uint64_t off, uint64_t size)
     l->n++;
 }
 
-/* One process's entry: pid, counts and up to max of its blocks. */
+/* One process's entry: pid, counts and up to max of its blocks. pid 0 with SHM_SLOT_DEAD: the
+ * processes whose slots were reused, together (their pids are no longer known). */
 static int proc_entry(out_t *o, walk_t *w, bool json, bool first, int pid, unsigned s,
                       const tally_t *t, uint64_t max)
 {
     list_t l = {.o = o, .slot = s, .max = max, .json = json};
     if (json) {
         out(o, "%s{\"pid\":%d,\"blocks\":%llu,\"bytes\":%llu,\"list\":[", first ? "" : ",", pid,
+            (unsigned long long)t->blocks[s], (unsigned long long)t->bytes[s]);
+    } else if (s == SHM_SLOT_DEAD) {
+        out(o, "  processes whose slots were reused: %llu blocks, %llu bytes\n",
             (unsigned long long)t->blocks[s], (unsigned long long)t->bytes[s]);
     } else {
         out(o, "  pid %d: %llu blocks, %llu bytes\n", pid, (unsigned long long)t->blocks[s],
@@ -175,8 +179,8 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
     if (rc) return ga__set_error(rc);
     /* A slot freed (pid 0) after the walk saw its block counts as exited: its blocks are being
      * reclaimed, they are no live process's. */
-    long dead_blocks = 0;
-    uint64_t dead_bytes = 0;
+    long dead_blocks = (long)tl.blocks[SHM_SLOT_DEAD];
+    uint64_t dead_bytes = tl.bytes[SHM_SLOT_DEAD];
     for (unsigned s = 0; s < SHM_PROC_SLOTS; s++)
         if (alive[s] != 1) {
             dead_blocks += (long)tl.blocks[s];
@@ -213,6 +217,10 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
         if (alive[s] == 1 || !tl.blocks[s]) continue;
         ndead++;
         rc = proc_entry(o, &w, json, first, pid[s], s, &tl, DEAD_LIST);
+        first = false;
+    }
+    if (rc == 0 && tl.blocks[SHM_SLOT_DEAD]) {
+        rc = proc_entry(o, &w, json, first, 0, SHM_SLOT_DEAD, &tl, DEAD_LIST);
         first = false;
     }
     if (!json && first) out(o, "  (none)\n");

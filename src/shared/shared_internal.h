@@ -20,7 +20,8 @@
  * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
  * no one else can reuse it before the repair has looked at it. When a process is found dead
  * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
- * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
+ * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead (or its
+ * slot is recycled when the table is full: then they are SHM_SLOT_DEAD's, still reported).
  *
  * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
  * every offset, index, class and size read from the segment is bounds-checked before use, so
@@ -52,6 +53,7 @@
      ((ga_handle_t)(gen) << GA__H_GEN_SHIFT) | ((ga_handle_t)(id) << GA__H_HIGH_SHIFT))
 static_assert(HW_GEN_MASK == GA__H_FIELD_MASK, "an entry's generation fills a handle's field");
 static_assert(SHM_HEAPID_MAX == (UINT64_MAX >> 1) >> GA__H_HIGH_SHIFT, "heap ids: bits 52..62");
+static_assert(SHM_PROC_SLOTS == GA_SHARED_MAX_PROCS, "the documented limit is the table's");
 
 /* ---- process-local state --------------------------------------------------------------- */
 
@@ -253,7 +255,8 @@ static inline unsigned ga__shm_intent_owner(const shm_intent_t *in)
 
 /* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
 int ga__shm_slot_alive(shm_att_t *a, unsigned s);
-/* Claims a free slot for this process into *out. 0, GA_EFULL or GA_ECORRUPT. */
+/* Claims a free slot for this process into *out, recycling dead processes' slots when none is
+ * free. 0, GA_EFULL (SHM_PROC_SLOTS live processes attached; reported) or GA_ECORRUPT. */
 int ga__shm_slot_claim(shm_att_t *a, unsigned *out);
 /* Frees a's slot (detach, or an open that failed after its claim). */
 void ga__shm_slot_release(shm_att_t *a);
@@ -383,6 +386,9 @@ int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t 
  * cached blocks of dead slots; with blocks, also their allocated blocks, and frees the slots.
  * Returns the number of blocks given back, or GA_E*. */
 long ga__shm_recover(shm_att_t *a, bool blocks);
+/* Frees the slots of dead processes for reuse: their cached blocks given back, their allocated
+ * blocks handed to SHM_SLOT_DEAD (kept for ga_shared_reclaim_dead). Blocks moved, or GA_E*. */
+long ga__shm_recycle(shm_att_t *a);
 /* Reports a corruption (unless quiet) and returns GA_ECORRUPT. */
 int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what);
 
