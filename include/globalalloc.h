@@ -291,7 +291,12 @@ GA_API int ga_shared_is_shared(ga_heap_t *heap);
  * opened on first use (created if missing, GLOBALALLOC_HEAP_SIZE bytes, default 64 MiB). NULL
  * when there is none: such blocks then come from the process heap, with the GMEM_DDESHARE
  * attribute recorded, as on Win32. (A GMEM_FIXED block is a pointer, meaningful in one process
- * only, so it always comes from the process heap.) After fork the child opens it again. */
+ * only, so it always comes from the process heap.) After fork the child opens it again.
+ * When GLOBALALLOC_HEAP names a heap that cannot be opened: NULL with ga_last_error the open's
+ * error (reported through the error handler), and GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE) fails
+ * (NULL; GetLastError ERROR_INVALID_NAME for a bad name, ERROR_ACCESS_DENIED for GA_EPERM,
+ * else ERROR_NOT_ENOUGH_MEMORY) rather than return a handle no other process could use; each
+ * call tries to open it again. */
 GA_API ga_heap_t *ga_share_heap(void);
 /* Sets the shared heap for GMEM_SHARE (a heap this process attached), or NULL for none.
  * 0 or GA_EINVAL (not a shared heap). */

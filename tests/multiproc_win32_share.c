@@ -4,8 +4,12 @@
  * with every Global* function in another process. */
 #include "test.h"
 #include <globalalloc/win32.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,10 +167,102 @@ TEST(environment_names_the_share_heap)
     CHECK(GlobalFree(h) == NULL);
     ASSERT_EQ(ga_heap_check(heap, 0), 0);
 
-    /* A bad name is reported and the process heap is used instead. */
-    hv = 0;
-    ASSERT_EQ(run_env_child(self_path, "bad/name", &hv), 21);
     ASSERT_EQ(ga_shared_close(heap), 0);
+}
+
+/* ---- no silent fallback: a configured heap that cannot be opened fails GMEM_SHARE ------- */
+
+static char reported[512];
+static int record_handler(int err, const char *msg, uintptr_t ptr, void *arg)
+{
+    (void)err, (void)ptr, (void)arg;
+    snprintf(reported, sizeof reported, "%s", msg);
+    return 1;
+}
+
+/* In a fork child (which reads the environment afresh): GLOBALALLOC_HEAP=env (unset if NULL),
+ * optionally as uid 65534; GMEM_SHARE must fail with want (0: must succeed, unshared). */
+static int share_child(const char *env, bool as_nobody, DWORD want)
+{
+    if (env)
+        setenv("GLOBALALLOC_HEAP", env, 1);
+    else
+        unsetenv("GLOBALALLOC_HEAP");
+    if (as_nobody && (setgid(65534) != 0 || setuid(65534) != 0))
+        return 30;
+    ga_set_error_handler(record_handler, NULL);
+    SetLastError(0);
+    HGLOBAL h = GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE, 32);
+    if (want == 0) { /* none configured: recorded as on Win32, from the process heap */
+        if (h == NULL || ((uintptr_t)h >> 52) != 0 || GlobalFlags(h) != GMEM_DDESHARE)
+            return 31;
+        return GlobalFree(h) == NULL && reported[0] == 0 ? 0 : 32;
+    }
+    if (h != NULL)
+        return 33; /* the silent fallback */
+    if (GetLastError() != want)
+        return 34;
+    if (strstr(reported, "GLOBALALLOC_HEAP") == NULL)
+        return 35; /* the reason goes through the error handler */
+    if (ga_share_heap() != NULL || ga_last_error() == 0)
+        return 36;
+    reported[0] = 0;
+    SetLastError(0);
+    if (GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE, 32) != NULL || GetLastError() != want ||
+        reported[0] == 0)
+        return 37; /* tried again, failed again, said so again */
+    h = GlobalAlloc(GMEM_MOVEABLE, 32); /* what asks for no sharing still works */
+    void *f = GlobalAlloc(GMEM_FIXED | GMEM_SHARE, 32);
+    if (h == NULL || f == NULL || GlobalFree(h) != NULL || GlobalFree(f) != NULL)
+        return 38;
+    return 0;
+}
+
+static int run_share_child(const char *env, bool as_nobody, DWORD want)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(share_child(env, as_nobody, want));
+    return wait_child(pid);
+}
+
+TEST(configured_heap_that_cannot_open_fails_gmem_share)
+{
+    ASSERT_EQ(run_share_child("bad/name", false, ERROR_INVALID_NAME), 0);
+    /* A heap of another format version: GA_EFORMAT. */
+    char name[80], path[100];
+    snprintf(name, sizeof name, "ga-test-share-fmt-%ld", (long)getpid());
+    snprintf(path, sizeof path, "/ga.%s", name);
+    ga_heap_t *heap = ga_shared_open(name, (size_t)2 << 20, GA_SHARED_CREATE, NULL);
+    CHECK(heap != NULL);
+    ga_shared_close(heap);
+    int fd = shm_open(path, O_RDWR, 0);
+    uint32_t version = 99;
+    CHECK(fd >= 0 && pwrite(fd, &version, 4, 8) == 4); /* shm_header_t.version */
+    ASSERT_EQ(run_share_child(name, false, ERROR_NOT_ENOUGH_MEMORY), 0);
+    /* No access: a heap of ours (mode 0600) opened by uid 65534, or mode 000 when not root. */
+    if (fd >= 0)
+        close(fd);
+    shm_unlink(path);
+    heap = ga_shared_open(name, (size_t)2 << 20, GA_SHARED_CREATE, NULL);
+    CHECK(heap != NULL);
+    ga_shared_close(heap);
+    if (geteuid() == 0) {
+        ASSERT_EQ(run_share_child(name, true, ERROR_ACCESS_DENIED), 0);
+    } else {
+        fd = shm_open(path, O_RDWR, 0);
+        CHECK(fd >= 0 && fchmod(fd, 0) == 0);
+        if (fd >= 0)
+            close(fd);
+        ASSERT_EQ(run_share_child(name, false, ERROR_ACCESS_DENIED), 0);
+    }
+    shm_unlink(path);
+}
+
+TEST(no_configured_heap_records_gmem_share)
+{
+    ASSERT_EQ(run_share_child(NULL, false, 0), 0);
+    ASSERT_EQ(run_share_child("", false, 0), 0);
 }
 
 int main(int argc, char **argv)
@@ -179,6 +275,8 @@ int main(int argc, char **argv)
         TEST_ENTRY(moveable_share_handle_works_in_another_process),
         TEST_ENTRY(set_share_heap_rejects_a_private_heap),
         TEST_ENTRY(environment_names_the_share_heap),
+        TEST_ENTRY(configured_heap_that_cannot_open_fails_gmem_share),
+        TEST_ENTRY(no_configured_heap_records_gmem_share),
     };
     int rc = test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
     ga_shared_unlink(heap_name, GA_SHARED_FORCE);

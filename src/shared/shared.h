@@ -29,4 +29,8 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p);
 int ga__shared_heap_check(ga_heap_t *heap, unsigned flags);
 int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out);
 
+/* src/win32/share_heap.c: the GMEM_SHARE heap, or NULL with *err = 0 (none configured) or the
+ * GA_E* error that kept the configured heap from opening (reported; retried on the next call). */
+ga_heap_t *ga__share_heap_get(int *err);
+
 #endif /* GA_SHARED_H */
