@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static char heap_name[64];
+static const char *self_path;
 
 static int wait_child(pid_t pid)
 {
@@ -114,8 +115,10 @@ TEST(set_share_heap_rejects_a_private_heap)
     ASSERT_EQ(ga_set_share_heap(ga_heap_default()), GA_EINVAL);
 }
 
-/* The environment variable path, in a fresh process (exec), which hands its handle back. */
-static int run_env_child(const char *self, const char *heap_env, uint64_t *handle_out)
+/* The environment variable path, in a fresh process (exec), which hands its handle back.
+ * mode: "--env-child" (allocates) or "--recv-child" (uses handle arg; NULL env: unset). */
+static int run_env_child_mode(const char *self, const char *heap_env, const char *mode,
+                              const char *arg, uint64_t *handle_out)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -124,8 +127,11 @@ static int run_env_child(const char *self, const char *heap_env, uint64_t *handl
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
-        setenv("GLOBALALLOC_HEAP", heap_env, 1);
-        execl(self, self, "--env-child", (char *)NULL);
+        if (heap_env)
+            setenv("GLOBALALLOC_HEAP", heap_env, 1);
+        else
+            unsetenv("GLOBALALLOC_HEAP");
+        execl(self, self, mode, arg, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -133,9 +139,71 @@ static int run_env_child(const char *self, const char *heap_env, uint64_t *handl
     ssize_t n = read(fds[0], buf, sizeof buf - 1);
     close(fds[0]);
     int rc = wait_child(pid);
-    if (n > 0)
+    if (n > 0 && handle_out)
         *handle_out = strtoull(buf, NULL, 16);
     return rc;
+}
+
+static int run_env_child(const char *self, const char *heap_env, uint64_t *handle_out)
+{
+    return run_env_child_mode(self, heap_env, "--env-child", NULL, handle_out);
+}
+
+/* A process that never allocated uses a handle it was given: with want_ok, every Global* and
+ * ga_handle_* call works on it (then it frees it); else each fails with ERROR_INVALID_HANDLE /
+ * GA_EHANDLE (the handle's heap is out of its reach). */
+static int recv_child(const char *hex, bool want_ok)
+{
+    HGLOBAL h = (HGLOBAL)(uintptr_t)strtoull(hex, NULL, 16);
+    ga_handle_t gh = (ga_handle_t)(uintptr_t)h;
+    SetLastError(0);
+    SIZE_T n = GlobalSize(h);
+    if (!want_ok) {
+        if (n != 0 || GetLastError() != ERROR_INVALID_HANDLE)
+            return 40;
+        if (GlobalLock(h) != NULL || GetLastError() != ERROR_INVALID_HANDLE)
+            return 41;
+        if (ga_handle_size(gh) != 0 || ga_last_error() != GA_EHANDLE)
+            return 42;
+        return ga_handle_lock(gh) == NULL && ga_last_error() == GA_EHANDLE ? 0 : 43;
+    }
+    if (n != 32)
+        return 44;
+    char *p = GlobalLock(h);
+    if (p == NULL || strcmp(p, "left by the env child") != 0)
+        return 45;
+    if (GlobalHandle(p) != h || GlobalFlags(h) != (GMEM_DDESHARE | 1))
+        return 46;
+    GlobalUnlock(h);
+    ga_handle_info_t info;
+    if (ga_handle_info(gh, &info) != 0 || info.size != 32 || !(info.flags & GA_HSHARE))
+        return 47;
+    char *q = ga_handle_lock(gh);
+    if (q == NULL || strcmp(q, "left by the env child") != 0 || ga_handle_unlock(gh) != 0)
+        return 48;
+    if (ga_handle_size(gh) != 32 || ga_share_heap() == NULL)
+        return 49;
+    if (ga_handle_free(gh) != 0 || GlobalSize(h) != 0 || GetLastError() != ERROR_INVALID_HANDLE)
+        return 50;
+    return 0;
+}
+
+TEST(received_handle_works_in_a_process_that_never_allocated)
+{
+    char name[80], other[80], hex[32];
+    snprintf(name, sizeof name, "ga-test-share-recv-%ld", (long)getpid());
+    snprintf(other, sizeof other, "ga-test-share-recv-other-%ld", (long)getpid());
+    uint64_t hv = 0;
+    ASSERT_EQ(run_env_child(self_path, name, &hv), 0); /* A: allocates, writes, exits */
+    ASSERT_NE(hv >> 52, 0);
+    snprintf(hex, sizeof hex, "%jx", (uintmax_t)hv);
+    /* Out of reach: no share heap, or another heap. */
+    ASSERT_EQ(run_env_child_mode(self_path, NULL, "--recv-bad", hex, NULL), 0);
+    ASSERT_EQ(run_env_child_mode(self_path, other, "--recv-bad", hex, NULL), 0);
+    /* B: the same GLOBALALLOC_HEAP, first call on the received handle. */
+    ASSERT_EQ(run_env_child_mode(self_path, name, "--recv-child", hex, NULL), 0);
+    ga_shared_unlink(name, GA_SHARED_FORCE);
+    ga_shared_unlink(other, GA_SHARED_FORCE);
 }
 
 static int env_child(void)
@@ -150,8 +218,6 @@ static int env_child(void)
     fflush(stdout);
     return ga_share_heap() != NULL ? 0 : 21; /* exits attached: the block stays in the heap */
 }
-
-static const char *self_path;
 
 TEST(environment_names_the_share_heap)
 {
@@ -269,6 +335,10 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--env-child") == 0)
         return env_child();
+    if (argc > 2 && strcmp(argv[1], "--recv-child") == 0)
+        return recv_child(argv[2], true);
+    if (argc > 2 && strcmp(argv[1], "--recv-bad") == 0)
+        return recv_child(argv[2], false);
     self_path = argv[0];
     snprintf(heap_name, sizeof heap_name, "ga-test-share-%ld", (long)getpid());
     static const test_entry_t tests[] = {
@@ -277,6 +347,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(environment_names_the_share_heap),
         TEST_ENTRY(configured_heap_that_cannot_open_fails_gmem_share),
         TEST_ENTRY(no_configured_heap_records_gmem_share),
+        TEST_ENTRY(received_handle_works_in_a_process_that_never_allocated),
     };
     int rc = test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
     ga_shared_unlink(heap_name, GA_SHARED_FORCE);

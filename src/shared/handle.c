@@ -172,11 +172,27 @@ typedef struct {
     uint64_t word;
 } hctx_t;
 
+/* The attachment for heap id `id`: a heap this process has open, else the process's share heap
+ * (GLOBALALLOC_HEAP / ga_set_share_heap), attached on this first use of one of its handles, if
+ * it is that heap. A process may thus use a handle it received without allocating first. NULL
+ * (GA_EHANDLE set) when neither is that heap. */
+static shm_att_t *att_for_id(unsigned id)
+{
+    shm_att_t *a = ga__shm_att_by_id(id);
+    if (a) return a;
+    int err;
+    if (!ga__share_heap_get(&err)) { /* none configured, or it cannot be opened (reported) */
+        ga__set_error(GA_EHANDLE);
+        return NULL;
+    }
+    return ga__shm_att_by_id(id);
+}
+
 /* Resolves and locks h's stripe. 0 (stripe locked) or GA_EHANDLE / GA_ECORRUPT (not locked). */
 static int hopen(ga_handle_t h, hctx_t *c)
 {
     if ((h & 15) != GA__H_SHAPE || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
-    c->a = ga__shm_att_by_id(H_HEAPID(h));
+    c->a = att_for_id(H_HEAPID(h));
     if (!c->a) return GA_EHANDLE;
     c->idx = H_INDEX(h);
     c->stripe = c->idx % SHM_NSTRIPES;

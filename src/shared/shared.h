@@ -12,7 +12,8 @@
 /* True when heap is a shared heap attached by this process. */
 bool ga__shared_is_heap(ga_heap_t *heap);
 /* The ga_handle_* contract for handles whose heap id (bits 52..62) is nonzero: same results,
- * same errors (GA_EHANDLE for a heap this process has not attached). */
+ * same errors. The id is resolved to a heap this process has open, else to its share heap
+ * (attached on first use); GA_EHANDLE when it is neither. */
 ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags);
 int ga__shared_handle_free(ga_handle_t h);
 void *ga__shared_handle_lock(ga_handle_t h);
