@@ -375,6 +375,8 @@ typedef struct ga_shared_stats_s {
     size_t class_count;
     ga_class_stats_t classes[GA_STATS_MAX_CLASSES];
     ga_shared_proc_t procs[64];
+    size_t exited_handles;      /* live handles whose creating process has gone */
+    size_t exited_handle_bytes; /* their sizes */
 } ga_shared_stats_t;
 /* Fills *out (walks the heap: cost grows with its size). 0, GA_EINVAL, GA_ECORRUPT. */
 GA_API int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *out);
@@ -383,11 +385,24 @@ GA_API int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *out);
  * repaired first. 0 or GA_ECORRUPT (reported unless GA_CHECK_QUIET). Needs no quiescence. */
 GA_API int ga_shared_check(ga_heap_t *heap, unsigned flags);
 /* Frees everything processes that died attached still held (cached and allocated blocks) and
- * frees their slots. Returns the number of blocks freed, or GA_E*. */
+ * frees their slots. Handles are kept, whoever created them. Returns the number of blocks
+ * freed, or GA_E*. The same as ga_shared_reclaim(heap, 0). */
 GA_API long ga_shared_reclaim_dead(ga_heap_t *heap);
+/* ga_shared_reclaim flags. */
+enum {
+    /* also free the handles whose creating process has gone (detached, exited or died). Off by
+     * default: a handle may be meant to outlive its creator (the clipboard's). Only for heaps
+     * where no live process still uses such handles: their data goes. */
+    GA_RECLAIM_HANDLES = 1,
+};
+/* ga_shared_reclaim_dead, and with GA_RECLAIM_HANDLES the orphaned handles too (each handle
+ * records its creator: slot, the slot's generation, pid). Returns the blocks freed plus the
+ * handles freed, or GA_EINVAL (bad heap or flags), GA_ECORRUPT. */
+GA_API long ga_shared_reclaim(ga_heap_t *heap, unsigned flags);
 /* Writes to fd the heap's allocated blocks by owner: live processes (pid, blocks, bytes; each
  * block with GA_LEAK_ALL), processes that exited attached (pid, blocks, bytes, first blocks),
- * and the heap's own (handles, named objects by name, detached processes' blocks). Flags:
+ * and the heap's own (handles, named objects by name, detached processes' blocks), with the
+ * handles whose creator has gone listed apart (value, size, creator pid). Flags:
  * GA_LEAK_ALL, GA_LEAK_QUIET, GA_LEAK_JSON (one JSON object). A snapshot without locks; never
  * allocates from the shared heap. Returns the blocks left by exited processes, or GA_EINVAL,
  * GA_ECORRUPT, GA_ENOMEM. */

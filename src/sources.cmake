@@ -49,6 +49,7 @@ set(GA_SHARED_SOURCES
   src/shared/small.c
   src/shared/alloc.c
   src/shared/handle.c
+  src/shared/orphan.c
   src/shared/object.c
   src/shared/recover.c
   src/shared/report.c)

@@ -21,6 +21,7 @@
  * ALLOC(dead)). The stripe's free list is a hint, rebuilt from the entries' words.
  */
 #include "shared/shared_internal.h"
+#include "os/os.h"
 #include <string.h>
 
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx)
@@ -270,6 +271,8 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     uint32_t gen = HW_GEN(atomic_load(&e->word));
     e->data_off = off;
     e->size = size;
+    e->creator_pid = (int32_t)ga__os_pid();
+    e->creator = HC_MAKE(a->slot, atomic_load(&a->hdr->slots[a->slot].gen));
     unsigned rec = (flags & (GA_HDISCARDABLE | GA_HSHARE)) | GA_HSHARE;
     atomic_store_explicit(&e->word, HW_MAKE(gen, 1, 0, rec), memory_order_release);
     if (off) ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
@@ -283,21 +286,29 @@ ga_handle_t ga_shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
     return ga__shared_handle_alloc(heap, size, flags);
 }
 
+uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e, uint64_t w)
+{
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
+    uint64_t old = e->data_off;
+    shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_STRIPE(s), idx);
+    ga__shm_intent_add_blocks(in, 0, old);
+    ga__shm_intent_commit(in, INTENT_HFREE);
+    atomic_store(&e->word, HW_MAKE((HW_GEN(w) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
+    if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
+    e->data_off = 0;
+    e->size = 0;
+    e->creator = 0;
+    entry_release(a, s, idx, e);
+    ga__shm_intent_end(in);
+    return old;
+}
+
 int ga__shared_handle_free(ga_handle_t h)
 {
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);
-    uint64_t old = c.e->data_off;
-    shm_intent_t *in = ga__shm_intent_begin(c.a, SHM_LOCK_STRIPE(c.stripe), c.idx);
-    ga__shm_intent_add_blocks(in, 0, old);
-    ga__shm_intent_commit(in, INTENT_HFREE);
-    atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
-    if (old) ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
-    c.e->data_off = 0;
-    c.e->size = 0;
-    entry_release(c.a, c.stripe, c.idx, c.e);
-    ga__shm_intent_end(in);
+    uint64_t old = ga__shm_entry_free(c.a, c.stripe, c.idx, c.e, c.word);
     hclose(&c);
     ga__shm_after_window(c.a, old);
     return 0;

@@ -183,14 +183,23 @@ typedef struct shm_page_s {
 } shm_page_t;
 
 /* One handle-table entry. data_off: block start (the data is HPREFIX bytes further), 0 when
- * discarded. Entries of stripe s are s, s+16, s+32, ...; the stripe lock protects them. */
+ * discarded. Entries of stripe s are s, s+16, s+32, ...; the stripe lock protects them. A live
+ * entry names the process that created it: creator = HC_MAKE(slot, the slot's generation then)
+ * and creator_pid; the creator has gone when that slot now has another pid or generation, or
+ * its process is dead. A free entry uses the same word as its free-list link. */
 typedef struct shm_hentry_s {
     _Atomic uint64_t word;
     uint64_t data_off;
     uint64_t size;
-    uint32_t next_free; /* entry index + 1 */
-    uint32_t pad_;
+    union {
+        uint32_t next_free; /* free entry: entry index + 1 */
+        int32_t creator_pid; /* live entry */
+    };
+    uint32_t creator; /* live entry: HC_MAKE(slot, gen); 0 = unknown */
 } shm_hentry_t;
+#define HC_MAKE(slot, gen) (((uint32_t)(slot) + 1) | ((uint32_t)(gen) << 8))
+#define HC_SLOT(c)         (((c)&0xFFu) - 1) /* UINT32_MAX-ish when c == 0 */
+#define HC_GEN(c)          ((uint16_t)((c) >> 8))
 
 /* The first HPREFIX bytes of a handle's data block: names its entry. */
 typedef struct shm_hprefix_s {
@@ -297,6 +306,8 @@ static_assert(offsetof(shm_hentry_t, word) == 0, "shm_hentry_t.word");
 static_assert(offsetof(shm_hentry_t, data_off) == 8, "shm_hentry_t.data_off");
 static_assert(offsetof(shm_hentry_t, size) == 16, "shm_hentry_t.size");
 static_assert(offsetof(shm_hentry_t, next_free) == 24, "shm_hentry_t.next_free");
+static_assert(offsetof(shm_hentry_t, creator_pid) == 24, "shm_hentry_t.creator_pid");
+static_assert(offsetof(shm_hentry_t, creator) == 28, "shm_hentry_t.creator");
 static_assert(SHM_HCHUNK_ENTRIES == 2048, "handle entries per chunk");
 static_assert(SHM_HCHUNKS_MAX * SHM_HCHUNK_ENTRIES == (uint64_t)1 << 24, "entry index range");
 

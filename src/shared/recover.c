@@ -155,10 +155,7 @@ long ga__shm_recycle(shm_att_t *a)
 
 long ga_shared_reclaim_dead(ga_heap_t *heap)
 {
-    shm_att_t *a = ga__shm_att(heap);
-    if (!a) return GA_EINVAL;
-    long n = ga__shm_recover(a, true);
-    return n < 0 ? ga__set_error((int)n) : n;
+    return ga_shared_reclaim(heap, 0);
 }
 
 /* ---- check ------------------------------------------------------------------------------ */
@@ -375,6 +372,9 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
     o->repairs = atomic_load(&h->repairs);
     long nh = ga_shared_handle_list(heap, NULL, 0);
     o->handles_in_use = nh > 0 ? (size_t)nh : 0;
+    uint64_t hb = 0;
+    o->exited_handles = (size_t)ga__shm_orphan_handles(a, NULL, NULL, &hb);
+    o->exited_handle_bytes = (size_t)hb;
     return 0;
 }
 

@@ -375,10 +375,25 @@ void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st);
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s);
 int ga__shm_lock_named(shm_att_t *a);
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx);
+/* Frees live entry idx of stripe s (word w; stripe lock held): the logged HFREE. Returns its old
+ * block, to pass to ga__shm_after_window once the stripe is unlocked. */
+uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e, uint64_t w);
 /* Checks the handle table / named objects; counts referenced blocks. 0 or GA_ECORRUPT. */
 int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive,
                           bool quiet);
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet);
+
+/* ---- src/shared/orphan.c: handles whose creator has gone --------------------------------- */
+
+/* ga__shm_slot_alive of every process slot. */
+void ga__shm_alive_snapshot(shm_att_t *a, int alive[SHM_PROC_SLOTS]);
+/* True when the creator of live entry e has gone (detached, exited, died); alive: a snapshot
+ * (may be NULL), confirmed afresh before answering "gone". */
+bool ga__shm_creator_gone(shm_att_t *a, const shm_hentry_t *e, const int alive[SHM_PROC_SLOTS]);
+typedef void ga__shm_handle_fn(void *arg, ga_handle_t h, uint64_t size, int creator_pid);
+/* Counts the live handles whose creator has gone (their sizes into *bytes, may be NULL),
+ * calling fn (may be NULL) for each. Lock-free snapshot. */
+long ga__shm_orphan_handles(shm_att_t *a, ga__shm_handle_fn *fn, void *arg, uint64_t *bytes);
 
 /* ---- src/shared/recover.c ------------------------------------------------------------------ */
 
