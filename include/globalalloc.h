@@ -217,7 +217,10 @@ GA_API int ga_heap_check(ga_heap_t *heap, unsigned flags);
 /* ---- shared heaps ---------------------------------------------------------------------- */
 /*
  * A shared heap is a named heap in POSIX shared memory (/dev/shm/ga.NAME) that several
- * processes attach. Its address space (max_size) is reserved when it is created and memory is
+ * processes attach. The environment variable GLOBALALLOC_SHM_DIR=DIR (an absolute directory,
+ * e.g. a tmpfs of a chosen size) puts heaps in DIR/ga.NAME instead; every process of a heap
+ * needs the same value. Storage is allocated (fallocate) before memory is used, so a full file
+ * system makes allocations fail with GA_ENOMEM, never SIGBUS. Its address space (max_size) is reserved when it is created and memory is
  * committed as it grows. Blocks are named inside the heap by offsets (ga_shared_offset), which
  * mean the same in every process; handles from ga_shared_handle_alloc work with every
  * ga_handle_* function in any attached process. A process killed at any instant leaves the heap

@@ -19,17 +19,26 @@
 
 /* ---- shared-memory files -------------------------------------------------------------- */
 
+/* "/ga.NAME" is a POSIX shm object; a longer path (GLOBALALLOC_SHM_DIR) a plain file, opened
+ * without following a symlink planted in its place. */
+static bool is_file_path(const char *name)
+{
+    return strchr(name + 1, '/') != NULL;
+}
+
 int ga__os_shm_open(const char *name, int mode)
 {
-    int fd = mode == GA_OS_SHM_CREATE ? shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
-             : mode == GA_OS_SHM_RDWR ? shm_open(name, O_RDWR | O_CLOEXEC, 0)
-                                      : shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    int how = mode == GA_OS_SHM_CREATE ? O_RDWR | O_CREAT | O_EXCL
+              : mode == GA_OS_SHM_RDWR ? O_RDWR
+                                       : O_RDONLY;
+    int fd = is_file_path(name) ? open(name, how | O_CLOEXEC | O_NOFOLLOW, 0600)
+                                : shm_open(name, how | O_CLOEXEC, 0600);
     return fd >= 0 ? fd : -errno;
 }
 
 int ga__os_shm_unlink(const char *name)
 {
-    return shm_unlink(name) ? -errno : 0;
+    return (is_file_path(name) ? unlink(name) : shm_unlink(name)) ? -errno : 0;
 }
 
 void ga__os_file_close(int fd)

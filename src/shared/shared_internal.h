@@ -42,6 +42,7 @@
 
 #define SHM_PREFIX   "ga." /* /dev/shm/ga.NAME */
 #define SHM_NAME_MAX 200   /* heap name length */
+#define SHM_PATH_MAX 1024  /* GLOBALALLOC_SHM_DIR + "/ga." + name + NUL */
 
 /* Shared handles have the handle value format of handle/handle.h (h % 16 == 8; bits 4..27 entry
  * index, 28..51 generation) with a nonzero heap id in bits 52..62. */
@@ -151,7 +152,8 @@ int ga__shm_commit(shm_att_t *a, uint64_t pages);
 
 /* True when name is 1..max printable ASCII characters without '/', '\\' or "..". */
 bool ga__shm_name_ok(const char *name, size_t max);
-/* The shm_open path of heap `name` ("/ga.NAME") into out. 0 or GA_ENAME. */
+/* The path of heap `name` into out (cap >= SHM_PATH_MAX): the shm_open name "/ga.NAME", or the
+ * file DIR/ga.NAME with GLOBALALLOC_SHM_DIR=DIR. 0 or GA_ENAME (bad name; bad DIR, reported). */
 int ga__shm_path(const char *name, char *out, size_t cap);
 /* FNV-1a of n bytes at p, continuing from h (SHM_FNV_BASIS to start). */
 uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
