@@ -30,13 +30,6 @@
 static const char *heap_name;
 static _Atomic uint64_t *progress; /* per peer position: ops done (shared anonymous mapping) */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint64_t rnd(uint64_t *s)
 {
     *s ^= *s << 13;
@@ -47,20 +40,7 @@ static uint64_t rnd(uint64_t *s)
 
 static int wait_bounded(pid_t pid)
 {
-    double end = now_s() + WAIT_MS / 1000.0;
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return st;
-        if (r < 0 && errno != EINTR) return -1;
-        if (now_s() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        struct timespec ts = {0, 200000}; /* polling a deadline, not synchronising */
-        nanosleep(&ts, NULL);
-    }
+    return shm_test_wait(pid, WAIT_MS);
 }
 
 static size_t rnd_size(uint64_t *s)
@@ -154,10 +134,10 @@ static bool all_progress(void)
     uint64_t before[NPEERS];
     for (int i = 0; i < NPEERS; i++)
         before[i] = atomic_load(&progress[i]);
-    double end = now_s() + WAIT_MS / 1000.0;
+    double end = shm_test_now() + WAIT_MS / 1000.0;
     for (int i = 0; i < NPEERS; i++) {
         while (atomic_load(&progress[i]) == before[i]) {
-            if (now_s() > end) {
+            if (shm_test_now() > end) {
                 printf("peer %d made no progress in %d ms\n", i, WAIT_MS);
                 return false;
             }
@@ -215,10 +195,10 @@ TEST(peers_killed_at_random)
         peers[i] = spawn(i, rnd(&seed));
         CHECK(peers[i] > 0);
     }
-    double start = now_s(), check_s = 0;
+    double start = shm_test_now(), check_s = 0;
     long kills = 0, rounds = 0, failures_before = test_failures_;
     size_t repairs = 0;
-    while (kills < kills_wanted && now_s() - start < budget) {
+    while (kills < kills_wanted && shm_test_now() - start < budget) {
         /* Let them work a random while, then kill one or two. */
         struct timespec ts = {0, (long)(rnd(&seed) % 3000000)};
         nanosleep(&ts, NULL);
@@ -232,10 +212,10 @@ TEST(peers_killed_at_random)
             peers[i] = -1;
             kills++;
         }
-        double t0 = now_s();
+        double t0 = shm_test_now();
         ASSERT_EQ(ga_shared_check(h, 0), 0); /* while the others go on */
         CHECK(ga_shared_reclaim_dead(h) >= 0);
-        check_s += now_s() - t0;
+        check_s += shm_test_now() - t0;
         ga_shared_stats_t s;
         ASSERT_EQ(ga_shared_stats(h, &s), 0);
         ASSERT_EQ(s.dead, 0);
@@ -246,7 +226,7 @@ TEST(peers_killed_at_random)
                 peers[i] = spawn(i, rnd(&seed));
                 CHECK(peers[i] > 0);
             }
-        if (++rounds % EPOCH == 0 || kills >= kills_wanted || now_s() - start >= budget) {
+        if (++rounds % EPOCH == 0 || kills >= kills_wanted || shm_test_now() - start >= budget) {
             CHECK(all_progress());
             for (int i = 0; i < NPEERS; i++) {
                 kill(peers[i], SIGKILL);
@@ -267,7 +247,7 @@ TEST(peers_killed_at_random)
         if (peers[i] > 0) wait_bounded(peers[i]);
     }
     exact_accounting(h);
-    double t = now_s() - start;
+    double t = shm_test_now() - start;
     printf("%ld kills in %ld rounds, %.1f s (%.1f ms per round; check + reclaim %.1f ms), %zu "
            "locks repaired\n",
            kills, rounds, t, t * 1e3 / (double)(rounds ? rounds : 1),

@@ -27,30 +27,9 @@
 
 static const char *heap_name;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* waitpid with a deadline: the exit status, or -1 (the child is killed) when it takes longer. */
 static int wait_bounded(pid_t pid)
 {
-    double end = now_s() + WAIT_MS / 1000.0;
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return st;
-        if (r < 0 && errno != EINTR) return -1;
-        if (now_s() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        struct timespec ts = {0, 200000}; /* polling a deadline, not synchronising */
-        nanosleep(&ts, NULL);
-    }
+    return shm_test_wait(pid, WAIT_MS);
 }
 
 /* Reads one byte from fd within WAIT_MS. true when it came. */
@@ -128,7 +107,7 @@ TEST(many_lifetimes)
     ga_heap_t *h = ga_shared_open(heap_name, 64 * MIB, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
     CHECK(h != NULL);
     if (!h) return;
-    double start = now_s();
+    double start = shm_test_now();
     long closed = 0, exited = 0, killed = 0, failures = 0, died = 0;
     ga_shared_stats_t s;
     for (long i = 0; i < n && failures == 0; i++) {
@@ -166,7 +145,7 @@ TEST(many_lifetimes)
         killed += mode >= 2;
         died += mode >= 1;
     }
-    double t = now_s() - start;
+    double t = shm_test_now() - start;
     CHECK(failures == 0);
     printf("%ld processes (%ld detached, %ld exited attached, %ld SIGKILLed) in %.2f s: %.0f us "
            "each\n",

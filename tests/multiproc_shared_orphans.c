@@ -23,29 +23,9 @@
 
 static const char *heap_name;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int wait_bounded(pid_t pid)
 {
-    double end = now_s() + WAIT_MS / 1000.0;
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return st;
-        if (r < 0 && errno != EINTR) return -1;
-        if (now_s() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        struct timespec ts = {0, 200000}; /* polling a deadline, not synchronising */
-        nanosleep(&ts, NULL);
-    }
+    return shm_test_wait(pid, WAIT_MS);
 }
 
 typedef struct {

@@ -476,10 +476,8 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p)
     return h;
 }
 
-long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
+long ga__shm_each_handle(shm_att_t *a, ga__shm_entry_fn *fn, void *arg)
 {
-    shm_att_t *a = ga__shm_att(heap);
-    if (!a) return GA_EINVAL;
     long n = 0;
     for (unsigned s = 0; s < SHM_NSTRIPES; s++) {
         uint32_t next_k = a->hdr->stripes[s].next_k;
@@ -488,12 +486,33 @@ long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
             shm_hentry_t *e = ga__shm_hentry(a, idx);
             if (!e) break;
             uint64_t w = atomic_load(&e->word);
-            if (!(w & HW_LIVE)) continue;
-            if ((size_t)n < max && out) out[n] = H_MAKE(idx, HW_GEN(w), a->heap_id);
-            n++;
+            if ((w & HW_LIVE) && (!fn || fn(arg, idx, e, w))) n++;
         }
     }
     return n;
+}
+
+typedef struct {
+    ga_handle_t *out;
+    size_t max, n;
+    unsigned heap_id;
+} list_ctx_t;
+
+static bool list_one(void *arg, uint32_t idx, shm_hentry_t *e, uint64_t w)
+{
+    list_ctx_t *l = arg;
+    (void)e;
+    if (l->out && l->n < l->max) l->out[l->n] = H_MAKE(idx, HW_GEN(w), l->heap_id);
+    l->n++;
+    return true;
+}
+
+long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return GA_EINVAL;
+    list_ctx_t l = {.out = out, .max = max, .heap_id = a->heap_id};
+    return ga__shm_each_handle(a, list_one, &l);
 }
 
 /* ---- check ------------------------------------------------------------------------------ */

@@ -31,25 +31,29 @@ bool ga__shm_creator_gone(shm_att_t *a, const shm_hentry_t *e, const int alive[S
     return ga__shm_slot_alive(a, s) != 1; /* asked afresh: it may have attached meanwhile */
 }
 
+typedef struct {
+    shm_att_t *a;
+    int alive[SHM_PROC_SLOTS];
+    ga__shm_handle_fn *fn;
+    void *arg;
+    uint64_t bytes;
+} orphan_ctx_t;
+
+static bool orphan_one(void *arg, uint32_t idx, shm_hentry_t *e, uint64_t w)
+{
+    orphan_ctx_t *o = arg;
+    if (!ga__shm_creator_gone(o->a, e, o->alive)) return false;
+    o->bytes += e->size;
+    if (o->fn) o->fn(o->arg, H_MAKE(idx, HW_GEN(w), o->a->heap_id), e->size, e->creator_pid);
+    return true;
+}
+
 long ga__shm_orphan_handles(shm_att_t *a, ga__shm_handle_fn *fn, void *arg, uint64_t *bytes)
 {
-    int alive[SHM_PROC_SLOTS];
-    ga__shm_alive_snapshot(a, alive);
-    long n = 0;
-    if (bytes) *bytes = 0;
-    for (unsigned s = 0; s < SHM_NSTRIPES; s++) {
-        uint32_t next_k = a->hdr->stripes[s].next_k;
-        for (uint32_t k = 0; k < next_k; k++) {
-            uint32_t idx = s + k * SHM_NSTRIPES;
-            shm_hentry_t *e = ga__shm_hentry(a, idx);
-            if (!e) break;
-            uint64_t w = atomic_load(&e->word);
-            if (!(w & HW_LIVE) || !ga__shm_creator_gone(a, e, alive)) continue;
-            if (bytes) *bytes += e->size;
-            if (fn) fn(arg, H_MAKE(idx, HW_GEN(w), a->heap_id), e->size, e->creator_pid);
-            n++;
-        }
-    }
+    orphan_ctx_t o = {.a = a, .fn = fn, .arg = arg};
+    ga__shm_alive_snapshot(a, o.alive);
+    long n = ga__shm_each_handle(a, orphan_one, &o);
+    if (bytes) *bytes = o.bytes;
     return n;
 }
 

@@ -377,6 +377,10 @@ void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st);
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s);
 int ga__shm_lock_named(shm_att_t *a);
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx);
+/* Calls fn (NULL: none) for each live entry, a lock-free snapshot; returns how many entries it
+ * accepted (all, without fn). */
+typedef bool ga__shm_entry_fn(void *arg, uint32_t idx, shm_hentry_t *e, uint64_t word);
+long ga__shm_each_handle(shm_att_t *a, ga__shm_entry_fn *fn, void *arg);
 /* Frees live entry idx of stripe s (word w; stripe lock held): the logged HFREE. Returns its old
  * block, to pass to ga__shm_after_window once the stripe is unlocked. */
 uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e, uint64_t w);
