@@ -98,6 +98,21 @@ static int try_attach(void)
     return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The owners report shows the blocks of recycled slots apart (their pids are gone). */
+static void check_report(ga_heap_t *h)
+{
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    if (!f) return;
+    CHECK(ga_shared_leak_report(h, fileno(f), 0) > 0);
+    static char text[1 << 16];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    CHECK(strstr(text, "processes whose slots were reused: ") != NULL);
+}
+
 TEST(many_lifetimes)
 {
     const char *env = getenv("GA_TEST_PROCS");
@@ -114,6 +129,8 @@ TEST(many_lifetimes)
         if (i % 200 == 199) { /* what died attached is kept until reclaimed: exactly that */
             ASSERT_EQ(ga_shared_stats(h, &s), 0);
             ASSERT_EQ(s.dead_blocks, (size_t)died * 4);
+            ASSERT_EQ(ga_shared_leak_report(h, -1, GA_LEAK_QUIET), died * 4);
+            if (i == 199) check_report(h);
             CHECK(ga_shared_reclaim_dead(h) >= died * 4);
             died = 0;
         }
