@@ -178,8 +178,7 @@ static void exact_accounting(ga_heap_t *h)
 TEST(peers_killed_at_random)
 {
     long kills_wanted = getenv("GA_TEST_KILLS") ? strtol(getenv("GA_TEST_KILLS"), NULL, 10) : 100;
-    double budget =
-        getenv("GA_TEST_BUDGET_S") ? strtod(getenv("GA_TEST_BUDGET_S"), NULL) : 20.0;
+    double budget = getenv("GA_TEST_BUDGET_S") ? strtod(getenv("GA_TEST_BUDGET_S"), NULL) : 20.0;
     progress = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(progress != MAP_FAILED);
     if (progress == MAP_FAILED) return;

@@ -4,11 +4,12 @@
  * run takes 10000) attach one after the other, allocate blocks and a handle, and leave: a
  * quarter detach cleanly, a quarter exit attached, half are SIGKILLed. The table has 61 slots,
  * so the slots of the dead must be recycled; every 200 rounds the blocks of those that died
- * attached must be exactly 4 each, and ga_shared_reclaim_dead frees them. Afterwards the heap checks clean, the accounting
- * after ga_shared_reclaim_dead is exact (every handle kept, the detached processes' blocks kept,
- * nothing else), the table fills with 60 live children plus us, the next attach fails with
- * GA_EFULL and a message naming the limit, and once they leave a new process attaches again.
- * Every wait is bounded (poll / waitpid with a deadline): a hang fails the test.
+ * attached must be exactly 4 each, and ga_shared_reclaim_dead frees them. Afterwards the heap
+ * checks clean, the accounting after ga_shared_reclaim_dead is exact (every handle kept, the
+ * detached processes' blocks kept, nothing else), the table fills with 60 live children plus us,
+ * the next attach fails with GA_EFULL and a message naming the limit, and once they leave a new
+ * process attaches again. Every wait is bounded (poll / waitpid with a deadline): a hang fails the
+ * test.
  */
 #include "test.h"
 #include "shared_test_util.h"

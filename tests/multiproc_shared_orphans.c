@@ -108,8 +108,8 @@ static void leak_report(ga_heap_t *h, unsigned flags)
 TEST(orphaned_handles_listed_and_reclaimed)
 {
     heap_name = shm_test_name("orphans");
-    ga_heap_t *h = ga_shared_open(heap_name, (size_t)32 << 20, GA_SHARED_CREATE | GA_SHARED_EXCL,
-                                  NULL);
+    ga_heap_t *h =
+        ga_shared_open(heap_name, (size_t)32 << 20, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
     CHECK(h != NULL);
     if (!h) return;
     static const size_t a_sizes[] = {100, 5000, 200000, 0}, b_sizes[] = {40, 60},

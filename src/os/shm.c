@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * POSIX implementation of the shared-heap part of src/os/os.h: shm_open files, flock, MAP_SHARED
- * mappings, process liveness and clocks. Every function returns 0 or -errno (or the documented
+ * POSIX implementation of the shared-heap part of src/os/os.h: shm_open files (or plain files,
+ * for a path with a directory: GLOBALALLOC_SHM_DIR), flock, MAP_SHARED mappings, process
+ * liveness and clocks. Every function returns 0 or -errno (or the documented
  * value); nothing here allocates. /proc is read only where it exists (Linux).
  */
 #include "os/os.h"

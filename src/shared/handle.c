@@ -19,6 +19,10 @@
  * repair_stripe (after EOWNERDEAD) looks at the commit word: done -> finish (hand over the new
  * block, free the old one if still the heap's); not done -> undo (free the new block if still
  * ALLOC(dead)). The stripe's free list is a hint, rebuilt from the entries' words.
+ *
+ * Each live entry names its creator (slot, generation, pid; layout.h): src/shared/orphan.c
+ * finds the handles whose creator has gone. A handle of a heap this process has not open is
+ * resolved through the process's share heap, attached on first use (att_for_id).
  */
 #include "shared/shared_internal.h"
 #include "os/os.h"
@@ -271,8 +275,9 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     uint32_t gen = HW_GEN(atomic_load(&e->word));
     e->data_off = off;
     e->size = size;
-    e->creator_pid = (int32_t)ga__os_pid();
-    e->creator = HC_MAKE(a->slot, atomic_load(&a->hdr->slots[a->slot].gen));
+    __atomic_store_n(&e->creator_pid, (int32_t)ga__os_pid(), __ATOMIC_RELAXED); /* scans read */
+    __atomic_store_n(&e->creator, HC_MAKE(a->slot, atomic_load(&a->hdr->slots[a->slot].gen)),
+                     __ATOMIC_RELAXED);
     unsigned rec = (flags & (GA_HDISCARDABLE | GA_HSHARE)) | GA_HSHARE;
     atomic_store_explicit(&e->word, HW_MAKE(gen, 1, 0, rec), memory_order_release);
     if (off) ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));

@@ -3,7 +3,8 @@
  * Shared heaps: names and hashes. A heap name is one path component of printable ASCII (no '/',
  * '\\' or ".."), the file /dev/shm/ga.NAME (the POSIX shm object "/ga.NAME"), or DIR/ga.NAME
  * when GLOBALALLOC_SHM_DIR=DIR (an absolute path: a tmpfs of chosen size, say); named objects
- * follow the same rule with a shorter limit. The FNV-1a hash (SHM_FNV_* in layout.h) checks the header and keys the named objects.
+ * follow the same rule with a shorter limit. The FNV-1a hash (SHM_FNV_* in layout.h) checks the
+ * header and keys the named objects.
  */
 #include "shared/shared_internal.h"
 #include <stdio.h>

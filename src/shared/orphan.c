@@ -22,10 +22,13 @@ void ga__shm_alive_snapshot(shm_att_t *a, int alive[SHM_PROC_SLOTS])
 
 bool ga__shm_creator_gone(shm_att_t *a, const shm_hentry_t *e, const int alive[SHM_PROC_SLOTS])
 {
-    uint32_t c = e->creator, s = HC_SLOT(c);
+    /* Relaxed atomic reads: the scans race with allocations (a torn value only misfiles one
+     * handle in a snapshot; a free re-checks under the stripe lock). */
+    uint32_t c = __atomic_load_n(&e->creator, __ATOMIC_RELAXED), s = HC_SLOT(c);
+    int32_t pid = __atomic_load_n(&e->creator_pid, __ATOMIC_RELAXED);
     if (c == 0 || s >= SHM_PROC_SLOTS) return false; /* unknown: never taken for gone */
     const shm_slot_t *sl = &a->hdr->slots[s];
-    if (atomic_load(&sl->pid) != e->creator_pid || atomic_load(&sl->gen) != HC_GEN(c))
+    if (atomic_load(&sl->pid) != pid || atomic_load(&sl->gen) != HC_GEN(c))
         return true; /* the slot was freed or claimed again since */
     if (alive && alive[s] == 1) return false;
     return ga__shm_slot_alive(a, s) != 1; /* asked afresh: it may have attached meanwhile */
@@ -43,8 +46,11 @@ static bool orphan_one(void *arg, uint32_t idx, shm_hentry_t *e, uint64_t w)
 {
     orphan_ctx_t *o = arg;
     if (!ga__shm_creator_gone(o->a, e, o->alive)) return false;
-    o->bytes += e->size;
-    if (o->fn) o->fn(o->arg, H_MAKE(idx, HW_GEN(w), o->a->heap_id), e->size, e->creator_pid);
+    uint64_t size = __atomic_load_n(&e->size, __ATOMIC_RELAXED);
+    o->bytes += size;
+    if (o->fn)
+        o->fn(o->arg, H_MAKE(idx, HW_GEN(w), o->a->heap_id), size,
+              __atomic_load_n(&e->creator_pid, __ATOMIC_RELAXED));
     return true;
 }
 

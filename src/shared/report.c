@@ -162,11 +162,15 @@ static void orphan_section(out_t *o, shm_att_t *a, bool json, bool all)
 {
     hlist_t l = {.o = o, .json = json, .max = all ? LONG_MAX : DEAD_LIST};
     uint64_t bytes = 0;
-    if (json) out(o, ",\"exited_handle_list\":[");
-    else out(o, "handles of exited processes (kept until ga_shared_reclaim with GA_RECLAIM_HANDLES):\n");
+    if (json)
+        out(o, ",\"exited_handle_list\":[");
+    else
+        out(o, "handles of exited processes (kept until ga_shared_reclaim with "
+               "GA_RECLAIM_HANDLES):\n");
     long n = ga__shm_orphan_handles(a, handle_fn, &l, &bytes);
     if (json) {
-        out(o, "],\"exited_handles\":%ld,\"exited_handle_bytes\":%llu", n, (unsigned long long)bytes);
+        out(o, "],\"exited_handles\":%ld,\"exited_handle_bytes\":%llu", n,
+            (unsigned long long)bytes);
     } else {
         if (n > l.max) out(o, "  ... %ld more\n", n - l.max);
         out(o, "  total: %ld handles, %llu bytes\n", n, (unsigned long long)bytes);

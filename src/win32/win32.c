@@ -58,7 +58,7 @@ static unsigned hflags_of(UINT flags, bool local)
  * GlobalAlloc says whenever it fails. */
 static DWORD share_error(int err)
 {
-    return err == GA_ENAME ? ERROR_INVALID_NAME
+    return err == GA_ENAME   ? ERROR_INVALID_NAME
            : err == GA_EPERM ? ERROR_ACCESS_DENIED
                              : ERROR_NOT_ENOUGH_MEMORY;
 }
