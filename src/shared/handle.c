@@ -545,6 +545,8 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
                 return ga__shm_corrupt(a, quiet, idx, "handle entry points to a bad block");
             if (HW_FLAGS(w) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE))
                 return ga__shm_corrupt(a, quiet, idx, "handle entry has unknown flags");
+            if (e->creator && (HC_SLOT(e->creator) >= SHM_PROC_SLOTS || (e->creator >> 24)))
+                return ga__shm_corrupt(a, quiet, idx, "handle entry names a bad creator");
             (*nlive)++;
             if (e->data_off) {
                 (*refs)++;
