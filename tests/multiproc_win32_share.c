@@ -3,6 +3,8 @@
  * from the process's shared heap (ga_set_share_heap or GLOBALALLOC_HEAP), and the handle works
  * with every Global* function in another process. */
 #include "test.h"
+#include "shared_test_util.h"
+#include <poll.h>
 #include <globalalloc/win32.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,10 +18,11 @@
 static char heap_name[64];
 static const char *self_path;
 
+/* Bounded (20 s): a hung child fails the test (-1) instead of hanging it. */
 static int wait_child(pid_t pid)
 {
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
+    int status = shm_test_wait(pid, 20000);
+    if (status < 0)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -136,7 +139,8 @@ static int run_env_child_mode(const char *self, const char *heap_env, const char
     }
     close(fds[1]);
     char buf[64] = {0};
-    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    ssize_t n = poll(&pfd, 1, 20000) == 1 ? read(fds[0], buf, sizeof buf - 1) : -1;
     close(fds[0]);
     int rc = wait_child(pid);
     if (n > 0 && handle_out)

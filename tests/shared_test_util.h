@@ -20,7 +20,7 @@ static char shm_test_names[32][96];
 static int shm_test_count;
 static pid_t shm_test_owner;
 
-static void shm_test_cleanup(void)
+static inline void shm_test_cleanup(void)
 {
     if (getpid() != shm_test_owner)
         return;
@@ -28,7 +28,7 @@ static void shm_test_cleanup(void)
         ga_shared_unlink(shm_test_names[i], GA_SHARED_FORCE);
 }
 
-static void shm_test_on_fatal(int sig)
+static inline void shm_test_on_fatal(int sig)
 {
     shm_test_cleanup();
     signal(sig, SIG_DFL);
@@ -36,7 +36,7 @@ static void shm_test_on_fatal(int sig)
 }
 
 /* A heap name unique to this process ("<tag><pid>"), unlinked at exit or crash. */
-static const char *shm_test_name(const char *tag)
+static inline const char *shm_test_name(const char *tag)
 {
     if (shm_test_count == 0) {
         shm_test_owner = getpid();
