@@ -217,17 +217,30 @@ GA_API int ga_heap_check(ga_heap_t *heap, unsigned flags);
 /* ---- shared heaps ---------------------------------------------------------------------- */
 /*
  * A shared heap is a named heap in POSIX shared memory (/dev/shm/ga.NAME) that several
- * processes attach. Its address space (max_size) is reserved when it is created and memory is
+ * processes attach. The environment variable GLOBALALLOC_SHM_DIR=DIR (an absolute directory,
+ * e.g. a tmpfs of a chosen size) puts heaps in DIR/ga.NAME instead; every process of a heap
+ * needs the same value. Storage is allocated (fallocate) before memory is used, so a full file
+ * system makes allocations fail with GA_ENOMEM, never SIGBUS. Its address space (max_size) is reserved when it is created and memory is
  * committed as it grows. Blocks are named inside the heap by offsets (ga_shared_offset), which
  * mean the same in every process; handles from ga_shared_handle_alloc work with every
  * ga_handle_* function in any attached process. A process killed at any instant leaves the heap
  * consistent: its cached blocks are recovered, and the blocks it had allocated are reported as
  * owned by a dead process until ga_shared_reclaim_dead frees them.
  *
+ * Limits: at most 61 processes attached to one heap at once (GA_SHARED_MAX_PROCS); a heap
+ * serves any number of processes over its life. A process that exits or dies without
+ * ga_shared_close keeps its slot until it is needed: an attach that finds the table full
+ * recycles the slots of dead processes (their cached blocks are freed, their allocated blocks
+ * stay counted as dead_blocks until ga_shared_reclaim_dead). With 61 live processes attached,
+ * ga_shared_open fails with GA_EFULL and reports the limit through the error handler.
+ *
  * Names: 1..200 printable characters, no '/', no "..", no spaces. Object names: 1..63 of the
  * same. A ga_heap_t * from ga_shared_open is valid until ga_shared_close, in the process that
  * opened it (a fork child must open the heap again).
  */
+
+/* Processes attached to one shared heap at once. */
+#define GA_SHARED_MAX_PROCS 61
 
 /* ga_shared_open flags. */
 enum {
@@ -243,7 +256,8 @@ enum {
  * when attaching. *created (may be NULL) is set to 1 if this call created it, else 0. A creator
  * that died half-way is detected; with CREATE the heap is then initialized again.
  * NULL + GA_ENAME, GA_ENOENT, GA_EEXIST, GA_EINVAL, GA_EFORMAT (magic, version or layout),
- * GA_ECORRUPT, GA_EPERM (no access), GA_EFULL (no free process slot), GA_ENOMEM. */
+ * GA_ECORRUPT, GA_EPERM (no access), GA_EFULL (GA_SHARED_MAX_PROCS live processes attached),
+ * GA_ENOMEM. */
 GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags,
                                  int *created);
 /* Detaches: flushes this process's caches; blocks it still owns stay allocated (owned by the
@@ -280,7 +294,12 @@ GA_API int ga_shared_is_shared(ga_heap_t *heap);
  * opened on first use (created if missing, GLOBALALLOC_HEAP_SIZE bytes, default 64 MiB). NULL
  * when there is none: such blocks then come from the process heap, with the GMEM_DDESHARE
  * attribute recorded, as on Win32. (A GMEM_FIXED block is a pointer, meaningful in one process
- * only, so it always comes from the process heap.) After fork the child opens it again. */
+ * only, so it always comes from the process heap.) After fork the child opens it again.
+ * When GLOBALALLOC_HEAP names a heap that cannot be opened: NULL with ga_last_error the open's
+ * error (reported through the error handler), and GlobalAlloc(GMEM_MOVEABLE | GMEM_SHARE) fails
+ * (NULL; GetLastError ERROR_INVALID_NAME for a bad name, ERROR_ACCESS_DENIED for GA_EPERM,
+ * else ERROR_NOT_ENOUGH_MEMORY) rather than return a handle no other process could use; each
+ * call tries to open it again. */
 GA_API ga_heap_t *ga_share_heap(void);
 /* Sets the shared heap for GMEM_SHARE (a heap this process attached), or NULL for none.
  * 0 or GA_EINVAL (not a shared heap). */
@@ -353,11 +372,14 @@ typedef struct ga_shared_stats_s {
     size_t orphan_blocks; /* blocks left by processes that detached */
     size_t attached;      /* live attached processes */
     size_t dead;          /* slots of processes that died attached */
-    size_t dead_blocks, dead_bytes; /* blocks those dead processes had allocated */
+    size_t dead_blocks, dead_bytes; /* blocks dead processes had allocated (also those whose
+                                     * slots were reused since) */
     size_t repairs;       /* locks taken over from processes that died holding them */
     size_t class_count;
     ga_class_stats_t classes[GA_STATS_MAX_CLASSES];
     ga_shared_proc_t procs[64];
+    size_t exited_handles;      /* live handles whose creating process has gone */
+    size_t exited_handle_bytes; /* their sizes */
 } ga_shared_stats_t;
 /* Fills *out (walks the heap: cost grows with its size). 0, GA_EINVAL, GA_ECORRUPT. */
 GA_API int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *out);
@@ -366,11 +388,24 @@ GA_API int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *out);
  * repaired first. 0 or GA_ECORRUPT (reported unless GA_CHECK_QUIET). Needs no quiescence. */
 GA_API int ga_shared_check(ga_heap_t *heap, unsigned flags);
 /* Frees everything processes that died attached still held (cached and allocated blocks) and
- * frees their slots. Returns the number of blocks freed, or GA_E*. */
+ * frees their slots. Handles are kept, whoever created them. Returns the number of blocks
+ * freed, or GA_E*. The same as ga_shared_reclaim(heap, 0). */
 GA_API long ga_shared_reclaim_dead(ga_heap_t *heap);
+/* ga_shared_reclaim flags. */
+enum {
+    /* also free the handles whose creating process has gone (detached, exited or died). Off by
+     * default: a handle may be meant to outlive its creator (the clipboard's). Only for heaps
+     * where no live process still uses such handles: their data goes. */
+    GA_RECLAIM_HANDLES = 1,
+};
+/* ga_shared_reclaim_dead, and with GA_RECLAIM_HANDLES the orphaned handles too (each handle
+ * records its creator: slot, the slot's generation, pid). Returns the blocks freed plus the
+ * handles freed, or GA_EINVAL (bad heap or flags), GA_ECORRUPT. */
+GA_API long ga_shared_reclaim(ga_heap_t *heap, unsigned flags);
 /* Writes to fd the heap's allocated blocks by owner: live processes (pid, blocks, bytes; each
  * block with GA_LEAK_ALL), processes that exited attached (pid, blocks, bytes, first blocks),
- * and the heap's own (handles, named objects by name, detached processes' blocks). Flags:
+ * and the heap's own (handles, named objects by name, detached processes' blocks), with the
+ * handles whose creator has gone listed apart (value, size, creator pid). Flags:
  * GA_LEAK_ALL, GA_LEAK_QUIET, GA_LEAK_JSON (one JSON object). A snapshot without locks; never
  * allocates from the shared heap. Returns the blocks left by exited processes, or GA_EINVAL,
  * GA_ECORRUPT, GA_ENOMEM. */

@@ -61,13 +61,14 @@ set(GA_SHARED_SOURCES
   src/shared/small.c
   src/shared/alloc.c
   src/shared/handle.c
+  src/shared/orphan.c
   src/shared/object.c
   src/shared/recover.c
-  src/shared/report.c)
+  src/shared/report.c
+  src/shared/share_heap.c)
 
 # The Win32 surface.
 set(GA_WIN32_SOURCES
-  src/win32/share_heap.c
   src/win32/win32.c)
 
 # The LD_PRELOAD malloc replacement (includes src/malloc.c).

@@ -8,16 +8,19 @@
 #define GA_SHARED_TEST_UTIL_H
 
 #include <globalalloc.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char shm_test_names[32][96];
 static int shm_test_count;
 static pid_t shm_test_owner;
 
-static void shm_test_cleanup(void)
+static inline void shm_test_cleanup(void)
 {
     if (getpid() != shm_test_owner)
         return;
@@ -25,7 +28,7 @@ static void shm_test_cleanup(void)
         ga_shared_unlink(shm_test_names[i], GA_SHARED_FORCE);
 }
 
-static void shm_test_on_fatal(int sig)
+static inline void shm_test_on_fatal(int sig)
 {
     shm_test_cleanup();
     signal(sig, SIG_DFL);
@@ -33,7 +36,7 @@ static void shm_test_on_fatal(int sig)
 }
 
 /* A heap name unique to this process ("<tag><pid>"), unlinked at exit or crash. */
-static const char *shm_test_name(const char *tag)
+static inline const char *shm_test_name(const char *tag)
 {
     if (shm_test_count == 0) {
         shm_test_owner = getpid();
@@ -47,6 +50,34 @@ static const char *shm_test_name(const char *tag)
     char *n = shm_test_names[shm_test_count++];
     snprintf(n, sizeof shm_test_names[0], "%s%d", tag, (int)getpid());
     return n;
+}
+
+/* Seconds on the monotonic clock. */
+static inline double shm_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* waitpid with a deadline of ms: the status, or -1 when the child took longer (it is then
+ * SIGKILLed and reaped) or cannot be waited for. A test fails instead of hanging. */
+static inline int shm_test_wait(pid_t pid, int ms)
+{
+    double end = shm_test_now() + ms / 1000.0;
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return st;
+        if (r < 0 && errno != EINTR) return -1;
+        if (shm_test_now() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        struct timespec ts = {0, 200000}; /* polling a deadline, not synchronising */
+        nanosleep(&ts, NULL);
+    }
 }
 
 #endif

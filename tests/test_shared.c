@@ -615,7 +615,7 @@ TEST(attach_checks_header)
     ASSERT_EQ(rewrite(name, 8, &v, 4), 0); /* version */
     CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
     ASSERT_EQ(ga_last_error(), GA_EFORMAT);
-    v = 1;
+    v = SHM_VERSION;
     ASSERT_EQ(rewrite(name, 8, &v, 4), 0);
     h = ga_shared_open(name, 0, 0, NULL);
     CHECK(h != NULL);

@@ -309,6 +309,10 @@ static void d_h_flags(raw_t *r)
 {
     atomic_fetch_or(&hentry(r, built.h_live)->word, 0xFFull << 40);
 }
+static void d_h_creator(raw_t *r)
+{
+    hentry(r, built.h_live)->creator = 0xFFFFFFFFu;
+}
 static void d_h_prefix(raw_t *r)
 {
     *(uint32_t *)(r->raw + hentry(r, built.h_live)->data_off) ^= 0xFF;
@@ -374,6 +378,7 @@ static const scenario_t scenarios[] = {
     {"handle data in metadata", EXPECT_CORRUPT, 0, GA_ECORRUPT, d_h_off_meta},
     {"handle size", EXPECT_CORRUPT, 0, GA_ECORRUPT, d_h_size},
     {"handle flags", EXPECT_CORRUPT, 0, 0, d_h_flags},
+    {"handle creator", EXPECT_CORRUPT, 0, 0, d_h_creator},
     {"handle block prefix", EXPECT_CORRUPT, 0, GA_ECORRUPT, d_h_prefix},
     {"handle chunk directory", EXPECT_CORRUPT, 0, GA_EHANDLE, d_hchunk},
     {"handle free list", EXPECT_CORRUPT, 0, 0, d_stripe_free},

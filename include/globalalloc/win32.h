@@ -75,10 +75,12 @@ typedef int BOOL;
 /* ---- error codes (winerror.h values) --------------------------------------------------- */
 #define NO_ERROR                0L
 #define ERROR_SUCCESS           0L
+#define ERROR_ACCESS_DENIED     5L
 #define ERROR_INVALID_HANDLE    6L
 #define ERROR_NOT_ENOUGH_MEMORY 8L
 #define ERROR_OUTOFMEMORY       14L
 #define ERROR_INVALID_PARAMETER 87L
+#define ERROR_INVALID_NAME      123L
 #define ERROR_DISCARDED         157L
 #define ERROR_NOT_LOCKED        158L
 #define ERROR_NOACCESS          998L

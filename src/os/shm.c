@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * POSIX implementation of the shared-heap part of src/os/os.h: shm_open files, flock, MAP_SHARED
- * mappings, process liveness and clocks. Every function returns 0 or -errno (or the documented
+ * POSIX implementation of the shared-heap part of src/os/os.h: shm_open files (or plain files,
+ * for a path with a directory: GLOBALALLOC_SHM_DIR), flock, MAP_SHARED mappings, process
+ * liveness and clocks. Every function returns 0 or -errno (or the documented
  * value); nothing here allocates. /proc is read only where it exists (Linux).
  */
 #include "os/os.h"
@@ -19,17 +20,26 @@
 
 /* ---- shared-memory files -------------------------------------------------------------- */
 
+/* "/ga.NAME" is a POSIX shm object; a longer path (GLOBALALLOC_SHM_DIR) a plain file, opened
+ * without following a symlink planted in its place. */
+static bool is_file_path(const char *name)
+{
+    return strchr(name + 1, '/') != NULL;
+}
+
 int ga__os_shm_open(const char *name, int mode)
 {
-    int fd = mode == GA_OS_SHM_CREATE ? shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
-             : mode == GA_OS_SHM_RDWR ? shm_open(name, O_RDWR | O_CLOEXEC, 0)
-                                      : shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    int how = mode == GA_OS_SHM_CREATE ? O_RDWR | O_CREAT | O_EXCL
+              : mode == GA_OS_SHM_RDWR ? O_RDWR
+                                       : O_RDONLY;
+    int fd = is_file_path(name) ? open(name, how | O_CLOEXEC | O_NOFOLLOW, 0600)
+                                : shm_open(name, how | O_CLOEXEC, 0600);
     return fd >= 0 ? fd : -errno;
 }
 
 int ga__os_shm_unlink(const char *name)
 {
-    return shm_unlink(name) ? -errno : 0;
+    return (is_file_path(name) ? unlink(name) : shm_unlink(name)) ? -errno : 0;
 }
 
 void ga__os_file_close(int fd)

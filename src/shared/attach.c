@@ -180,7 +180,7 @@ static int register_att(shm_att_t *a)
 
 ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int *created)
 {
-    char path[SHM_NAME_MAX + 16];
+    char path[SHM_PATH_MAX];
     int dummy, rc = ga__shm_path(name, path, sizeof path);
     if (!created) created = &dummy;
     *created = 0;

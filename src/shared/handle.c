@@ -19,8 +19,13 @@
  * repair_stripe (after EOWNERDEAD) looks at the commit word: done -> finish (hand over the new
  * block, free the old one if still the heap's); not done -> undo (free the new block if still
  * ALLOC(dead)). The stripe's free list is a hint, rebuilt from the entries' words.
+ *
+ * Each live entry names its creator (slot, generation, pid; layout.h): src/shared/orphan.c
+ * finds the handles whose creator has gone. A handle of a heap this process has not open is
+ * resolved through the process's share heap, attached on first use (att_for_id).
  */
 #include "shared/shared_internal.h"
+#include "os/os.h"
 #include <string.h>
 
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx)
@@ -172,11 +177,27 @@ typedef struct {
     uint64_t word;
 } hctx_t;
 
+/* The attachment for heap id `id`: a heap this process has open, else the process's share heap
+ * (GLOBALALLOC_HEAP / ga_set_share_heap), attached on this first use of one of its handles, if
+ * it is that heap. A process may thus use a handle it received without allocating first. NULL
+ * (GA_EHANDLE set) when neither is that heap. */
+static shm_att_t *att_for_id(unsigned id)
+{
+    shm_att_t *a = ga__shm_att_by_id(id);
+    if (a) return a;
+    int err;
+    if (!ga__share_heap_get(&err)) { /* none configured, or it cannot be opened (reported) */
+        ga__set_error(GA_EHANDLE);
+        return NULL;
+    }
+    return ga__shm_att_by_id(id);
+}
+
 /* Resolves and locks h's stripe. 0 (stripe locked) or GA_EHANDLE / GA_ECORRUPT (not locked). */
 static int hopen(ga_handle_t h, hctx_t *c)
 {
     if ((h & 15) != GA__H_SHAPE || (h >> 63) || H_HEAPID(h) == 0) return GA_EHANDLE;
-    c->a = ga__shm_att_by_id(H_HEAPID(h));
+    c->a = att_for_id(H_HEAPID(h));
     if (!c->a) return GA_EHANDLE;
     c->idx = H_INDEX(h);
     c->stripe = c->idx % SHM_NSTRIPES;
@@ -254,6 +275,9 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
     uint32_t gen = HW_GEN(atomic_load(&e->word));
     e->data_off = off;
     e->size = size;
+    __atomic_store_n(&e->creator_pid, (int32_t)ga__os_pid(), __ATOMIC_RELAXED); /* scans read */
+    __atomic_store_n(&e->creator, HC_MAKE(a->slot, atomic_load(&a->hdr->slots[a->slot].gen)),
+                     __ATOMIC_RELAXED);
     unsigned rec = (flags & (GA_HDISCARDABLE | GA_HSHARE)) | GA_HSHARE;
     atomic_store_explicit(&e->word, HW_MAKE(gen, 1, 0, rec), memory_order_release);
     if (off) ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
@@ -267,21 +291,29 @@ ga_handle_t ga_shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
     return ga__shared_handle_alloc(heap, size, flags);
 }
 
+uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e, uint64_t w)
+{
+    GA_ASSERT_SHM_HELD(a, SHM_LOCK_STRIPE(s));
+    uint64_t old = e->data_off;
+    shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_STRIPE(s), idx);
+    ga__shm_intent_add_blocks(in, 0, old);
+    ga__shm_intent_commit(in, INTENT_HFREE);
+    atomic_store(&e->word, HW_MAKE((HW_GEN(w) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
+    if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
+    e->data_off = 0;
+    e->size = 0;
+    e->creator = 0;
+    entry_release(a, s, idx, e);
+    ga__shm_intent_end(in);
+    return old;
+}
+
 int ga__shared_handle_free(ga_handle_t h)
 {
     hctx_t c;
     int rc = hopen(h, &c);
     if (rc) return ga__set_error(rc);
-    uint64_t old = c.e->data_off;
-    shm_intent_t *in = ga__shm_intent_begin(c.a, SHM_LOCK_STRIPE(c.stripe), c.idx);
-    ga__shm_intent_add_blocks(in, 0, old);
-    ga__shm_intent_commit(in, INTENT_HFREE);
-    atomic_store(&c.e->word, HW_MAKE((HW_GEN(c.word) + 1) & HW_GEN_MASK, 0, 0, 0)); /* commit */
-    if (old) ga__shm_free_off(c.a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
-    c.e->data_off = 0;
-    c.e->size = 0;
-    entry_release(c.a, c.stripe, c.idx, c.e);
-    ga__shm_intent_end(in);
+    uint64_t old = ga__shm_entry_free(c.a, c.stripe, c.idx, c.e, c.word);
     hclose(&c);
     ga__shm_after_window(c.a, old);
     return 0;
@@ -449,10 +481,8 @@ ga_handle_t ga__shared_handle_from_ptr(const void *p)
     return h;
 }
 
-long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
+long ga__shm_each_handle(shm_att_t *a, ga__shm_entry_fn *fn, void *arg)
 {
-    shm_att_t *a = ga__shm_att(heap);
-    if (!a) return GA_EINVAL;
     long n = 0;
     for (unsigned s = 0; s < SHM_NSTRIPES; s++) {
         uint32_t next_k = a->hdr->stripes[s].next_k;
@@ -461,12 +491,33 @@ long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
             shm_hentry_t *e = ga__shm_hentry(a, idx);
             if (!e) break;
             uint64_t w = atomic_load(&e->word);
-            if (!(w & HW_LIVE)) continue;
-            if ((size_t)n < max && out) out[n] = H_MAKE(idx, HW_GEN(w), a->heap_id);
-            n++;
+            if ((w & HW_LIVE) && (!fn || fn(arg, idx, e, w))) n++;
         }
     }
     return n;
+}
+
+typedef struct {
+    ga_handle_t *out;
+    size_t max, n;
+    unsigned heap_id;
+} list_ctx_t;
+
+static bool list_one(void *arg, uint32_t idx, shm_hentry_t *e, uint64_t w)
+{
+    list_ctx_t *l = arg;
+    (void)e;
+    if (l->out && l->n < l->max) l->out[l->n] = H_MAKE(idx, HW_GEN(w), l->heap_id);
+    l->n++;
+    return true;
+}
+
+long ga_shared_handle_list(ga_heap_t *heap, ga_handle_t *out, size_t max)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return GA_EINVAL;
+    list_ctx_t l = {.out = out, .max = max, .heap_id = a->heap_id};
+    return ga__shm_each_handle(a, list_one, &l);
 }
 
 /* ---- check ------------------------------------------------------------------------------ */
@@ -494,6 +545,8 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
                 return ga__shm_corrupt(a, quiet, idx, "handle entry points to a bad block");
             if (HW_FLAGS(w) & ~(unsigned)(GA_HDISCARDABLE | GA_HSHARE))
                 return ga__shm_corrupt(a, quiet, idx, "handle entry has unknown flags");
+            if (e->creator && (HC_SLOT(e->creator) >= SHM_PROC_SLOTS || (e->creator >> 24)))
+                return ga__shm_corrupt(a, quiet, idx, "handle entry names a bad creator");
             (*nlive)++;
             if (e->data_off) {
                 (*refs)++;

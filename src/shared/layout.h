@@ -28,7 +28,8 @@
  *
  * Ownership is exact: a block's state byte says FREE, CACHED(slot) (free, in the thread caches
  * of the process in that slot) or ALLOC(slot) (allocated by it; slot 63 = the heap: data of a
- * handle or a named object; 62 = left by a process that detached).
+ * handle or a named object; 62 = left by a process that detached; 61 = left by a process that
+ * died and whose slot was reused).
  */
 #ifndef GA_SHARED_LAYOUT_H
 #define GA_SHARED_LAYOUT_H
@@ -42,7 +43,7 @@
 /* ---- constants ------------------------------------------------------------------------- */
 
 #define SHM_MAGIC       0x3150414548534147ull /* "GASHEAP1" little-endian */
-#define SHM_VERSION     1u
+#define SHM_VERSION     2u /* 2: slot generations, handle creators, SHM_SLOT_DEAD */
 #define SHM_PAGE_SHIFT  16
 #define SHM_PAGE        ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
 #define SHM_PT_ALIGN    4096u                           /* page table offset alignment */
@@ -56,10 +57,13 @@
 #define SHM_FNV_BASIS 0xcbf29ce484222325ull
 #define SHM_FNV_PRIME 0x100000001b3ull
 
-/* Owner slots: 0..61 are attached processes, 62 = left behind by a process that detached
- * cleanly, 63 = the heap itself (blocks referenced by a handle or a named object). */
+/* Owner slots: 0..60 are attached processes (so at most 61 attached at once; a slot is reused
+ * once its process has gone), 61 = left by a dead process whose slot was reused (its blocks
+ * wait for ga_shared_reclaim_dead), 62 = left behind by a process that detached cleanly, 63 =
+ * the heap itself (blocks referenced by a handle or a named object). */
 #define SHM_SLOTS       64
-#define SHM_PROC_SLOTS  62
+#define SHM_PROC_SLOTS  61
+#define SHM_SLOT_DEAD   61
 #define SHM_SLOT_ORPHAN 62
 #define SHM_SLOT_HEAP   63
 
@@ -149,10 +153,13 @@ enum {
 
 /* A process slot. pid != 0 means taken; the process is alive when pid exists (kill 0), is no
  * zombie and, where /proc can tell, has the recorded start time (pids are reused). Written
- * under hdr->slots_lock. pids are only meaningful within one pid namespace. */
+ * under hdr->slots_lock. pids are only meaningful within one pid namespace. gen counts the
+ * claims of the slot, so a record of "slot s, generation g" (a handle's creator) stays
+ * unambiguous after the slot is reused. */
 typedef struct shm_slot_s {
     _Atomic int32_t pid;
-    _Atomic uint32_t recovered; /* dead slot whose cached blocks were already given back */
+    _Atomic uint16_t recovered; /* dead slot whose cached blocks were already given back */
+    _Atomic uint16_t gen;       /* bumped by every claim */
     uint64_t start_time;        /* /proc/PID/stat field 22 */
 } shm_slot_t;
 
@@ -176,14 +183,23 @@ typedef struct shm_page_s {
 } shm_page_t;
 
 /* One handle-table entry. data_off: block start (the data is HPREFIX bytes further), 0 when
- * discarded. Entries of stripe s are s, s+16, s+32, ...; the stripe lock protects them. */
+ * discarded. Entries of stripe s are s, s+16, s+32, ...; the stripe lock protects them. A live
+ * entry names the process that created it: creator = HC_MAKE(slot, the slot's generation then)
+ * and creator_pid; the creator has gone when that slot now has another pid or generation, or
+ * its process is dead. A free entry uses the same word as its free-list link. */
 typedef struct shm_hentry_s {
     _Atomic uint64_t word;
     uint64_t data_off;
     uint64_t size;
-    uint32_t next_free; /* entry index + 1 */
-    uint32_t pad_;
+    union {
+        uint32_t next_free; /* free entry: entry index + 1 */
+        int32_t creator_pid; /* live entry */
+    };
+    uint32_t creator; /* live entry: HC_MAKE(slot, gen); 0 = unknown */
 } shm_hentry_t;
+#define HC_MAKE(slot, gen) (((uint32_t)(slot) + 1) | ((uint32_t)(gen) << 8))
+#define HC_SLOT(c)         (((c)&0xFFu) - 1) /* UINT32_MAX-ish when c == 0 */
+#define HC_GEN(c)          ((uint16_t)((c) >> 8))
 
 /* The first HPREFIX bytes of a handle's data block: names its entry. */
 typedef struct shm_hprefix_s {
@@ -269,6 +285,7 @@ static_assert(offsetof(shm_intent_t, old_size) == 40, "shm_intent_t.old_size");
 static_assert(sizeof(shm_slot_t) == 16, "shm_slot_t size");
 static_assert(offsetof(shm_slot_t, pid) == 0, "shm_slot_t.pid");
 static_assert(offsetof(shm_slot_t, recovered) == 4, "shm_slot_t.recovered");
+static_assert(offsetof(shm_slot_t, gen) == 6, "shm_slot_t.gen");
 static_assert(offsetof(shm_slot_t, start_time) == 8, "shm_slot_t.start_time");
 
 static_assert(sizeof(shm_class_t) == 64, "shm_class_t size");
@@ -289,6 +306,8 @@ static_assert(offsetof(shm_hentry_t, word) == 0, "shm_hentry_t.word");
 static_assert(offsetof(shm_hentry_t, data_off) == 8, "shm_hentry_t.data_off");
 static_assert(offsetof(shm_hentry_t, size) == 16, "shm_hentry_t.size");
 static_assert(offsetof(shm_hentry_t, next_free) == 24, "shm_hentry_t.next_free");
+static_assert(offsetof(shm_hentry_t, creator_pid) == 24, "shm_hentry_t.creator_pid");
+static_assert(offsetof(shm_hentry_t, creator) == 28, "shm_hentry_t.creator");
 static_assert(SHM_HCHUNK_ENTRIES == 2048, "handle entries per chunk");
 static_assert(SHM_HCHUNKS_MAX * SHM_HCHUNK_ENTRIES == (uint64_t)1 << 24, "entry index range");
 

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared heaps: names and hashes. A heap name is one path component of printable ASCII (no '/',
- * '\\' or ".."), the file /dev/shm/ga.NAME; named objects follow the same rule with a shorter
- * limit. The FNV-1a hash (SHM_FNV_* in layout.h) checks the header and keys the named objects.
+ * '\\' or ".."), the file /dev/shm/ga.NAME (the POSIX shm object "/ga.NAME"), or DIR/ga.NAME
+ * when GLOBALALLOC_SHM_DIR=DIR (an absolute path: a tmpfs of chosen size, say); named objects
+ * follow the same rule with a shorter limit. The FNV-1a hash (SHM_FNV_* in layout.h) checks the
+ * header and keys the named objects.
  */
 #include "shared/shared_internal.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h)
@@ -41,6 +44,21 @@ bool ga__shm_name_ok(const char *name, size_t max)
 int ga__shm_path(const char *name, char *out, size_t cap)
 {
     if (!ga__shm_name_ok(name, SHM_NAME_MAX)) return GA_ENAME;
-    snprintf(out, cap, "/%s%s", SHM_PREFIX, name);
+    const char *dir = getenv("GLOBALALLOC_SHM_DIR");
+    if (dir == NULL || *dir == 0) {
+        snprintf(out, cap, "/%s%s", SHM_PREFIX, name);
+        return 0;
+    }
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    /* Relative: it would name another file whenever the working directory changes. */
+    if (dir[0] != '/' || n == 1 || n + strlen(SHM_PREFIX) + strlen(name) + 2 > cap) {
+        ga__report(GA_ENAME, 0, false,
+                   "GLOBALALLOC_SHM_DIR=%.64s: not an absolute directory path of at most %zu bytes",
+                   dir, cap - SHM_NAME_MAX - strlen(SHM_PREFIX) - 2);
+        return GA_ENAME;
+    }
+    snprintf(out, cap, "%.*s/%s%s", (int)n, dir, SHM_PREFIX, name);
     return 0;
 }

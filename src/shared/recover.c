@@ -8,7 +8,9 @@
  * runs (src/shared/page.c, small.c, handle.c, object.c); only then are the dead slots' CACHED
  * blocks turned FREE (the repairs may still look at blocks a dead process freed inside a logged
  * change, which is why those stay CACHED until here). Its ALLOC blocks stay until
- * ga_shared_reclaim_dead, which also frees the slot.
+ * ga_shared_reclaim_dead, which also frees the slot; or, when a process finds the slot table
+ * full, until ga__shm_recycle hands them to SHM_SLOT_DEAD (reclaim_dead frees those too) and
+ * frees the slot for reuse.
  *
  * The checker takes every lock (in the lock order), so it runs the same repairs, and then
  * verifies the header, each page descriptor and state byte, class lists and free counts, the
@@ -59,6 +61,8 @@ static void unlock_all(shm_att_t *a)
     ga__shm_unlock(a, SHM_LOCK_NAMED);
 }
 
+enum { RECOVER_CACHES, RECOVER_RECYCLE, RECOVER_RECLAIM };
+
 /* Bit mask of dead slots (skipping those already recovered unless all). */
 static uint64_t dead_slots(shm_att_t *a, bool all)
 {
@@ -69,61 +73,89 @@ static uint64_t dead_slots(shm_att_t *a, bool all)
     return m;
 }
 
-static bool state_hit(unsigned st, uint64_t dead, bool blocks)
+/* What recovery does with a block in state st: 0 nothing, 1 free it, 2 hand it to
+ * SHM_SLOT_DEAD (its slot is being recycled). */
+static int action(unsigned st, uint64_t dead, unsigned how)
 {
-    unsigned s = ST_SLOT(st);
-    if (s >= SHM_PROC_SLOTS || !(dead >> s & 1)) return false;
-    return ST_KIND(st) == ST_KCACHED || (blocks && ST_KIND(st) == ST_KALLOC);
+    unsigned k = ST_KIND(st), s = ST_SLOT(st);
+    if (k == ST_KALLOC && s == SHM_SLOT_DEAD) return how == RECOVER_RECLAIM;
+    if (s >= SHM_PROC_SLOTS || !(dead >> s & 1)) return 0;
+    if (k == ST_KCACHED) return 1;
+    if (k != ST_KALLOC || how == RECOVER_CACHES) return 0;
+    return how == RECOVER_RECLAIM ? 1 : 2;
+}
+
+/* The blocks of the dead slots, as `how` says (slots lock held). Blocks moved or freed. */
+static long recover_blocks(shm_att_t *a, uint64_t dead, unsigned how)
+{
+    const unsigned to = ST_ALLOC(SHM_SLOT_DEAD);
+    long n = 0;
+    for (unsigned c = 0; c < SHM_NCLASS; c++) {
+        if (ga__shm_lock_class(a, c)) continue;
+        uint64_t top = ga__shm_top_pages(a);
+        for (uint64_t p = 0; p < top; p++) {
+            uint64_t d = atomic_load(&a->pages[p].desc);
+            if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
+            _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
+            for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
+                uint8_t b = atomic_load(&st[i]);
+                int act = action(b, dead, how);
+                if (act == 1) {
+                    ga__shm_small_release_locked(a, p, i);
+                    n++;
+                } else if (act == 2) { /* a CAS: a live peer may free the block meanwhile */
+                    n += atomic_compare_exchange_strong(&st[i], &b, (uint8_t)to);
+                }
+            }
+        }
+        ga__shm_unlock(a, SHM_LOCK_CLASS(c));
+    }
+    uint64_t top = ga__shm_top_pages(a);
+    for (uint64_t p = 0; p < top; p++) {
+        uint64_t d = atomic_load(&a->pages[p].desc);
+        if (PD_KIND(d) != PG_LARGE) continue;
+        int act = action(PD_OWNER(d), dead, how);
+        if (act == 1 && ga__shm_large_release(a, p, PD_OWNER(d)) == 0) n++;
+        if (act == 2) n += ga__shm_block_cas(a, a->data_off + p * SHM_PAGE, PD_OWNER(d), to);
+    }
+    return n;
+}
+
+static long recover(shm_att_t *a, unsigned how)
+{
+    shm_header_t *h = a->hdr;
+    bool all = how != RECOVER_CACHES;
+    if (how != RECOVER_RECLAIM && !dead_slots(a, all)) return 0;
+    int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
+    if (rc) return rc;
+    uint64_t dead = dead_slots(a, all);
+    long n = 0;
+    /* Every lock first, so the repairs a dead holder left run before its blocks move. */
+    if ((dead || how == RECOVER_RECLAIM) && (rc = lock_all(a, false)) == 0) {
+        n = recover_blocks(a, dead, how);
+        for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
+            if (!(dead >> s & 1)) continue;
+            atomic_store(&h->slots[s].recovered, 1);
+            if (how != RECOVER_CACHES) atomic_store(&h->slots[s].pid, 0); /* free for reuse */
+        }
+    }
+    ga__shm_unlock(a, SHM_LOCK_SLOTS);
+    return rc ? rc : n;
 }
 
 long ga__shm_recover(shm_att_t *a, bool blocks)
 {
-    shm_header_t *h = a->hdr;
-    if (!dead_slots(a, blocks)) return 0;
-    int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
-    if (rc) return rc;
-    uint64_t dead = dead_slots(a, blocks);
-    long freed = 0;
-    if (dead && (rc = lock_all(a, false)) == 0) {
-        for (unsigned c = 0; c < SHM_NCLASS; c++) {
-            if (ga__shm_lock_class(a, c)) continue;
-            uint64_t top = ga__shm_top_pages(a);
-            for (uint64_t p = 0; p < top; p++) {
-                uint64_t d = atomic_load(&a->pages[p].desc);
-                if (PD_KIND(d) != PG_SMALL || PD_CLASS(d) != c) continue;
-                _Atomic uint8_t *st = ga__shm_state_bytes(a, p);
-                for (uint32_t i = 0; i < ga__shm_class_count(c); i++) {
-                    if (state_hit(atomic_load(&st[i]), dead, blocks)) {
-                        ga__shm_small_release_locked(a, p, i);
-                        freed++;
-                    }
-                }
-            }
-            ga__shm_unlock(a, SHM_LOCK_CLASS(c));
-        }
-        uint64_t top = ga__shm_top_pages(a);
-        for (uint64_t p = 0; p < top; p++) {
-            uint64_t d = atomic_load(&a->pages[p].desc);
-            if (PD_KIND(d) == PG_LARGE && state_hit(PD_OWNER(d), dead, blocks) &&
-                ga__shm_large_release(a, p, PD_OWNER(d)) == 0)
-                freed++;
-        }
-        for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
-            if (!(dead >> s & 1)) continue;
-            atomic_store(&h->slots[s].recovered, 1);
-            if (blocks) atomic_store(&h->slots[s].pid, 0);
-        }
-    }
-    ga__shm_unlock(a, SHM_LOCK_SLOTS);
-    return rc ? rc : freed;
+    return recover(a, blocks ? RECOVER_RECLAIM : RECOVER_CACHES);
+}
+
+long ga__shm_recycle(shm_att_t *a)
+{
+    return recover(a, RECOVER_RECYCLE);
 }
 
 long ga_shared_reclaim_dead(ga_heap_t *heap)
 {
-    shm_att_t *a = ga__shm_att(heap);
-    if (!a) return GA_EINVAL;
-    long n = ga__shm_recover(a, true);
-    return n < 0 ? ga__set_error((int)n) : n;
+    return ga_shared_reclaim(heap, 0);
 }
 
 /* ---- check ------------------------------------------------------------------------------ */
@@ -280,6 +312,9 @@ static void count_block(ga_shared_stats_t *o, shm_att_t *a, unsigned st, size_t 
         o->heap_blocks++;
     } else if (s == SHM_SLOT_ORPHAN) {
         o->orphan_blocks++;
+    } else if (s == SHM_SLOT_DEAD) { /* dead processes whose slots were reused */
+        o->dead_blocks++;
+        o->dead_bytes += bs;
     } else {
         o->procs[s].blocks++;
         o->procs[s].bytes += bs;
@@ -337,6 +372,9 @@ int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
     o->repairs = atomic_load(&h->repairs);
     long nh = ga_shared_handle_list(heap, NULL, 0);
     o->handles_in_use = nh > 0 ? (size_t)nh : 0;
+    uint64_t hb = 0;
+    o->exited_handles = (size_t)ga__shm_orphan_handles(a, NULL, NULL, &hb);
+    o->exited_handle_bytes = (size_t)hb;
     return 0;
 }
 

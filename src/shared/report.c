@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared heaps: the owners report (ga_shared_leak_report): the heap's allocated blocks grouped
- * by owner, live attached processes apart from processes that exited without freeing.
+ * by owner, live attached processes apart from processes that exited without freeing, and the
+ * handles whose creator has gone apart from the others.
  *
  * A snapshot taken without locks, like ga_shared_stats: state bytes and page descriptors are
  * read atomically, so a report made while others allocate is consistent per block, not as a
@@ -11,6 +12,7 @@
  */
 #include "shared/shared_internal.h"
 #include "os/os.h"
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,13 +139,55 @@ static void list_fn(void *arg, unsigned st, uint64_t off, uint64_t size)
     l->n++;
 }
 
-/* One process's entry: pid, counts and up to max of its blocks. */
+typedef struct {
+    out_t *o;
+    bool json;
+    long n, max;
+} hlist_t;
+
+static void handle_fn(void *arg, ga_handle_t h, uint64_t size, int pid)
+{
+    hlist_t *l = arg;
+    if (l->n++ >= l->max) return;
+    if (l->json)
+        out(l->o, "%s{\"handle\":\"%#llx\",\"size\":%llu,\"creator_pid\":%d}", l->n > 1 ? "," : "",
+            (unsigned long long)h, (unsigned long long)size, pid);
+    else
+        out(l->o, "  handle %#llx: %llu bytes, created by pid %d\n", (unsigned long long)h,
+            (unsigned long long)size, pid);
+}
+
+/* The handles whose creator has gone, apart: up to DEAD_LIST of them, then the count. */
+static void orphan_section(out_t *o, shm_att_t *a, bool json, bool all)
+{
+    hlist_t l = {.o = o, .json = json, .max = all ? LONG_MAX : DEAD_LIST};
+    uint64_t bytes = 0;
+    if (json)
+        out(o, ",\"exited_handle_list\":[");
+    else
+        out(o, "handles of exited processes (kept until ga_shared_reclaim with "
+               "GA_RECLAIM_HANDLES):\n");
+    long n = ga__shm_orphan_handles(a, handle_fn, &l, &bytes);
+    if (json) {
+        out(o, "],\"exited_handles\":%ld,\"exited_handle_bytes\":%llu", n,
+            (unsigned long long)bytes);
+    } else {
+        if (n > l.max) out(o, "  ... %ld more\n", n - l.max);
+        out(o, "  total: %ld handles, %llu bytes\n", n, (unsigned long long)bytes);
+    }
+}
+
+/* One process's entry: pid, counts and up to max of its blocks. pid 0 with SHM_SLOT_DEAD: the
+ * processes whose slots were reused, together (their pids are no longer known). */
 static int proc_entry(out_t *o, walk_t *w, bool json, bool first, int pid, unsigned s,
                       const tally_t *t, uint64_t max)
 {
     list_t l = {.o = o, .slot = s, .max = max, .json = json};
     if (json) {
         out(o, "%s{\"pid\":%d,\"blocks\":%llu,\"bytes\":%llu,\"list\":[", first ? "" : ",", pid,
+            (unsigned long long)t->blocks[s], (unsigned long long)t->bytes[s]);
+    } else if (s == SHM_SLOT_DEAD) {
+        out(o, "  processes whose slots were reused: %llu blocks, %llu bytes\n",
             (unsigned long long)t->blocks[s], (unsigned long long)t->bytes[s]);
     } else {
         out(o, "  pid %d: %llu blocks, %llu bytes\n", pid, (unsigned long long)t->blocks[s],
@@ -175,8 +219,8 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
     if (rc) return ga__set_error(rc);
     /* A slot freed (pid 0) after the walk saw its block counts as exited: its blocks are being
      * reclaimed, they are no live process's. */
-    long dead_blocks = 0;
-    uint64_t dead_bytes = 0;
+    long dead_blocks = (long)tl.blocks[SHM_SLOT_DEAD];
+    uint64_t dead_bytes = tl.bytes[SHM_SLOT_DEAD];
     for (unsigned s = 0; s < SHM_PROC_SLOTS; s++)
         if (alive[s] != 1) {
             dead_blocks += (long)tl.blocks[s];
@@ -215,6 +259,10 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
         rc = proc_entry(o, &w, json, first, pid[s], s, &tl, DEAD_LIST);
         first = false;
     }
+    if (rc == 0 && tl.blocks[SHM_SLOT_DEAD]) {
+        rc = proc_entry(o, &w, json, first, 0, SHM_SLOT_DEAD, &tl, DEAD_LIST);
+        first = false;
+    }
     if (!json && first) out(o, "  (none)\n");
     long nh = ga_shared_handle_list(heap, NULL, 0);
     ga_shared_object_info_t *objs = calloc(SHM_NAMED_MAX, sizeof *objs);
@@ -236,7 +284,9 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
             out(o, ",\"size\":%zu,\"offset\":%llu}", objs[i].size,
                 (unsigned long long)objs[i].offset);
         }
-        out(o, "]}\n");
+        out(o, "]");
+        orphan_section(o, a, true, (flags & GA_LEAK_ALL) != 0);
+        out(o, "}\n");
     } else {
         out(o, "  total: %ld blocks, %llu bytes from %u processes\n", dead_blocks,
             (unsigned long long)dead_bytes, ndead);
@@ -249,6 +299,7 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
         out(o, "left by detached processes: %llu blocks, %llu bytes\n",
             (unsigned long long)tl.blocks[SHM_SLOT_ORPHAN],
             (unsigned long long)tl.bytes[SHM_SLOT_ORPHAN]);
+        orphan_section(o, a, false, (flags & GA_LEAK_ALL) != 0);
     }
     out_flush(o);
     free(o);

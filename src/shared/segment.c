@@ -277,7 +277,7 @@ int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsi
 
 int ga_shared_unlink(const char *name, unsigned flags)
 {
-    char path[SHM_NAME_MAX + 16];
+    char path[SHM_PATH_MAX];
     int rc = ga__shm_path(name, path, sizeof path);
     if (rc) return ga__set_error(rc);
     if (!(flags & GA_SHARED_FORCE)) {
@@ -328,7 +328,14 @@ int ga__shm_commit(shm_att_t *a, uint64_t pages)
     if (pages > a->max_pages) return GA_EFULL;
     uint64_t want = pages + (top / 8 > 16 ? top / 8 : 16); /* grow by >= 1 MiB, or 1/8 */
     if (want > a->max_pages) want = a->max_pages;
+    /* The file's blocks are allocated (fallocate) before any page past the old top is used, so
+     * a full file system fails here (GA_ENOMEM) instead of raising SIGBUS on first touch; when
+     * the headroom does not fit, exactly what was asked for may still. */
     int rc = commit_file(a->fd, a->data_off + top * SHM_PAGE, (want - top) * SHM_PAGE);
+    if (rc == GA_ENOMEM && want > pages) {
+        want = pages;
+        rc = commit_file(a->fd, a->data_off + top * SHM_PAGE, (want - top) * SHM_PAGE);
+    }
     if (rc) return rc;
     atomic_store_explicit(&a->hdr->npages_top, want, memory_order_release);
     return 0;
@@ -338,7 +345,7 @@ int ga__shm_commit(shm_att_t *a, uint64_t pages)
 
 int ga_shared_peek(const char *name, ga_shared_info_t *out)
 {
-    char path[SHM_NAME_MAX + 16];
+    char path[SHM_PATH_MAX];
     int rc = ga__shm_path(name, path, sizeof path);
     if (rc || !out) return ga__set_error(rc ? rc : GA_EINVAL);
     int fd = ga__os_shm_open(path, GA_OS_SHM_READ);

@@ -12,7 +12,8 @@
 /* True when heap is a shared heap attached by this process. */
 bool ga__shared_is_heap(ga_heap_t *heap);
 /* The ga_handle_* contract for handles whose heap id (bits 52..62) is nonzero: same results,
- * same errors (GA_EHANDLE for a heap this process has not attached). */
+ * same errors. The id is resolved to a heap this process has open, else to its share heap
+ * (attached on first use); GA_EHANDLE when it is neither. */
 ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags);
 int ga__shared_handle_free(ga_handle_t h);
 void *ga__shared_handle_lock(ga_handle_t h);
@@ -34,5 +35,9 @@ extern const ga__remote_ops_t ga__shared_remote_ops;
 
 /* Start (src/init.c, before any heap can be opened): the size-class geometry tables. */
 void ga__shared_init(void);
+
+/* share_heap.c: the process's share heap (GMEM_SHARE, received handles), or NULL with *err = 0 (none configured) or the
+ * GA_E* error that kept the configured heap from opening (reported; retried on the next call). */
+ga_heap_t *ga__share_heap_get(int *err);
 
 #endif /* GA_SHARED_H */

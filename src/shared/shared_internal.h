@@ -20,7 +20,8 @@
  * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
  * no one else can reuse it before the repair has looked at it. When a process is found dead
  * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
- * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
+ * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead (or its
+ * slot is recycled when the table is full: then they are SHM_SLOT_DEAD's, still reported).
  *
  * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
  * every offset, index, class and size read from the segment is bounds-checked before use, so
@@ -41,6 +42,7 @@
 
 #define SHM_PREFIX   "ga." /* /dev/shm/ga.NAME */
 #define SHM_NAME_MAX 200   /* heap name length */
+#define SHM_PATH_MAX 1024  /* GLOBALALLOC_SHM_DIR + "/ga." + name + NUL */
 
 /* Shared handles have the handle value format of handle/handle.h (h % 16 == 8; bits 4..27 entry
  * index, 28..51 generation) with a nonzero heap id in bits 52..62. */
@@ -52,6 +54,7 @@
      ((ga_handle_t)(gen) << GA__H_GEN_SHIFT) | ((ga_handle_t)(id) << GA__H_HIGH_SHIFT))
 static_assert(HW_GEN_MASK == GA__H_FIELD_MASK, "an entry's generation fills a handle's field");
 static_assert(SHM_HEAPID_MAX == (UINT64_MAX >> 1) >> GA__H_HIGH_SHIFT, "heap ids: bits 52..62");
+static_assert(SHM_PROC_SLOTS == GA_SHARED_MAX_PROCS, "the documented limit is the table's");
 
 /* ---- process-local state --------------------------------------------------------------- */
 
@@ -149,7 +152,8 @@ int ga__shm_commit(shm_att_t *a, uint64_t pages);
 
 /* True when name is 1..max printable ASCII characters without '/', '\\' or "..". */
 bool ga__shm_name_ok(const char *name, size_t max);
-/* The shm_open path of heap `name` ("/ga.NAME") into out. 0 or GA_ENAME. */
+/* The path of heap `name` into out (cap >= SHM_PATH_MAX): the shm_open name "/ga.NAME", or the
+ * file DIR/ga.NAME with GLOBALALLOC_SHM_DIR=DIR. 0 or GA_ENAME (bad name; bad DIR, reported). */
 int ga__shm_path(const char *name, char *out, size_t cap);
 /* FNV-1a of n bytes at p, continuing from h (SHM_FNV_BASIS to start). */
 uint64_t ga__shm_hash(const void *p, size_t n, uint64_t h);
@@ -253,7 +257,8 @@ static inline unsigned ga__shm_intent_owner(const shm_intent_t *in)
 
 /* 1 if the process in slot s is alive, 0 if dead, -1 if the slot is free. */
 int ga__shm_slot_alive(shm_att_t *a, unsigned s);
-/* Claims a free slot for this process into *out. 0, GA_EFULL or GA_ECORRUPT. */
+/* Claims a free slot for this process into *out, recycling dead processes' slots when none is
+ * free. 0, GA_EFULL (SHM_PROC_SLOTS live processes attached; reported) or GA_ECORRUPT. */
 int ga__shm_slot_claim(shm_att_t *a, unsigned *out);
 /* Frees a's slot (detach, or an open that failed after its claim). */
 void ga__shm_slot_release(shm_att_t *a);
@@ -372,10 +377,29 @@ void ga__shm_free_if(shm_att_t *a, uint64_t off, unsigned st);
 int ga__shm_lock_stripe(shm_att_t *a, unsigned s);
 int ga__shm_lock_named(shm_att_t *a);
 shm_hentry_t *ga__shm_hentry(shm_att_t *a, uint32_t idx);
+/* Calls fn (NULL: none) for each live entry, a lock-free snapshot; returns how many entries it
+ * accepted (all, without fn). */
+typedef bool ga__shm_entry_fn(void *arg, uint32_t idx, shm_hentry_t *e, uint64_t word);
+long ga__shm_each_handle(shm_att_t *a, ga__shm_entry_fn *fn, void *arg);
+/* Frees live entry idx of stripe s (word w; stripe lock held): the logged HFREE. Returns its old
+ * block, to pass to ga__shm_after_window once the stripe is unlocked. */
+uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e, uint64_t w);
 /* Checks the handle table / named objects; counts referenced blocks. 0 or GA_ECORRUPT. */
 int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive,
                           bool quiet);
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet);
+
+/* ---- src/shared/orphan.c: handles whose creator has gone --------------------------------- */
+
+/* ga__shm_slot_alive of every process slot. */
+void ga__shm_alive_snapshot(shm_att_t *a, int alive[SHM_PROC_SLOTS]);
+/* True when the creator of live entry e has gone (detached, exited, died); alive: a snapshot
+ * (may be NULL), confirmed afresh before answering "gone". */
+bool ga__shm_creator_gone(shm_att_t *a, const shm_hentry_t *e, const int alive[SHM_PROC_SLOTS]);
+typedef void ga__shm_handle_fn(void *arg, ga_handle_t h, uint64_t size, int creator_pid);
+/* Counts the live handles whose creator has gone (their sizes into *bytes, may be NULL),
+ * calling fn (may be NULL) for each. Lock-free snapshot. */
+long ga__shm_orphan_handles(shm_att_t *a, ga__shm_handle_fn *fn, void *arg, uint64_t *bytes);
 
 /* ---- src/shared/recover.c ------------------------------------------------------------------ */
 
@@ -383,6 +407,9 @@ int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t 
  * cached blocks of dead slots; with blocks, also their allocated blocks, and frees the slots.
  * Returns the number of blocks given back, or GA_E*. */
 long ga__shm_recover(shm_att_t *a, bool blocks);
+/* Frees the slots of dead processes for reuse: their cached blocks given back, their allocated
+ * blocks handed to SHM_SLOT_DEAD (kept for ga_shared_reclaim_dead). Blocks moved, or GA_E*. */
+long ga__shm_recycle(shm_att_t *a);
 /* Reports a corruption (unless quiet) and returns GA_ECORRUPT. */
 int ga__shm_corrupt(shm_att_t *a, bool quiet, uint64_t where, const char *what);
 

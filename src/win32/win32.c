@@ -13,6 +13,7 @@
  */
 #include "handle/handle.h"
 #include "debug/debug.h"
+#include "shared/shared.h"
 #include "globalalloc/win32.h"
 #include <stdatomic.h>
 
@@ -52,11 +53,27 @@ static unsigned hflags_of(UINT flags, bool local)
 
 /* ---- alloc / free -------------------------------------------------------------------- */
 
+/* The Win32 code for a configured share heap that cannot be opened: a bad name, no access, or
+ * (anything else: full table, foreign or damaged file) the memory cannot be had, which is what
+ * GlobalAlloc says whenever it fails. */
+static DWORD share_error(int err)
+{
+    return err == GA_ENAME   ? ERROR_INVALID_NAME
+           : err == GA_EPERM ? ERROR_ACCESS_DENIED
+                             : ERROR_NOT_ENOUGH_MEMORY;
+}
+
 static HANDLE alloc_common(UINT flags, SIZE_T size, bool local)
 {
     if (flags & GMEM_MOVEABLE) {
         ga_handle_t h;
-        ga_heap_t *shared = (!local && (flags & GMEM_SHARE)) ? ga_share_heap() : NULL;
+        int err = 0;
+        ga_heap_t *shared = (!local && (flags & GMEM_SHARE)) ? ga__share_heap_get(&err) : NULL;
+        if (err) { /* configured but unreachable: no handle that peers could not use */
+            ga__set_error(err);
+            set_err((long)share_error(err));
+            return NULL;
+        }
         if (shared) { /* GMEM_SHARE's 16-bit meaning, back: memory other processes can use */
             h = ga_handle_alloc(shared, size, hflags_of(flags, local));
             if (h == 0) {
