@@ -79,6 +79,16 @@ expect 0 "ls" -- "$CLI" ls
 contains out "^$NAME .*4.0 MiB.*0600 *ok" "ls shows the heap"
 expect 0 "ls --json" -- "$CLI" --json ls
 json "any(h['name']=='$NAME' and h['reserved']==4194304 and h['mode']=='0600' and h['attached']==0 for h in j['heaps'])" "ls --json"
+# GLOBALALLOC_SHM_DIR: heaps made there are listed from there, and only there
+SHMDIR="$TMP/shmdir"
+mkdir -p "$SHMDIR"
+expect 0 "create in GLOBALALLOC_SHM_DIR" -- env GLOBALALLOC_SHM_DIR="$SHMDIR" "$CLI" create "$NAME.dir" 4M
+if [ -e "$SHMDIR/ga.$NAME.dir" ]; then ok; else bad "GLOBALALLOC_SHM_DIR: no $SHMDIR/ga.$NAME.dir"; fi
+expect 0 "ls in GLOBALALLOC_SHM_DIR" -- env GLOBALALLOC_SHM_DIR="$SHMDIR" "$CLI" ls
+contains out "^$NAME.dir .*ok" "ls lists the heap of GLOBALALLOC_SHM_DIR"
+expect 0 "ls" -- "$CLI" ls
+if grep -q "^$NAME.dir " "$TMP/out"; then bad "ls of /dev/shm lists a heap of GLOBALALLOC_SHM_DIR"; else ok; fi
+expect 0 "rm in GLOBALALLOC_SHM_DIR" -- env GLOBALALLOC_SHM_DIR="$SHMDIR" "$CLI" rm "$NAME.dir"
 
 # ---- a peer dies attached, holding blocks -------------------------------------------------
 st=$( ("$PEER" "$NAME" die) 2>/dev/null; echo $?)

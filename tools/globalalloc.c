@@ -158,8 +158,10 @@ static void ls_json_entry(const char *name, int rc, const ga_shared_info_t *info
 
 static int cmd_ls(void)
 {
-    DIR *d = opendir("/dev/shm");
-    if (!d) return fail_words("/dev/shm", GA_ENOENT, "cannot read the directory", strerror(errno));
+    const char *dir = getenv("GLOBALALLOC_SHM_DIR"); /* where the library puts heap files */
+    if (dir == NULL || *dir == 0) dir = "/dev/shm";
+    DIR *d = opendir(dir);
+    if (!d) return fail_words(dir, GA_ENOENT, "cannot read the directory", strerror(errno));
     char *names[4096];
     size_t n = 0;
     struct dirent *e;
