@@ -424,6 +424,10 @@ GA_API long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags);
  * (bad option list: nothing changes) or GA_EPERM ("0" once debug mode is on: it cannot be
  * switched off). */
 GA_API int ga_debug_enable(const char *options);
+/* Checks an option list as ga_debug_enable would, without switching anything on: 0, or GA_EINVAL
+ * with the bad item and why through the error handler. For tools that hand options to another
+ * program (globalalloc leaks -o) and must refuse a bad list instead of running it unchecked. */
+GA_API int ga_debug_check_options(const char *options);
 /* 1 if debug mode is on, else 0. */
 GA_API int ga_debug_enabled(void);
 

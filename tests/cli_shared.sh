@@ -63,6 +63,10 @@ contains err "0..255" "leaks -e range said"
 expect 2 "leaks: report file that cannot be opened" -- "$CLI" leaks -f /nonexistent-dir/r -- true
 contains err "cannot open /nonexistent-dir/r" "leaks -f failure said"
 expect 2 "leaks: report file with a comma" -- "$CLI" leaks -f "a,b" -- true
+expect 2 "leaks: bad debug option" -- "$CLI" leaks -o bogus=1 -- true
+contains err "bogus=1\": unknown option" "leaks -o names the bad item"
+expect 2 "leaks: bad debug option value" -- "$CLI" leaks -o check=abc -- true
+contains err "expected a number" "leaks -o says why"
 expect 2 "unknown option" -- "$CLI" --frob ls
 expect 2 "stat without name" -- "$CLI" stat
 expect 0 "version" -- "$CLI" --version

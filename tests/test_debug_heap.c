@@ -77,9 +77,16 @@ TEST(enable_and_options)
         ASSERT_EQ(ga_debug_enable(bad[i][0]), GA_EINVAL);
         CHECK(strstr(seen_msg, bad[i][1]) != NULL);
         if (!strstr(seen_msg, bad[i][1])) fprintf(stderr, "%s -> %s\n", bad[i][0], seen_msg);
+        /* the same list checked without enabling: the same refusal */
+        seen_msg[0] = 0;
+        ASSERT_EQ(ga_debug_check_options(bad[i][0]), GA_EINVAL);
+        CHECK(strstr(seen_msg, bad[i][1]) != NULL);
     }
     ga_set_error_handler(NULL, NULL);
-    ASSERT_EQ(ga_debug_enabled(), 0);
+    ASSERT_EQ(ga_debug_check_options("stacks=32,guard=24,quarantine=64k,fill,leaks=all"), 0);
+    ASSERT_EQ(ga_debug_check_options(NULL), 0);
+    ASSERT_EQ(ga_debug_check_options("0"), 0);
+    ASSERT_EQ(ga_debug_enabled(), 0); /* checking switched nothing on */
     ASSERT_EQ(ga_debug_enable("stacks=32,guard=24,quarantine=64k,fill,leaks=0"), 0);
     ASSERT_EQ(ga_debug_enabled(), 1);
     ASSERT_EQ(ga_debug_enable("0"), GA_EPERM);

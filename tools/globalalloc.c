@@ -661,6 +661,8 @@ static int cmd_leaks(int argc, char **argv)
     snprintf(opts, sizeof opts, "leaks=1%s%s%s%s%s%s", status ? ",exitcode=" : "",
              status ? status : "", file ? ",report=" : "", file ? file : "", extra ? "," : "",
              extra ? extra : "");
+    if (ga_debug_check_options(opts) != 0) /* the reason was just printed */
+        return usage("leaks: -o takes debug options, as GLOBALALLOC_DEBUG (see the manual)");
     char preload[8400];
     const char *old = getenv("LD_PRELOAD");
     snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");

@@ -185,6 +185,23 @@ void ga__debug_init(void)
     pthread_once(&env_once, env_init);
 }
 
+int ga_debug_check_options(const char *options)
+{
+    ga_dbg_opts_t o;
+    bool on;
+    const char *bad = "", *why = "";
+    size_t bad_len = 0;
+    int rc = parse_options(options ? options : "1", &o, &on, &bad, &bad_len, &why);
+    if (rc != 0) {
+        ga__report(GA_EINVAL, 0, false, "debug options: bad option \"%.*s\": %s",
+                   (int)(bad_len > 200 ? 200 : bad_len), bad, why);
+        return rc;
+    }
+    if (on && o.report_fd != ga__dbg_opts.report_fd && o.report_fd != 2)
+        ga__os_file_close(o.report_fd); /* report=FILE was opened to check it */
+    return 0;
+}
+
 int ga_debug_enable(const char *options)
 {
     ga__debug_init();
