@@ -181,7 +181,7 @@ void *ga__engine_aligned_alloc(size_t alignment, size_t size)
     return p;
 }
 
-static size_t usable_size(const void *p)
+size_t ga__engine_usable(const void *p)
 {
     if (p == NULL)
         return 0;
@@ -190,7 +190,7 @@ static size_t usable_size(const void *p)
     return page ? usable_in(seg, page, p) : 0;
 }
 
-static int owns(const void *p)
+int ga__engine_owns(const void *p)
 {
     ga_segment_t *seg;
     if (p == NULL || live_page_of(p, &seg, false) == NULL)
@@ -209,10 +209,9 @@ static int owns(const void *p)
 
 size_t ga__engine_collect(bool force) { return ga__heap_collect(ga__tl_heap, force); }
 
-/* ---- the same, under the names the entry points and the debug heap call ---------------------- */
+/* ---- for the debug heap ------------------------------------------------------------------------ */
 
 void ga__engine_free(void *p) { ga__free_fast(p); }
-size_t ga__engine_usable(const void *p) { return usable_size(p); }
 bool ga__engine_resize_in_place(void *p, size_t size)
 {
     ga_segment_t *seg = ga__segment_of(p);
@@ -224,7 +223,6 @@ bool ga__engine_resize_in_place(void *p, size_t size)
     return size <= usable && (size >= usable / 2 || usable <= 64); /* as ga_realloc */
 }
 bool ga__engine_is_block_start(const void *p) { return is_block_start(p); }
-int ga__engine_owns(const void *p) { return owns(p); }
 
 /* ---- walks, for the debug heap's scans (they read pages other threads change: unsanitized) -- */
 
