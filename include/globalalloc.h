@@ -54,7 +54,8 @@ extern "C" {
     X(EFORMAT, -14, "incompatible heap format or version")                                     \
     X(EFULL, -15, "heap or table is full")                                                     \
     X(EPERM, -16, "operation not permitted")                                                   \
-    X(EOVERRUN, -17, "write past the end or before the start of a block")
+    X(EOVERRUN, -17, "write past the end or before the start of a block")                      \
+    X(ETIMEDOUT, -18, "timed out waiting for a shared-heap lock")
 
 typedef enum ga_errno_e {
 #define GA__ERRNO_ENUM(name, value, msg) GA_##name = (value),

@@ -79,6 +79,9 @@ static bool state_hit(unsigned st, uint64_t dead, bool blocks)
 long ga__shm_recover(shm_att_t *a, bool blocks)
 {
     shm_header_t *h = a->hdr;
+    /* It takes every lock: a caller holding one would wait for itself (or for a peer waiting
+     * for that lock, in a cycle). */
+    GA_ASSERT_INTERNAL(!ga__shm_held_any(a));
     if (!dead_slots(a, blocks)) return 0;
     int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
     if (rc) return rc;

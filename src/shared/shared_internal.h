@@ -175,7 +175,13 @@ static_assert(SHM_NLOCKS <= 64, "the debug record has one bit per lock");
 int ga__shm_mutex_init(pthread_mutex_t *m);
 /* The mutex in the segment for lock id `lock`. */
 pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock);
-/* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
+/* The lock timeout in ms (GLOBALALLOC_LOCK_TIMEOUT_MS, read once; default 30 s); tests set it. */
+unsigned ga__shm_lock_timeout(void);
+void ga__shm_set_lock_timeout(unsigned ms);
+/* "class 3", "handle stripe 5", "pages", "named-object", "slots". */
+void ga__shm_lock_name(unsigned lock, char *out, size_t cap);
+/* Robust lock: 0, GA_ETIMEDOUT when not obtained within the lock timeout (reported with the
+ * lock's name and holder), or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
  * repair(att, arg) while holding the lock, then marks the lock consistent. pre: the caller does
  * not hold it already. */
 int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg);
@@ -184,6 +190,8 @@ void ga__shm_unlock(shm_att_t *a, unsigned lock);
 #if GA_DEBUG >= 2
 /* True when this thread holds lock of attachment a (taken through ga__shm_lock). */
 bool ga__shm_held(const shm_att_t *a, unsigned lock);
+/* True when this thread holds any lock of attachment a. */
+bool ga__shm_held_any(const shm_att_t *a);
 #define GA_ASSERT_SHM_HELD(a, lock) GA__ASSERT(ga__shm_held((a), (lock)))
 #else
 #define GA_ASSERT_SHM_HELD(a, lock) ((void)0)
