@@ -44,6 +44,15 @@ enum { GA_OS_SHM_READ = 0, GA_OS_SHM_RDWR = 1, GA_OS_SHM_CREATE = 2 /* RDWR, new
 int ga__os_shm_open(const char *name, int mode);
 /* Removes the name (mappings and open fds stay valid). 0 or -errno. */
 int ga__os_shm_unlink(const char *name);
+/* Publishes the shared-memory file `from` also under `to`, which must not exist (link: atomic,
+ * -EEXIST when it does). 0 or -errno. */
+int ga__os_shm_link(const char *from, const char *to);
+/* Renames `from` to `to`, atomically replacing what `to` names. 0 or -errno. */
+int ga__os_shm_rename(const char *from, const char *to);
+/* The file's owner (uid). 0 or -errno. */
+int ga__os_file_owner(int fd, unsigned *uid);
+/* The calling process's effective uid. */
+unsigned ga__os_euid(void);
 /* Closes fd. */
 void ga__os_file_close(int fd);
 /* The file's size and, when mode is not NULL, its permission bits (fstat). 0 or -errno. */

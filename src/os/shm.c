@@ -32,6 +32,44 @@ int ga__os_shm_unlink(const char *name)
     return shm_unlink(name) ? -errno : 0;
 }
 
+/* Where shm_open keeps its files (glibc and musl on Linux): link and rename need real paths. */
+#define SHM_DIR "/dev/shm"
+
+static int shm_paths(const char *from, const char *to, char *pf, char *pt, size_t cap)
+{
+    if ((size_t)snprintf(pf, cap, "%s%s", SHM_DIR, from) >= cap ||
+        (size_t)snprintf(pt, cap, "%s%s", SHM_DIR, to) >= cap)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int ga__os_shm_link(const char *from, const char *to)
+{
+    char pf[512], pt[512];
+    int rc = shm_paths(from, to, pf, pt, sizeof pf);
+    return rc ? rc : link(pf, pt) ? -errno : 0;
+}
+
+int ga__os_shm_rename(const char *from, const char *to)
+{
+    char pf[512], pt[512];
+    int rc = shm_paths(from, to, pf, pt, sizeof pf);
+    return rc ? rc : rename(pf, pt) ? -errno : 0;
+}
+
+int ga__os_file_owner(int fd, unsigned *uid)
+{
+    struct stat st;
+    if (fstat(fd, &st)) return -errno;
+    *uid = (unsigned)st.st_uid;
+    return 0;
+}
+
+unsigned ga__os_euid(void)
+{
+    return (unsigned)geteuid();
+}
+
 void ga__os_file_close(int fd)
 {
     close(fd);

@@ -188,7 +188,7 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
         ga__set_error(rc);
         return NULL;
     }
-    if (flags & ~0x1Fu) {
+    if (flags & ~0x3Fu) {
         ga__set_error(GA_EINVAL);
         return NULL;
     }

@@ -4,14 +4,22 @@
  * committed size (the file grows with the heap). The design of shared heaps: the format in
  * src/shared/layout.h, the locking and crash-safety rules in src/shared/shared_internal.h.
  *
- * Initialization: the creator makes the file with O_EXCL, takes flock(LOCK_EX) before it gives
- * the file any size, and sets init_state = READY last. An attacher takes flock(LOCK_SH): when it
- * gets it and the state is not READY, the creator died (flock is released by death); a file of
- * size 0 may belong to a creator not yet at its flock, so that case waits a short grace time.
+ * Creation is exclusive and never visible half-way: the creator makes a private file (O_EXCL,
+ * /ga~PID~RANDOM, a name no heap can have), initializes it whole (init_state READY last), and
+ * only then publishes it under the heap's name with link(), which fails when the name exists:
+ * of racing creators exactly one wins, the others attach its heap. A creator that dies leaves
+ * at most its private file, never a half-made heap under the name. So a file under the name
+ * that is not READY is not being created: it is damaged, hand-made or an older format. It is
+ * replaced (rename over it, under flock(LOCK_EX) so that two openers never both replace it)
+ * only when no live process is attached to it; otherwise it is GA_ECORRUPT and left alone.
+ *
+ * Ownership: a file that belongs to neither the caller's euid nor root is refused (GA_EPERM)
+ * unless GA_SHARED_ANY_OWNER: its owner can read and rewrite all of it.
  */
 #include "shared/shared_internal.h"
 #include "os/os.h"
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static int errno_to_ga(int e)
@@ -107,7 +115,7 @@ static int commit_file(int fd, uint64_t from, uint64_t len)
     return rc ? errno_to_ga(-rc) : 0;
 }
 
-/* Initializes a fresh (or dead creator's) file; the caller holds flock(LOCK_EX). */
+/* Initializes a fresh private file (a->fd), mapping it into a. */
 static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
 {
     layout_t l;
@@ -145,6 +153,40 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
     return 0;
 }
 
+void (*ga__shm_test_hook)(const char *step);
+
+static void test_hook(const char *step)
+{
+    if (ga__shm_test_hook) ga__shm_test_hook(step);
+}
+
+/* Makes a heap in a private file and publishes it under path: link() when the name must be
+ * new (-EEXIST when it is not), rename() when it replaces the stale file the caller holds
+ * flock(LOCK_EX) on. 0 (a holds the new segment) or GA_E* / -EEXIST. */
+static int create_published(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
+                            bool replace)
+{
+    char tmp[64];
+    unsigned long long r = (unsigned long long)ga__os_random();
+    snprintf(tmp, sizeof tmp, "/ga~%d~%016llx", ga__os_pid(), r);
+    int fd = ga__os_shm_open(tmp, GA_OS_SHM_CREATE);
+    if (fd < 0) return errno_to_ga(-fd);
+    a->fd = fd;
+    int rc = create_segment(a, max_size, flags);
+    test_hook("create:before-publish");
+    if (rc == 0) {
+        rc = replace ? ga__os_shm_rename(tmp, path) : ga__os_shm_link(tmp, path);
+        if (rc && rc != -EEXIST) rc = errno_to_ga(-rc);
+    }
+    ga__os_shm_unlink(tmp); /* the published name keeps the file */
+    if (rc) {
+        ga__shm_segment_close(a);
+        a->base = NULL;
+        a->fd = -1;
+    }
+    return rc;
+}
+
 /* ---- attaching an existing segment ------------------------------------------------------ */
 
 /* a may be NULL (ga_shared_peek: nothing attached, the size given is all there is). */
@@ -169,105 +211,126 @@ static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_si
     return 0;
 }
 
-enum { ATTACH_OK = 0, ATTACH_RETRY = 1, ATTACH_DEAD_CREATOR = 2 };
-
-/* Maps an existing initialized segment. Returns ATTACH_*, or GA_E*. */
-static int attach_existing(shm_att_t *a, double deadline, double grace_end)
+/* Live processes in the slots of a header that is not READY (0 when it cannot be read). */
+static unsigned live_attached(const shm_header_t *h, uint64_t size)
 {
-    int rc = ga__os_file_lock(a->fd, GA_OS_FLOCK_SH | GA_OS_FLOCK_NB);
-    if (rc) {
-        if (rc != -EWOULDBLOCK && rc != -EINTR) return errno_to_ga(-rc);
-        return ga__os_monotonic() < deadline ? ATTACH_RETRY : GA_ECORRUPT;
-    }
+    if (!h || size < sizeof *h || h->magic != SHM_MAGIC || h->version != SHM_VERSION) return 0;
+    shm_att_t tmp = {.hdr = (shm_header_t *)h, .slot = SHM_SLOTS};
+    unsigned n = 0;
+    for (unsigned s = 0; s < SHM_PROC_SLOTS; s++)
+        n += ga__shm_slot_alive(&tmp, s) == 1;
+    return n;
+}
+
+enum { ATTACH_OK = 0, ATTACH_RETRY = 1, ATTACH_STALE = 2 };
+
+/* Maps the existing segment of a->fd. ATTACH_OK, ATTACH_STALE (not an initialized heap, no live
+ * process attached), or GA_E* (GA_ECORRUPT: not initialized but live processes attached). */
+static int attach_existing(shm_att_t *a)
+{
     uint64_t size;
-    if ((rc = ga__os_file_stat(a->fd, &size, NULL)) != 0) {
-        rc = errno_to_ga(-rc);
-    } else if (size < sizeof(shm_header_t)) {
-        /* A creator between shm_open and flock, or one that died there. */
-        rc = ga__os_monotonic() < grace_end ? ATTACH_RETRY : ATTACH_DEAD_CREATOR;
+    int rc = ga__os_file_stat(a->fd, &size, NULL);
+    if (rc) return errno_to_ga(-rc);
+    shm_header_t *h = size >= sizeof(shm_header_t) ? ga__os_map_shared(a->fd, sizeof *h, false)
+                                                    : NULL;
+    if (size >= sizeof(shm_header_t) && !h) return GA_ENOMEM;
+    layout_t l;
+    if (!h || atomic_load_explicit(&h->init_state, memory_order_acquire) != INIT_READY) {
+        unsigned live = live_attached(h, size);
+        rc = live ? GA_ECORRUPT : ATTACH_STALE;
+        if (live)
+            ga__report(GA_ECORRUPT, 0, false,
+                       "shared heap %s: not initialized, yet %u live processes are attached: "
+                       "left as it is (not re-created)",
+                       a->name, live);
     } else {
-        shm_header_t *h = ga__os_map_shared(a->fd, sizeof *h, false);
-        if (!h) {
-            rc = GA_ENOMEM;
-        } else {
-            layout_t l;
-            if (atomic_load_explicit(&h->init_state, memory_order_acquire) != INIT_READY)
-                rc = ATTACH_DEAD_CREATOR; /* we hold LOCK_SH, so the creator is gone */
-            else
-                rc = validate_header(a, h, size, &l);
-            ga__os_unmap(h, sizeof *h);
-            if (rc == 0) {
-                a->base = ga__os_map_shared(a->fd, l.max_size, true);
-                if (!a->base)
-                    rc = GA_ENOMEM;
-                else
-                    att_set_layout(a, &l);
-            }
-        }
+        rc = validate_header(a, h, size, &l);
     }
-    ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
+    if (h) ga__os_unmap(h, sizeof *h);
+    if (rc == 0) {
+        a->base = ga__os_map_shared(a->fd, l.max_size, true);
+        if (!a->base) return GA_ENOMEM;
+        att_set_layout(a, &l);
+    }
     return rc;
 }
 
-/* Opens the file and maps the segment, creating or re-initializing it as flags allow.
+/* GA_EPERM (reported) when the file of a->fd belongs to another user than us or root. */
+static int check_owner(shm_att_t *a, unsigned flags)
+{
+    unsigned uid = 0, me = ga__os_euid();
+    int rc = ga__os_file_owner(a->fd, &uid);
+    if (rc) return errno_to_ga(-rc);
+    if (uid == me || uid == 0 || (flags & GA_SHARED_ANY_OWNER)) return 0;
+    ga__report(GA_EPERM, 0, false,
+               "shared heap %s: its file belongs to uid %u, neither you (uid %u) nor root: "
+               "refused, as its owner can read and rewrite it (GA_SHARED_ANY_OWNER to attach)",
+               a->name, uid, me);
+    return GA_EPERM;
+}
+
+/* Replaces the stale file a->fd (not a heap, nobody attached) by a new heap, unless another
+ * opener is doing so or did: then ATTACH_RETRY. */
+static int replace_stale(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags)
+{
+    int stale = a->fd, rc = ATTACH_RETRY;
+    if (ga__os_file_lock(stale, GA_OS_FLOCK_EX | GA_OS_FLOCK_NB) != 0) return ATTACH_RETRY;
+    test_hook("replace:locked");
+    /* Still the file under the name, and still stale, now that we hold it? */
+    a->fd = stale;
+    if (ga__shm_segment_is(a, path) && attach_existing(a) == ATTACH_STALE) {
+        rc = create_published(a, path, max_size, flags, true);
+        if (rc == -EEXIST) rc = ATTACH_RETRY;
+    } else if (a->base) {
+        ga__os_unmap(a->base, a->map_size); /* became a heap meanwhile: attach it anew */
+        a->base = NULL;
+    }
+    ga__os_file_lock(stale, GA_OS_FLOCK_UN);
+    ga__os_file_close(stale);
+    if (rc) a->fd = -1;
+    return rc;
+}
+
+/* Opens the file and maps the segment, creating or replacing it as flags allow.
  * Returns 0 or GA_E*; sets *created. */
 int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
                          int *created)
 {
-    double start = ga__os_monotonic(), deadline = start + 5.0, grace_end = start + 0.25;
+    double deadline = ga__os_monotonic() + 5.0;
     for (;;) {
-        if (flags & GA_SHARED_CREATE) {
-            int fd = ga__os_shm_open(path, GA_OS_SHM_CREATE);
-            if (fd >= 0) {
-                a->fd = fd;
-                ga__os_file_lock(a->fd, GA_OS_FLOCK_EX);
-                int rc = create_segment(a, max_size, flags);
-                ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
-                if (rc) {
-                    ga__os_shm_unlink(path);
-                    return rc;
-                }
+        int fd = ga__os_shm_open(path, GA_OS_SHM_RDWR), rc;
+        if (fd == -ENOENT && (flags & GA_SHARED_CREATE)) {
+            rc = create_published(a, path, max_size, flags, false);
+            if (rc == 0) {
                 *created = 1;
                 return 0;
             }
-            a->fd = -1;
-            if (fd != -EEXIST) return errno_to_ga(-fd);
+            if (rc != -EEXIST) return rc;
             if (flags & GA_SHARED_EXCL) return GA_EEXIST;
+            continue; /* another creator won: attach its heap */
         }
-        int fd = ga__os_shm_open(path, GA_OS_SHM_RDWR);
-        if (fd < 0) {
-            a->fd = -1;
-            if (fd == -ENOENT && (flags & GA_SHARED_CREATE) && ga__os_monotonic() < deadline)
-                continue; /* removed between our two opens */
-            return errno_to_ga(-fd);
-        }
+        if (fd < 0) return errno_to_ga(-fd);
         a->fd = fd;
-        int rc = attach_existing(a, deadline, grace_end);
+        test_hook("attach:opened");
+        if ((flags & GA_SHARED_CREATE) && (flags & GA_SHARED_EXCL)) {
+            rc = GA_EEXIST;
+        } else if ((rc = check_owner(a, flags)) == 0) {
+            rc = attach_existing(a);
+        }
         if (rc == ATTACH_OK) return 0;
-        if (rc == ATTACH_DEAD_CREATOR && (flags & GA_SHARED_CREATE)) {
-            /* Take over: whoever gets LOCK_EX and still sees no READY state re-initializes. */
-            if (ga__os_file_lock(a->fd, GA_OS_FLOCK_EX | GA_OS_FLOCK_NB) == 0) {
-                uint64_t size;
-                bool ready = false;
-                shm_header_t *h = header_map(a->fd, &size, NULL);
-                if (h) {
-                    ready = atomic_load(&h->init_state) == INIT_READY;
-                    ga__os_unmap(h, sizeof *h);
-                }
-                if (!ready) {
-                    rc = create_segment(a, max_size, flags);
-                    ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
-                    if (rc) return rc;
+        if (rc == ATTACH_STALE) {
+            if (!(flags & GA_SHARED_CREATE)) {
+                rc = GA_ENOENT; /* never initialized, and we may not create it */
+            } else {
+                rc = replace_stale(a, path, max_size, flags);
+                if (rc == 0) {
                     *created = 1;
                     return 0;
                 }
-                ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
+                if (a->fd < 0) fd = -1; /* replace_stale closed it */
             }
-            rc = ATTACH_RETRY;
-        } else if (rc == ATTACH_DEAD_CREATOR) {
-            rc = GA_ENOENT; /* never initialized, and we may not create it */
         }
-        ga__os_file_close(a->fd);
+        if (fd >= 0) ga__os_file_close(a->fd);
         a->fd = -1;
         if (rc != ATTACH_RETRY) return rc;
         if (ga__os_monotonic() >= deadline) return GA_ECORRUPT;

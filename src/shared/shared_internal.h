@@ -136,6 +136,9 @@ bool ga__shm_proc_held(void);
  * allow (GA_SHARED_*). 0 or GA_E*; *created = 1 when this call made the heap. */
 int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
                          int *created);
+/* Test builds' delay hook: called (when set) at the named steps of an open ("create:before-
+ * publish", "attach:opened", "replace:locked") so that a test can stop an opener there. */
+extern void (*ga__shm_test_hook)(const char *step);
 /* True when path still names the file a has open (not unlinked and made again). */
 bool ga__shm_segment_is(shm_att_t *a, const char *path);
 /* Unmaps a's segment and closes its file (either may be absent). */
