@@ -53,6 +53,13 @@ int ga__os_shm_rename(const char *from, const char *to);
 int ga__os_file_owner(int fd, unsigned *uid);
 /* The calling process's effective uid. */
 unsigned ga__os_euid(void);
+/* Installs (once per process) a SIGBUS handler that calls fix(fault address): when fix returns
+ * true the faulting access is retried, else the signal goes to the handler that was there
+ * before (or the default action). fix runs in a signal handler: async-signal-safe code only. */
+void ga__os_bus_trap(bool (*fix)(void *addr));
+/* Replaces the page holding addr by a private zero page (MAP_FIXED), so that an access to a
+ * shared file page past the file's end can complete. Async-signal-safe. 0 or -errno. */
+int ga__os_zero_page_at(void *addr);
 /* Closes fd. */
 void ga__os_file_close(int fd);
 /* The file's size and, when mode is not NULL, its permission bits (fstat). 0 or -errno. */

@@ -134,6 +134,47 @@ int ga__os_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+/* ---- SIGBUS: a shared file truncated under its mapping ---------------------------------- */
+
+static bool (*bus_fix)(void *addr);
+static struct sigaction bus_prev;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    if (bus_fix && bus_fix(si->si_addr)) {
+        errno = saved;
+        return; /* the access is retried on the page put there */
+    }
+    if (bus_prev.sa_flags & SA_SIGINFO) {
+        bus_prev.sa_sigaction(sig, si, uc);
+    } else if (bus_prev.sa_handler != SIG_DFL && bus_prev.sa_handler != SIG_IGN) {
+        bus_prev.sa_handler(sig);
+    } else {
+        signal(SIGBUS, SIG_DFL); /* the access faults again and the default action runs */
+    }
+    errno = saved;
+}
+
+void ga__os_bus_trap(bool (*fix)(void *addr))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    bus_fix = fix;
+    sigaction(SIGBUS, &sa, &bus_prev);
+}
+
+int ga__os_zero_page_at(void *addr)
+{
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    void *p = (void *)((uintptr_t)addr & ~(pg - 1));
+    void *r = mmap(p, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    return r == MAP_FAILED ? -errno : 0;
+}
+
 /* ---- processes ------------------------------------------------------------------------ */
 
 int ga__os_pid(void)

@@ -264,7 +264,12 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
 
 ga_handle_t ga_shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 {
-    return ga__shared_handle_alloc(heap, size, flags);
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return 0;
+    SHM_GUARD_ENTER(); /* a file truncated underneath: GA_ECORRUPT, not SIGBUS */
+    ga_handle_t h = ga__shared_handle_alloc(heap, size, flags);
+    if (GA_UNLIKELY(SHM_GUARD_LEAVE(a))) return ga__set_error(GA_ECORRUPT), 0;
+    return h;
 }
 
 int ga__shared_handle_free(ga_handle_t h)

@@ -76,6 +76,7 @@ typedef struct shm_att_s {
     _Atomic uint64_t known_top; /* data pages known to be covered by the file */
     shm_header_t *hdr;
     shm_page_t *pages;
+    _Atomic int broken; /* the file was truncated under the mapping: every call GA_ECORRUPT */
     char name[SHM_NAME_MAX + 1];
 } shm_att_t;
 enum { ATT_OPEN = 1, ATT_INHERITED = 2 };
@@ -113,10 +114,21 @@ extern GA_TLS unsigned ga__shm_last_att;
 GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
 {
     shm_att_t *a = (shm_att_t *)heap;
-    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a && a->state == ATT_OPEN))
+    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a && a->state == ATT_OPEN &&
+                  !atomic_load_explicit(&a->broken, memory_order_relaxed)))
         return a;
     return ga__shm_att(heap);
 }
+/* Truncation guard. A file truncated under an attached process makes its next access to a page
+ * past the new end raise SIGBUS. The calls that walk or touch the segment run between
+ * SHM_GUARD_ENTER and SHM_GUARD_LEAVE: a SIGBUS inside them, at an address in an attachment's
+ * mapping, has its page replaced by a private zero page and marks the attachment broken, so
+ * the call finishes on zeros and answers GA_ECORRUPT, as does every later call. A fault outside
+ * these calls (the application's own access) gets the signal as before. */
+extern GA_TLS unsigned ga__shm_in_lib;
+#define SHM_GUARD_ENTER() (ga__shm_in_lib++)
+/* Leaves the guard: true when a's file was found truncated. */
+#define SHM_GUARD_LEAVE(a) (ga__shm_in_lib--, atomic_load_explicit(&(a)->broken, memory_order_relaxed) != 0)
 /* The attachment for a handle's heap id, or NULL (GA_EHANDLE set). */
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */
