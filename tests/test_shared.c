@@ -615,7 +615,11 @@ TEST(attach_checks_header)
     ASSERT_EQ(rewrite(name, 8, &v, 4), 0); /* version */
     CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
     ASSERT_EQ(ga_last_error(), GA_EFORMAT);
-    v = 1;
+    v = 1; /* format 1 (pthread mutexes in the segment): refused */
+    ASSERT_EQ(rewrite(name, 8, &v, 4), 0);
+    CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
+    ASSERT_EQ(ga_last_error(), GA_EFORMAT);
+    v = SHM_VERSION;
     ASSERT_EQ(rewrite(name, 8, &v, 4), 0);
     h = ga_shared_open(name, 0, 0, NULL);
     CHECK(h != NULL);

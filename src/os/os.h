@@ -53,6 +53,12 @@ int ga__os_shm_rename(const char *from, const char *to);
 int ga__os_file_owner(int fd, unsigned *uid);
 /* The calling process's effective uid. */
 unsigned ga__os_euid(void);
+/* Waits while *word == val, at most timeout_us microseconds, on a word that may live in shared
+ * memory (other processes wake it). 0 (woken, or the value differed: look again), -ETIMEDOUT
+ * or -EINTR. Where the OS has no such wait it sleeps briefly instead. */
+int ga__os_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned timeout_us);
+/* Wakes up to n waiters of word. */
+void ga__os_futex_wake(_Atomic uint32_t *word, int n);
 /* Installs (once per process) a SIGBUS handler that calls fix(fault address): when fix returns
  * true the faulting access is retried, else the signal goes to the handler that was there
  * before (or the default action). fix runs in a signal handler: async-signal-safe code only. */

@@ -16,6 +16,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 /* ---- shared-memory files -------------------------------------------------------------- */
 
@@ -132,6 +136,33 @@ int ga__os_write_all(int fd, const void *p, size_t n)
         done += (size_t)w;
     }
     return 0;
+}
+
+/* ---- futex: waits on a word in shared memory ------------------------------------------ */
+
+int ga__os_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned timeout_us)
+{
+#ifdef __linux__
+    /* FUTEX_WAIT (not _PRIVATE): the word is in a MAP_SHARED file mapping, woken by other
+     * processes. The kernel only reads it. */
+    struct timespec ts = {(time_t)(timeout_us / 1000000), (long)(timeout_us % 1000000) * 1000};
+    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+    if (rc == 0) return 0;
+    return errno == ETIMEDOUT ? -ETIMEDOUT : errno == EINTR ? -EINTR : 0;
+#else
+    (void)word, (void)val;
+    ga__os_sleep_us(timeout_us < 1000 ? timeout_us : 1000);
+    return 0;
+#endif
+}
+
+void ga__os_futex_wake(_Atomic uint32_t *word, int n)
+{
+#ifdef __linux__
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+#else
+    (void)word, (void)n;
+#endif
 }
 
 /* ---- SIGBUS: a shared file truncated under its mapping ---------------------------------- */

@@ -142,13 +142,7 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
     h->mode = mode;
     h->layout_sum = ga__shm_layout_sum(h);
     h->created_time = ga__os_time();
-    if (ga__shm_mutex_init(&h->slots_lock) || ga__shm_mutex_init(&h->pages_lock) ||
-        ga__shm_mutex_init(&h->named_lock))
-        return GA_ENOMEM;
-    for (unsigned c = 0; c < SHM_NCLASS; c++)
-        if (ga__shm_mutex_init(&h->classes[c].lock)) return GA_ENOMEM;
-    for (unsigned s = 0; s < SHM_NSTRIPES; s++)
-        if (ga__shm_mutex_init(&h->stripes[s].lock)) return GA_ENOMEM;
+    /* The locks need no set-up: the file is zero-filled, and a zero shm_lock_t is free. */
     atomic_store_explicit(&h->init_state, INIT_READY, memory_order_release);
     return 0;
 }

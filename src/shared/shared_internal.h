@@ -4,7 +4,8 @@
  * the files of src/shared/ (ga__shm_*). Never installed. The bytes in the segment are described
  * by shared/layout.h alone; this header says how the code keeps them consistent.
  *
- * Locks are robust, process-shared pthread mutexes: one per size class, the pages lock, one per
+ * Locks are the library's own (src/shared/lock.c: a pid in a futex word, taken over from a dead
+ * holder by the next locker): one per size class, the pages lock, one per
  * handle stripe (16), the named-object lock and the slots lock; the common path (alloc/free from
  * a thread cache) takes none. Allocation from a cache is the single store CACHED(me) ->
  * ALLOC(me); a free is the single CAS ALLOC(x) -> CACHED(me). FREE blocks change state only under
@@ -14,7 +15,7 @@
  * Crash safety: every change of shared metadata is one atomic step (state bytes, page
  * descriptors, handle words, named-object states), or a hint derived from those (partial-page
  * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
- * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
+ * a lock is taken over from a dead holder), or a logged change: the lock's intent record is written before and cleared after,
  * and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
  * src/shared/object.c, src/shared/page.c say how for each op; every record is written through
  * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
@@ -24,8 +25,10 @@
  *
  * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
  * every offset, index, class and size read from the segment is bounds-checked before use, so
- * bad metadata gives GA_ECORRUPT, never an access outside the mapping. (A robust mutex whose
- * bytes were overwritten can still block forever: that is a denial of service, not a write.)
+ * bad metadata gives GA_ECORRUPT, never an access outside the mapping. Nothing read from the
+ * segment is ever used as a pointer, and no process-local address is ever stored in it (the
+ * locks hold a pid). A lock word overwritten by a peer can make a wait last until the lock
+ * timeout (GA_ETIMEDOUT), never forever.
  */
 #ifndef GA_SHARED_INTERNAL_H
 #define GA_SHARED_INTERNAL_H
@@ -173,9 +176,9 @@ uint64_t ga__shm_layout_sum(const shm_header_t *h);
 /* A named object's hash (shm_named_t.hash). */
 uint32_t ga__shm_name_hash(const char *name);
 
-/* ---- src/shared/lock.c: robust locks ----------------------------------------------------- */
+/* ---- src/shared/lock.c: locks ----------------------------------------------------------- */
 
-/* Lock ids: one per robust mutex of the segment (the bit numbers of the debug record). */
+/* Lock ids: one per lock of the segment (the bit numbers of the debug record). */
 enum {
     SHM_LOCK_PAGES = SHM_NCLASS + SHM_NSTRIPES, /* after the class and stripe locks */
     SHM_LOCK_NAMED,
@@ -186,19 +189,16 @@ enum {
 #define SHM_LOCK_STRIPE(s) (SHM_NCLASS + (unsigned)(s))
 static_assert(SHM_NLOCKS <= 64, "the debug record has one bit per lock");
 
-/* Makes m a robust, process-shared mutex. 0 or an errno value. */
-int ga__shm_mutex_init(pthread_mutex_t *m);
-/* The mutex in the segment for lock id `lock`. */
-pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock);
+/* The lock in the segment for lock id `lock` (a zeroed shm_lock_t is a free lock). */
+shm_lock_t *ga__shm_lockp(shm_att_t *a, unsigned lock);
 /* The lock timeout in ms (GLOBALALLOC_LOCK_TIMEOUT_MS, read once; default 30 s); tests set it. */
 unsigned ga__shm_lock_timeout(void);
 void ga__shm_set_lock_timeout(unsigned ms);
 /* "class 3", "handle stripe 5", "pages", "named-object", "slots". */
 void ga__shm_lock_name(unsigned lock, char *out, size_t cap);
-/* Robust lock: 0, GA_ETIMEDOUT when not obtained within the lock timeout (reported with the
- * lock's name and holder), or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
- * repair(att, arg) while holding the lock, then marks the lock consistent. pre: the caller does
- * not hold it already. */
+/* Takes a lock: 0, or GA_ETIMEDOUT when not obtained within the lock timeout (reported with
+ * the lock's name and holder pid). When it was taken over from a dead holder it first calls
+ * repair(att, arg), holding the lock. pre: the caller does not hold it already. */
 int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg);
 /* pre: the caller holds lock. */
 void ga__shm_unlock(shm_att_t *a, unsigned lock);
@@ -402,7 +402,7 @@ int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t 
 
 /* ---- src/shared/recover.c ------------------------------------------------------------------ */
 
-/* Takes and releases every robust lock (repairing what dead holders left), then gives back the
+/* Takes and releases every lock (repairing what dead holders left), then gives back the
  * cached blocks of dead slots; with blocks, also their allocated blocks, and frees the slots.
  * Returns the number of blocks given back, or GA_E*. */
 long ga__shm_recover(shm_att_t *a, bool blocks);
