@@ -261,6 +261,10 @@ GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned fla
  * heap. A process that exits without it counts as dead (see ga_shared_reclaim_dead).
  * 0 or GA_EINVAL. */
 GA_API int ga_shared_close(ga_heap_t *heap);
+/* Parses a shared-heap size: decimal digits with an optional K, M, G or T suffix (powers of
+ * 1024; lower case too), e.g. "16M". 0 with *out set, GA_EINVAL (not a size), or GA_EOVERFLOW
+ * (outside 1 MiB .. 64 GiB, the sizes ga_shared_open accepts; no wrap-around, however large). */
+GA_API int ga_shared_parse_size(const char *text, size_t *out);
 /* Removes the name NAME (attached processes keep their mapping). Refuses with GA_EPERM while
  * another live process is attached, unless flags has GA_SHARED_FORCE. 0, GA_ENAME, GA_ENOENT,
  * GA_EPERM. */

@@ -352,16 +352,9 @@ static int cmd_create(const char *name, const char *size_arg)
 {
     size_t size = (size_t)64 << 20;
     if (size_arg) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(size_arg, &end, 10);
-        int shift = *end == 'K' || *end == 'k'   ? 10
-                    : *end == 'M' || *end == 'm' ? 20
-                    : *end == 'G' || *end == 'g' ? 30
-                                                 : 0;
-        if (shift) end++;
-        if (errno || end == size_arg || *end || v > (1ull << 40)) return usage("bad SIZE");
-        size = (size_t)v << shift;
+        int rc = ga_shared_parse_size(size_arg, &size);
+        if (rc == GA_EOVERFLOW) return usage("SIZE out of range: 1M .. 64G");
+        if (rc) return usage("bad SIZE (digits, then K, M, G or T)");
     }
     int created = 0;
     ga_heap_t *h = ga_shared_open(name, size, GA_SHARED_CREATE | GA_SHARED_EXCL, &created);
@@ -382,7 +375,8 @@ static int cmd_create(const char *name, const char *size_arg)
 static int cmd_rm(const char *name, int force)
 {
     int rc = ga_shared_unlink(name, force ? GA_SHARED_FORCE : 0);
-    if (rc == GA_EPERM) return fail(name, "other processes are attached (use --force)", rc);
+    if (rc == GA_EPERM && force) return fail(name, "permission denied", rc);
+    if (rc == GA_EPERM) return fail(name, "other processes are attached, or permission denied", rc);
     if (rc) return fail(name, "cannot remove", rc);
     if (json) {
         printf("{\"name\":");
@@ -497,9 +491,14 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "leaks") == 0)
         return cmd_leaks(argc - 2, argv + 2);
     const char *args[8];
-    int nargs = 0, force = 0, all = 0;
+    int nargs = 0, force = 0, all = 0, options = 1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
+        if (options && strcmp(argv[i], "--") == 0) {
+            options = 0; /* what follows are names, even "-x" */
+        } else if (!options) {
+            if (nargs == 8) return usage("too many arguments");
+            args[nargs++] = argv[i];
+        } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
             force = 1;

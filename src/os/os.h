@@ -49,6 +49,9 @@ int ga__os_shm_unlink(const char *name);
 int ga__os_shm_link(const char *from, const char *to);
 /* Renames `from` to `to`, atomically replacing what `to` names. 0 or -errno. */
 int ga__os_shm_rename(const char *from, const char *to);
+/* Calls fn(name, arg) for each shared-memory file ("/NAME", as ga__os_shm_open takes it) whose
+ * name starts with prefix. 0 or -errno (the directory cannot be read). */
+int ga__os_shm_each(const char *prefix, void (*fn)(const char *name, void *arg), void *arg);
 /* The file's owner (uid). 0 or -errno. */
 int ga__os_file_owner(int fd, unsigned *uid);
 /* The calling process's effective uid. */

@@ -5,6 +5,7 @@
  * value); nothing here allocates. /proc is read only where it exists (Linux).
  */
 #include "os/os.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -59,6 +60,21 @@ int ga__os_shm_rename(const char *from, const char *to)
     char pf[512], pt[512];
     int rc = shm_paths(from, to, pf, pt, sizeof pf);
     return rc ? rc : rename(pf, pt) ? -errno : 0;
+}
+
+int ga__os_shm_each(const char *prefix, void (*fn)(const char *name, void *arg), void *arg)
+{
+    DIR *d = opendir(SHM_DIR);
+    if (!d) return -errno;
+    size_t n = strlen(prefix);
+    struct dirent *e;
+    char name[300];
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, n) != 0) continue;
+        if ((size_t)snprintf(name, sizeof name, "/%s", e->d_name) < sizeof name) fn(name, arg);
+    }
+    closedir(d);
+    return 0;
 }
 
 int ga__os_file_owner(int fd, unsigned *uid)

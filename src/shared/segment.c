@@ -103,10 +103,58 @@ static shm_header_t *header_map(int fd, uint64_t *size, unsigned *mode)
 
 /* ---- creation --------------------------------------------------------------------------- */
 
-static unsigned random_heap_id(void)
+/* ---- heap ids --------------------------------------------------------------------------
+ * A handle carries its heap's 11-bit id, and a process can attach only one heap per id, so a
+ * new heap takes an id no heap in the shm directory has: ids stay a property of the heap (in
+ * its header), the same in every process. Two creators racing may still pick the same id;
+ * create_published looks again just before publishing, which leaves only that instant. */
+
+unsigned ga__shm_test_next_id;
+
+static void note_id(const char *name, void *arg)
 {
-    unsigned r = (unsigned)ga__os_random() & SHM_HEAPID_MAX;
-    return r ? r : 1;
+    uint8_t *used = arg;
+    int fd = ga__os_shm_open(name, GA_OS_SHM_READ);
+    if (fd < 0) return;
+    uint64_t size;
+    shm_header_t *h = header_map(fd, &size, NULL);
+    ga__os_file_close(fd);
+    if (!h) return;
+    if (h->magic == SHM_MAGIC && h->heap_id >= 1 && h->heap_id <= SHM_HEAPID_MAX)
+        used[h->heap_id / 8] |= (uint8_t)(1u << (h->heap_id % 8));
+    ga__os_unmap(h, sizeof *h);
+}
+
+#define ID_USED(u, id) ((u)[(id) / 8] >> ((id) % 8) & 1)
+
+/* The first id from start on (cyclically) that used does not mark. */
+static unsigned first_free_id(const uint8_t *used, unsigned start)
+{
+    for (unsigned k = 0; k < SHM_HEAPID_MAX; k++) {
+        unsigned id = (start + k - 1) % SHM_HEAPID_MAX + 1;
+        if (!ID_USED(used, id)) return id;
+    }
+    return start % SHM_HEAPID_MAX + 1; /* all 2047 in use: a clash is then unavoidable */
+}
+
+/* An id no published heap uses: a random start (ga__shm_test_next_id in tests), the next free. */
+static unsigned pick_heap_id(void)
+{
+    uint8_t used[(SHM_HEAPID_MAX + 1) / 8] = {0};
+    ga__os_shm_each(SHM_PREFIX, note_id, used);
+    return first_free_id(used, ga__shm_test_next_id ? ga__shm_test_next_id
+                                                    : (unsigned)ga__os_random());
+}
+
+/* Just before publishing: another heap took our id meanwhile? Then the next free one (the
+ * file is still private: its header may change). */
+static void recheck_heap_id(shm_header_t *h)
+{
+    uint8_t used[(SHM_HEAPID_MAX + 1) / 8] = {0};
+    ga__os_shm_each(SHM_PREFIX, note_id, used);
+    if (!ID_USED(used, h->heap_id)) return;
+    h->heap_id = first_free_id(used, h->heap_id);
+    h->layout_sum = ga__shm_layout_sum(h);
 }
 
 static int commit_file(int fd, uint64_t from, uint64_t len)
@@ -138,7 +186,7 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
     h->max_pages = l.max_pages;
     h->page_table_off = l.pt_off;
     h->data_off = l.data_off;
-    h->heap_id = random_heap_id();
+    h->heap_id = pick_heap_id();
     h->mode = mode;
     h->layout_sum = ga__shm_layout_sum(h);
     h->created_time = ga__os_time();
@@ -168,6 +216,7 @@ static int create_published(shm_att_t *a, const char *path, uint64_t max_size, u
     a->fd = fd;
     int rc = create_segment(a, max_size, flags);
     test_hook("create:before-publish");
+    if (rc == 0) recheck_heap_id(a->hdr);
     if (rc == 0) {
         rc = replace ? ga__os_shm_rename(tmp, path) : ga__os_shm_link(tmp, path);
         if (rc && rc != -EEXIST) rc = errno_to_ga(-rc);

@@ -154,6 +154,8 @@ int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsi
 /* Test builds' delay hook: called (when set) at the named steps of an open ("create:before-
  * publish", "attach:opened", "replace:locked") so that a test can stop an opener there. */
 extern void (*ga__shm_test_hook)(const char *step);
+/* Tests: where the search for a free heap id starts (0: at random). */
+extern unsigned ga__shm_test_next_id;
 /* True when path still names the file a has open (not unlinked and made again). */
 bool ga__shm_segment_is(shm_att_t *a, const char *path);
 /* Unmaps a's segment and closes its file (either may be absent). */
