@@ -86,16 +86,6 @@ TEST(create_race_one_creator)
     ASSERT_EQ(ga_shared_unlink(name, 0), 0);
 }
 
-static int raw_write(const char *name, size_t at, const void *p, size_t n)
-{
-    char path[200];
-    snprintf(path, sizeof path, "/ga.%s", name);
-    int fd = shm_open(path, O_RDWR, 0);
-    int rc = fd >= 0 && pwrite(fd, p, n, (off_t)at) == (ssize_t)n ? 0 : -1;
-    if (fd >= 0) close(fd);
-    return rc;
-}
-
 static int quiet(int err, const char *msg, uintptr_t ptr, void *arg)
 {
     (void)err, (void)msg, (void)ptr, (void)arg;
@@ -113,7 +103,7 @@ TEST(not_ready_with_live_peer_never_wiped)
     if (!data) return;
     strcpy(data, "precious");
     uint32_t zero = 0, ready = INIT_READY;
-    ASSERT_EQ(raw_write(name, offsetof(shm_header_t, init_state), &zero, 4), 0);
+    ASSERT_EQ(shm_test_rewrite(name, offsetof(shm_header_t, init_state), &zero, 4), 0);
     pid_t pid = fork();
     if (pid == 0) {
         alarm(ALARM_SEC);
@@ -124,7 +114,7 @@ TEST(not_ready_with_live_peer_never_wiped)
     }
     ASSERT_EQ(wait_child(pid), 0);
     CHECK(strcmp(data, "precious") == 0); /* not zeroed, and no SIGBUS: not truncated */
-    ASSERT_EQ(raw_write(name, offsetof(shm_header_t, init_state), &ready, 4), 0);
+    ASSERT_EQ(shm_test_rewrite(name, offsetof(shm_header_t, init_state), &ready, 4), 0);
     ASSERT_EQ(ga_shared_check(h, 0), 0);
     ga_shared_close(h);
     ASSERT_EQ(ga_shared_unlink(name, 0), 0);

@@ -165,6 +165,20 @@ static size_t count_live(void **p, size_t n)
     return c;
 }
 
+/* Our blocks freed, the heap must be empty and clean; then detach and remove it. */
+static void finish(ga_heap_t *h, void **mine, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ga_shared_free(h, mine[i]);
+    ga_shared_stats_t s;
+    ASSERT_EQ(ga_shared_stats(h, &s), 0);
+    ASSERT_EQ(s.blocks_in_use, 0);
+    ASSERT_EQ(ga_shared_check(h, 0), 0);
+    ga_shared_close(h);
+    ASSERT_EQ(ga_shared_unlink(heap_name, 0), 0);
+    ga_set_error_handler(NULL, NULL);
+}
+
 TEST(kill_children_at_random)
 {
     heap_name = shm_test_name("killtest");
@@ -252,14 +266,7 @@ TEST(kill_children_at_random)
            now_s() - start, dead_seen, s.repairs);
     CHECK(kills >= 100);
     CHECK(dead_seen >= kills / 4);
-    for (int i = 0; i < 128; i++)
-        ga_shared_free(h, mine[i]);
-    ASSERT_EQ(ga_shared_stats(h, &s), 0);
-    ASSERT_EQ(s.blocks_in_use, 0);
-    ASSERT_EQ(ga_shared_check(h, 0), 0);
-    ga_shared_close(h);
-    ASSERT_EQ(ga_shared_unlink(heap_name, 0), 0);
-    ga_set_error_handler(NULL, NULL);
+    finish(h, mine, 128);
 }
 
 /* A peer running child(); waits (bounded) until it is attached unless !wait_ready. */
@@ -342,14 +349,7 @@ TEST(sixteen_peers_killed)
            "holders; clean after the kills stopped\n",
            PEERS, kills, kill_time, checks, s.repairs);
     CHECK(kills >= 50);
-    for (int i = 0; i < 128; i++)
-        ga_shared_free(h, mine[i]);
-    ASSERT_EQ(ga_shared_stats(h, &s), 0);
-    ASSERT_EQ(s.blocks_in_use, 0);
-    ASSERT_EQ(ga_shared_check(h, 0), 0);
-    ga_shared_close(h);
-    ASSERT_EQ(ga_shared_unlink(heap_name, 0), 0);
-    ga_set_error_handler(NULL, NULL);
+    finish(h, mine, 128);
 }
 
 TEST_MAIN(TEST_ENTRY(kill_children_at_random), TEST_ENTRY(sixteen_peers_killed))

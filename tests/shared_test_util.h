@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static char shm_test_names[32][96];
@@ -47,6 +49,17 @@ static const char *shm_test_name(const char *tag)
     char *n = shm_test_names[shm_test_count++];
     snprintf(n, sizeof shm_test_names[0], "%s%d", tag, (int)getpid());
     return n;
+}
+
+/* Writes n bytes at offset `at` of heap NAME's file, as a hostile process could. 0 or -1. */
+static inline int shm_test_rewrite(const char *name, size_t at, const void *bytes, size_t n)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/ga.%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    int rc = fd >= 0 && pwrite(fd, bytes, n, (off_t)at) == (ssize_t)n ? 0 : -1;
+    if (fd >= 0) close(fd);
+    return rc;
 }
 
 #endif
