@@ -185,6 +185,7 @@ void ga__os_futex_wake(_Atomic uint32_t *word, int n)
 
 static bool (*bus_fix)(void *addr);
 static struct sigaction bus_prev;
+static uintptr_t bus_page; /* read before the handler is installed: sysconf is not signal-safe */
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -210,13 +211,14 @@ void ga__os_bus_trap(bool (*fix)(void *addr))
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
+    bus_page = (uintptr_t)sysconf(_SC_PAGESIZE);
     bus_fix = fix;
     sigaction(SIGBUS, &sa, &bus_prev);
 }
 
 int ga__os_zero_page_at(void *addr)
 {
-    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t pg = bus_page;
     void *p = (void *)((uintptr_t)addr & ~(pg - 1));
     void *r = mmap(p, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     return r == MAP_FAILED ? -errno : 0;

@@ -132,6 +132,17 @@ static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uin
     for (;;) {
         v = atomic_load(&l->word);
         uint32_t holder = v & SHM_LOCK_PID;
+        now = ga__os_monotonic(); /* checked on every turn: a peer flipping the word cannot
+                                   * keep us here either */
+        if (now >= deadline) {
+            char what[32];
+            ga__shm_lock_name(lock, what, sizeof what);
+            ga__report(GA_ETIMEDOUT, (uintptr_t)l, false,
+                       "shared heap %s: gave up waiting for the %s lock after %u ms (held by pid "
+                       "%u)",
+                       a->name, what, timeout_ms, (unsigned)holder);
+            return GA_ETIMEDOUT;
+        }
         if (v == 0 || (look && holder != me && !holder_alive(a, holder))) {
             /* Free, or its holder is gone: the waiters bit stays, others may sleep on it. */
             if (atomic_compare_exchange_strong(&l->word, &v, me | SHM_LOCK_WAITERS))
@@ -142,16 +153,6 @@ static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uin
             !atomic_compare_exchange_strong(&l->word, &v, v | SHM_LOCK_WAITERS))
             continue;
         v |= SHM_LOCK_WAITERS;
-        now = ga__os_monotonic();
-        if (now >= deadline) {
-            char what[32];
-            ga__shm_lock_name(lock, what, sizeof what);
-            ga__report(GA_ETIMEDOUT, (uintptr_t)l, false,
-                       "shared heap %s: gave up waiting for the %s lock after %u ms (held by pid "
-                       "%u)",
-                       a->name, what, timeout_ms, (unsigned)holder);
-            return GA_ETIMEDOUT;
-        }
         unsigned left = (unsigned)((deadline - now) * 1e6) + 1;
         int rc = ga__os_futex_wait(&l->word, v, slice_us < left ? slice_us : left);
         look = rc == -ETIMEDOUT;
