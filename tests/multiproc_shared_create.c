@@ -144,6 +144,28 @@ TEST(stale_file_replaced)
     ASSERT_EQ(ga_shared_unlink(name, 0), 0);
 }
 
+/* A creator killed before publishing leaves its private file; the next creator removes it. */
+TEST(orphan_private_file_removed)
+{
+    int pid = 0x7ffffff0; /* above any pid_max (at most 2^22): no such process, ever */
+    char path[64];
+    snprintf(path, sizeof path, "/ga~%d~0123456789abcdef", pid);
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    const char *name = shm_test_name("orphanpriv");
+    ga_heap_t *h = ga_shared_open(name, 2 * MIB, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
+    CHECK(h != NULL);
+    fd = shm_open(path, O_RDONLY, 0);
+    CHECK(fd < 0);
+    if (fd >= 0) {
+        close(fd);
+        shm_unlink(path);
+    }
+    if (h) ga_shared_close(h);
+    ga_shared_unlink(name, 0);
+}
+
 TEST(other_owner_refused)
 {
     struct passwd *pw = getpwnam("nobody");
@@ -178,6 +200,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(create_race_one_creator),
         TEST_ENTRY(not_ready_with_live_peer_never_wiped),
         TEST_ENTRY(stale_file_replaced),
+        TEST_ENTRY(orphan_private_file_removed),
         TEST_ENTRY(other_owner_refused),
     };
     return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);

@@ -20,6 +20,7 @@
 #include "os/os.h"
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int errno_to_ga(int e)
@@ -202,6 +203,15 @@ static void test_hook(const char *step)
     if (ga__shm_test_hook) ga__shm_test_hook(step);
 }
 
+/* A creator killed between making its private file and publishing it leaves the file: private
+ * files of processes that no longer exist are removed by the next creator. */
+static void remove_if_orphan(const char *name, void *arg)
+{
+    (void)arg;
+    int pid = atoi(name + 4); /* "/ga~PID~..." */
+    if (pid > 0 && !ga__os_pid_exists(pid)) ga__os_shm_unlink(name);
+}
+
 /* Makes a heap in a private file and publishes it under path: link() when the name must be
  * new (-EEXIST when it is not), rename() when it replaces the stale file the caller holds
  * flock(LOCK_EX) on. 0 (a holds the new segment) or GA_E* / -EEXIST. */
@@ -209,6 +219,7 @@ static int create_published(shm_att_t *a, const char *path, uint64_t max_size, u
                             bool replace)
 {
     char tmp[64];
+    ga__os_shm_each("ga~", remove_if_orphan, NULL);
     unsigned long long r = (unsigned long long)ga__os_random();
     snprintf(tmp, sizeof tmp, "/ga~%d~%016llx", ga__os_pid(), r);
     int fd = ga__os_shm_open(tmp, GA_OS_SHM_CREATE);
