@@ -37,11 +37,11 @@ static size_t lock_offs[SHM_NLOCKS];
 static void find_locks(void)
 {
     for (unsigned c = 0; c < SHM_NCLASS; c++)
-        lock_offs[SHM_LOCK_CLASS(c)] = offsetof(shm_header_t, classes) + c * sizeof(shm_class_t) +
-                                       offsetof(shm_class_t, lock);
+        lock_offs[SHM_LOCK_CLASS(c)] =
+            offsetof(shm_header_t, classes) + c * sizeof(shm_class_t) + offsetof(shm_class_t, lock);
     for (unsigned s = 0; s < SHM_NSTRIPES; s++)
-        lock_offs[SHM_LOCK_STRIPE(s)] = offsetof(shm_header_t, stripes) +
-                                        s * sizeof(shm_stripe_t) + offsetof(shm_stripe_t, lock);
+        lock_offs[SHM_LOCK_STRIPE(s)] = offsetof(shm_header_t, stripes) + s * sizeof(shm_stripe_t) +
+                                        offsetof(shm_stripe_t, lock);
     lock_offs[SHM_LOCK_PAGES] = offsetof(shm_header_t, pages_lock);
     lock_offs[SHM_LOCK_NAMED] = offsetof(shm_header_t, named_lock);
     lock_offs[SHM_LOCK_SLOTS] = offsetof(shm_header_t, slots_lock);
@@ -67,16 +67,29 @@ static int attacker(const char *name, int stop_fd, uint64_t victim_addr, int vic
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         uint32_t v;
         switch (x % 6) {
-        case 0: v = (uint32_t)victim_addr; break;
-        case 1: v = (uint32_t)(victim_addr >> 32); break;
-        case 2: v = (uint32_t)victim_pid; break;
-        case 3: v = 0; break;
-        case 4: v = (uint32_t)getpid() | SHM_LOCK_WAITERS; break;
-        default: v = (uint32_t)(x >> 32); break;
+        case 0:
+            v = (uint32_t)victim_addr;
+            break;
+        case 1:
+            v = (uint32_t)(victim_addr >> 32);
+            break;
+        case 2:
+            v = (uint32_t)victim_pid;
+            break;
+        case 3:
+            v = 0;
+            break;
+        case 4:
+            v = (uint32_t)getpid() | SHM_LOCK_WAITERS;
+            break;
+        default:
+            v = (uint32_t)(x >> 32);
+            break;
         }
         _Atomic uint32_t *w = (_Atomic uint32_t *)(m + lock_offs[(x >> 8) % SHM_NLOCKS]);
         atomic_store_explicit(w, v, memory_order_relaxed);
-        if ((x >> 20) % 4 == 0) atomic_store_explicit(w + 1, (uint32_t)(x >> 40), memory_order_relaxed);
+        if ((x >> 20) % 4 == 0)
+            atomic_store_explicit(w + 1, (uint32_t)(x >> 40), memory_order_relaxed);
     }
     munmap(m, sizeof(shm_header_t));
     close(fd);

@@ -197,10 +197,8 @@ TEST(other_owner_refused)
 int main(int argc, char **argv)
 {
     static const test_entry_t tests[] = {
-        TEST_ENTRY(create_race_one_creator),
-        TEST_ENTRY(not_ready_with_live_peer_never_wiped),
-        TEST_ENTRY(stale_file_replaced),
-        TEST_ENTRY(orphan_private_file_removed),
+        TEST_ENTRY(create_race_one_creator), TEST_ENTRY(not_ready_with_live_peer_never_wiped),
+        TEST_ENTRY(stale_file_replaced),     TEST_ENTRY(orphan_private_file_removed),
         TEST_ENTRY(other_owner_refused),
     };
     return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MIB       ((size_t)1 << 20)
+#define MIB ((size_t)1 << 20)
 /* Far above the few ms a scenario takes, and below the 30 s lock timeout, which would turn
  * the deadlock into a slow GA_ETIMEDOUT: only a hang reaches it. */
 #define ALARM_SEC 20

@@ -82,7 +82,7 @@ TEST(parse_size)
     ASSERT_EQ(ga_shared_parse_size("1T", &v), GA_EOVERFLOW);
     ASSERT_EQ(ga_shared_parse_size("99999999999999999999999999", &v), GA_EOVERFLOW);
     ASSERT_EQ(ga_shared_parse_size("1K", &v), GA_EOVERFLOW); /* below 1 MiB */
-    ASSERT_EQ(v, 12345); /* untouched on error */
+    ASSERT_EQ(v, 12345);                                     /* untouched on error */
     ASSERT_EQ(ga_shared_parse_size("", &v), GA_EINVAL);
     ASSERT_EQ(ga_shared_parse_size("M", &v), GA_EINVAL);
     ASSERT_EQ(ga_shared_parse_size("16MB", &v), GA_EINVAL);

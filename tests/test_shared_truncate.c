@@ -17,7 +17,7 @@
 #define MIB ((size_t)1 << 20)
 
 enum { C_STATS, C_CHECK, C_ALLOC, C_FREE, C_LEAKS, C_HANDLE, C_CLOSE, C_COUNT };
-static const char *const case_names[C_COUNT] = {"stats", "check",        "alloc", "free",
+static const char *const case_names[C_COUNT] = {"stats",       "check",        "alloc", "free",
                                                 "leak_report", "handle_alloc", "close"};
 
 static int quiet(int err, const char *msg, uintptr_t ptr, void *arg)
@@ -53,13 +53,26 @@ static int run_case(const char *name, int c, off_t cut)
     int rc = 0;
     ga_shared_stats_t s;
     switch (c) {
-    case C_STATS: rc = ga_shared_stats(h, &s); break;
-    case C_CHECK: rc = ga_shared_check(h, GA_CHECK_QUIET); break;
-    case C_ALLOC: rc = ga_shared_alloc(h, 100) ? 0 : ga_last_error(); break;
-    case C_FREE: rc = ga_shared_free(h, keep[1]); break;
-    case C_LEAKS: rc = (int)ga_shared_leak_report(h, -1, GA_LEAK_QUIET); break;
-    case C_HANDLE: rc = ga_shared_handle_alloc(h, 100, 0) ? 0 : ga_last_error(); break;
-    case C_CLOSE: return ga_shared_close(h) == GA_ECORRUPT ? 0 : 13;
+    case C_STATS:
+        rc = ga_shared_stats(h, &s);
+        break;
+    case C_CHECK:
+        rc = ga_shared_check(h, GA_CHECK_QUIET);
+        break;
+    case C_ALLOC:
+        rc = ga_shared_alloc(h, 100) ? 0 : ga_last_error();
+        break;
+    case C_FREE:
+        rc = ga_shared_free(h, keep[1]);
+        break;
+    case C_LEAKS:
+        rc = (int)ga_shared_leak_report(h, -1, GA_LEAK_QUIET);
+        break;
+    case C_HANDLE:
+        rc = ga_shared_handle_alloc(h, 100, 0) ? 0 : ga_last_error();
+        break;
+    case C_CLOSE:
+        return ga_shared_close(h) == GA_ECORRUPT ? 0 : 13;
     }
     if (rc != GA_ECORRUPT) return 14;
     /* broken for good: the next calls answer at once */

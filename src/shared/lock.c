@@ -58,9 +58,10 @@ void ga__shm_lock_name(unsigned lock, char *out, size_t cap)
     else if (lock < SHM_LOCK_PAGES)
         snprintf(out, cap, "handle stripe %u", lock - SHM_LOCK_STRIPE(0));
     else
-        snprintf(out, cap, "%s", lock == SHM_LOCK_PAGES   ? "pages"
-                                 : lock == SHM_LOCK_NAMED ? "named-object"
-                                                          : "slots");
+        snprintf(out, cap, "%s",
+                 lock == SHM_LOCK_PAGES   ? "pages"
+                 : lock == SHM_LOCK_NAMED ? "named-object"
+                                          : "slots");
 }
 
 #if GA_DEBUG >= 2

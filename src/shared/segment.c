@@ -143,8 +143,8 @@ static unsigned pick_heap_id(void)
 {
     uint8_t used[(SHM_HEAPID_MAX + 1) / 8] = {0};
     ga__os_shm_each(SHM_PREFIX, note_id, used);
-    return first_free_id(used, ga__shm_test_next_id ? ga__shm_test_next_id
-                                                    : (unsigned)ga__os_random());
+    return first_free_id(used,
+                         ga__shm_test_next_id ? ga__shm_test_next_id : (unsigned)ga__os_random());
 }
 
 /* Just before publishing: another heap took our id meanwhile? Then the next free one (the
@@ -285,8 +285,8 @@ static int attach_existing(shm_att_t *a)
     uint64_t size;
     int rc = ga__os_file_stat(a->fd, &size, NULL);
     if (rc) return errno_to_ga(-rc);
-    shm_header_t *h = size >= sizeof(shm_header_t) ? ga__os_map_shared(a->fd, sizeof *h, false)
-                                                    : NULL;
+    shm_header_t *h =
+        size >= sizeof(shm_header_t) ? ga__os_map_shared(a->fd, sizeof *h, false) : NULL;
     if (size >= sizeof(shm_header_t) && !h) return GA_ENOMEM;
     layout_t l;
     if (!h || atomic_load_explicit(&h->init_state, memory_order_acquire) != INIT_READY) {

@@ -14,14 +14,14 @@
  *
  * Crash safety: every change of shared metadata is one atomic step (state bytes, page
  * descriptors, handle words, named-object states), or a hint derived from those (partial-page
- * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
- * a lock is taken over from a dead holder), or a logged change: the lock's intent record is written before and cleared after,
- * and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
- * src/shared/object.c, src/shared/page.c say how for each op; every record is written through
- * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
- * no one else can reuse it before the repair has looked at it. When a process is found dead
- * (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED blocks go
- * back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
+ * lists, free counts, stripe free lists: rebuilt from the truth when a lock is taken over from
+ * a dead holder), or a logged change: the lock's intent record is written
+ * before and cleared after, and the repair run by the next owner finishes or undoes it
+ * (src/shared/handle.c, src/shared/object.c, src/shared/page.c say how for each op; every record is
+ * written through the ga__shm_intent_* helpers below). Inside a logged change a freed block stays
+ * CACHED(me), so no one else can reuse it before the repair has looked at it. When a process is
+ * found dead (ga__shm_recover), every lock is taken once (running the repairs), then its CACHED
+ * blocks go back to the free pool; its ALLOC blocks stay, reported, until ga_shared_reclaim_dead.
  *
  * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
  * every offset, index, class and size read from the segment is bounds-checked before use, so
@@ -131,7 +131,8 @@ GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
 extern GA_TLS unsigned ga__shm_in_lib;
 #define SHM_GUARD_ENTER() (ga__shm_in_lib++)
 /* Leaves the guard: true when a's file was found truncated. */
-#define SHM_GUARD_LEAVE(a) (ga__shm_in_lib--, atomic_load_explicit(&(a)->broken, memory_order_relaxed) != 0)
+#define SHM_GUARD_LEAVE(a)                                                                         \
+    (ga__shm_in_lib--, atomic_load_explicit(&(a)->broken, memory_order_relaxed) != 0)
 /* The attachment for a handle's heap id, or NULL (GA_EHANDLE set). */
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */
