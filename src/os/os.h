@@ -62,6 +62,16 @@ unsigned ga__os_euid(void);
 int ga__os_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned timeout_us);
 /* Wakes up to n waiters of word. */
 void ga__os_futex_wake(_Atomic uint32_t *word, int n);
+/* For code that runs in the SIGBUS handler: no sanitizer instrumentation (TSan's atomics take
+ * its internal locks, which the interrupted code may hold). */
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define GA_OS_SIGNAL_SAFE __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef GA_OS_SIGNAL_SAFE
+#define GA_OS_SIGNAL_SAFE __attribute__((no_sanitize_address, no_sanitize_thread))
+#endif
 /* Installs (once per process) a SIGBUS handler that calls fix(fault address): when fix returns
  * true the faulting access is retried, else the signal goes to the handler that was there
  * before (or the default action). fix runs in a signal handler: async-signal-safe code only. */

@@ -187,7 +187,7 @@ static bool (*bus_fix)(void *addr);
 static struct sigaction bus_prev;
 static uintptr_t bus_page; /* read before the handler is installed: sysconf is not signal-safe */
 
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
+GA_OS_SIGNAL_SAFE static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
     if (bus_fix && bus_fix(si->si_addr)) {
@@ -216,11 +216,17 @@ void ga__os_bus_trap(bool (*fix)(void *addr))
     sigaction(SIGBUS, &sa, &bus_prev);
 }
 
-int ga__os_zero_page_at(void *addr)
+GA_OS_SIGNAL_SAFE int ga__os_zero_page_at(void *addr)
 {
     uintptr_t pg = bus_page;
     void *p = (void *)((uintptr_t)addr & ~(pg - 1));
-    void *r = mmap(p, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    int prot = PROT_READ | PROT_WRITE, fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+#ifdef __linux__
+    /* The system call itself: a sanitizer's mmap wrapper takes locks, not safe in a handler. */
+    void *r = (void *)syscall(SYS_mmap, p, (size_t)pg, prot, fl, -1, (off_t)0);
+#else
+    void *r = mmap(p, pg, prot, fl, -1, 0);
+#endif
     return r == MAP_FAILED ? -errno : 0;
 }
 

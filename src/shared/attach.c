@@ -66,7 +66,7 @@ GA_TLS unsigned ga__shm_in_lib;
 
 /* SIGBUS handler's test (async-signal-safe: atomic loads and one mmap): a fault inside a guarded
  * call, in an attachment's mapping. */
-static bool bus_fix(void *addr)
+GA_OS_SIGNAL_SAFE static bool bus_fix(void *addr)
 {
     if (!ga__shm_in_lib) return false;
     for (unsigned i = 0; i < ATT_MAX; i++) {
