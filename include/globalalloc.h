@@ -54,7 +54,8 @@ extern "C" {
     X(EFORMAT, -14, "incompatible heap format or version")                                     \
     X(EFULL, -15, "heap or table is full")                                                     \
     X(EPERM, -16, "operation not permitted")                                                   \
-    X(EOVERRUN, -17, "write past the end or before the start of a block")
+    X(EOVERRUN, -17, "write past the end or before the start of a block")                      \
+    X(ETIMEDOUT, -18, "timed out waiting for a shared-heap lock")
 
 typedef enum ga_errno_e {
 #define GA__ERRNO_ENUM(name, value, msg) GA_##name = (value),
@@ -249,15 +250,24 @@ enum {
     GA_SHARED_GROUP = 0x04,  /* create with mode 0660 (default 0600) */
     GA_SHARED_OTHERS = 0x08, /* create with mode 0666 */
     GA_SHARED_FORCE = 0x10,  /* ga_shared_unlink: remove even while others are attached */
+    /* ga_shared_open: attach a heap whose file belongs to another user. Without it, a file owned
+     * by neither the caller's effective uid nor root is refused with GA_EPERM: its owner can
+     * read and rewrite everything in it (a name squatted by another user). */
+    GA_SHARED_ANY_OWNER = 0x20,
 };
 
 /* Opens (attaches) the shared heap NAME, creating it with room for max_size bytes (rounded up;
  * 1 MiB .. 64 GiB) when GA_SHARED_CREATE is given and it does not exist. max_size is ignored
- * when attaching. *created (may be NULL) is set to 1 if this call created it, else 0. A creator
- * that died half-way is detected; with CREATE the heap is then initialized again.
+ * when attaching. *created (may be NULL) is set to 1 if this call created it, else 0. Creation
+ * is exclusive: a heap is initialized in a private file and published under NAME only when
+ * complete, so of racing openers exactly one creates and none sees a half-made heap. A file
+ * under NAME that is not an initialized heap (a hand-made or damaged file, a creator of an
+ * older version that died) is replaced with CREATE only when no live process is attached to
+ * it; with live attachments it is GA_ECORRUPT and left as it is.
  * NULL + GA_ENAME, GA_ENOENT, GA_EEXIST, GA_EINVAL, GA_EFORMAT (magic, version or layout),
- * GA_ECORRUPT, GA_EPERM (no access), GA_EFULL (GA_SHARED_MAX_PROCS live processes attached),
- * GA_ENOMEM. */
+ * GA_ECORRUPT, GA_EPERM (no access, or the file's owner is neither the caller nor root: see
+ * GA_SHARED_ANY_OWNER), GA_EFULL (GA_SHARED_MAX_PROCS live processes attached), GA_ENOMEM,
+ * GA_ETIMEDOUT. */
 GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags,
                                  int *created);
 /* Detaches: flushes this process's caches; blocks it still owns stay allocated (owned by the
@@ -265,6 +275,10 @@ GA_API ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned fla
  * heap. A process that exits without it counts as dead (see ga_shared_reclaim_dead).
  * 0 or GA_EINVAL. */
 GA_API int ga_shared_close(ga_heap_t *heap);
+/* Parses a shared-heap size: decimal digits with an optional K, M, G or T suffix (powers of
+ * 1024; lower case too), e.g. "16M". 0 with *out set, GA_EINVAL (not a size), or GA_EOVERFLOW
+ * (outside 1 MiB .. 64 GiB, the sizes ga_shared_open accepts; no wrap-around, however large). */
+GA_API int ga_shared_parse_size(const char *text, size_t *out);
 /* Removes the name NAME (attached processes keep their mapping). Refuses with GA_EPERM while
  * another live process is attached, unless flags has GA_SHARED_FORCE. 0, GA_ENAME, GA_ENOENT,
  * GA_EPERM. */

@@ -10,6 +10,7 @@ CLI="$BUILD/tools/globalalloc"
 PEER="$BUILD/tests/ga_shared_peer"
 NAME="clitest$$"
 NAME2="clibad$$"
+NAME3="-clidash$$" # a name that looks like an option: given after --
 HOLDER=""
 TMP=$(mktemp -d)
 pass=0
@@ -19,6 +20,7 @@ cleanup() {
     [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
     "$CLI" rm --force "$NAME" >/dev/null 2>&1
     "$CLI" rm --force "$NAME2" >/dev/null 2>&1
+    "$CLI" rm --force -- "$NAME3" >/dev/null 2>&1
     rm -f "/dev/shm/ga.$NAME2" # also when the damage made it something the CLI will not remove
     rm -rf "$TMP"
 }
@@ -162,6 +164,23 @@ contains out "^$NAME2 .*incompatible" "ls marks the bad heap"
 expect 1 "stat a foreign file" -- "$CLI" --json stat "$NAME2"
 json "j['error']=='GA_EFORMAT'" "stat --json error"
 expect 0 "rm a damaged heap" -- "$CLI" rm "$NAME2"
+
+# ---- sizes, --, permission ----------------------------------------------------------------
+expect 2 "create: size that overflows" -- "$CLI" create "$NAME" 17179869185G
+contains err "1M .. 64G" "size range given"
+[ -e "/dev/shm/ga.$NAME" ] && bad "an overflowing size made a heap" || ok
+expect 2 "create: size not a number" -- "$CLI" create "$NAME" 16MB
+expect 2 "a name like an option, without --" -- "$CLI" create "$NAME3" 2M
+expect 0 "create -- NAME" -- "$CLI" create -- "$NAME3" 2M
+expect 0 "stat -- NAME" -- "$CLI" stat -- "$NAME3"
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+    expect 1 "rm --force by another user" -- setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$CLI" rm --force -- "$NAME3"
+    contains err "permission denied" "rm --force by another user says so"
+else
+    echo "skip: rm --force by another user (needs root, user nobody and setpriv)"
+fi
+expect 0 "rm -- NAME" -- "$CLI" rm -- "$NAME3"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -8,6 +8,11 @@
  * reported as owned by a dead process and exactly those come back with ga_shared_reclaim_dead,
  * and once the parent has freed every handle and object, the only blocks in use are its own.
  * Bounded: at most ITERATIONS kills and at most BUDGET_S seconds.
+ *
+ * Then sixteen peers at once: each runs the same random work, and for PEERS_S seconds (short
+ * mode for CI; GA_STRESS_SECONDS sets a longer run) the parent SIGKILLs one at random and
+ * starts another, checking the heap every 16 kills while the others go on. Once the kills stop
+ * (every peer killed), reclaim and check: nothing lost, the heap clean.
  */
 #include "test.h"
 #include "shared_test_util.h"
@@ -21,6 +26,8 @@
 
 #define ITERATIONS 400
 #define BUDGET_S   40.0
+#define PEERS      16
+#define PEERS_S    6.0
 #define MIB        ((size_t)1 << 20)
 
 static const char *heap_name;
@@ -158,6 +165,20 @@ static size_t count_live(void **p, size_t n)
     return c;
 }
 
+/* Our blocks freed, the heap must be empty and clean; then detach and remove it. */
+static void finish(ga_heap_t *h, void **mine, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ga_shared_free(h, mine[i]);
+    ga_shared_stats_t s;
+    ASSERT_EQ(ga_shared_stats(h, &s), 0);
+    ASSERT_EQ(s.blocks_in_use, 0);
+    ASSERT_EQ(ga_shared_check(h, 0), 0);
+    ga_shared_close(h);
+    ASSERT_EQ(ga_shared_unlink(heap_name, 0), 0);
+    ga_set_error_handler(NULL, NULL);
+}
+
 TEST(kill_children_at_random)
 {
     heap_name = shm_test_name("killtest");
@@ -245,14 +266,90 @@ TEST(kill_children_at_random)
            now_s() - start, dead_seen, s.repairs);
     CHECK(kills >= 100);
     CHECK(dead_seen >= kills / 4);
-    for (int i = 0; i < 128; i++)
-        ga_shared_free(h, mine[i]);
-    ASSERT_EQ(ga_shared_stats(h, &s), 0);
-    ASSERT_EQ(s.blocks_in_use, 0);
-    ASSERT_EQ(ga_shared_check(h, 0), 0);
-    ga_shared_close(h);
-    ASSERT_EQ(ga_shared_unlink(heap_name, 0), 0);
-    ga_set_error_handler(NULL, NULL);
+    finish(h, mine, 128);
 }
 
-TEST_MAIN(TEST_ENTRY(kill_children_at_random))
+/* A peer running child(); waits (bounded) until it is attached unless !wait_ready. */
+static pid_t spawn_peer(unsigned seed, bool wait_ready)
+{
+    int ready[2];
+    if (pipe(ready)) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]);
+        child(seed, ready[1]);
+    }
+    close(ready[1]);
+    if (wait_ready) {
+        struct pollfd pfd = {ready[0], POLLIN, 0};
+        poll(&pfd, 1, 5000);
+    }
+    close(ready[0]);
+    return pid;
+}
+
+TEST(sixteen_peers_killed)
+{
+    heap_name = shm_test_name("kill16-");
+    ga_set_error_handler(quiet_handler, NULL);
+    ga_heap_t *h = ga_shared_open(heap_name, 64 * MIB, GA_SHARED_CREATE | GA_SHARED_EXCL, NULL);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *env = getenv("GA_STRESS_SECONDS");
+    double secs = env && atof(env) > 0 ? atof(env) : PEERS_S;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    printf("seed %u, %d peers, %.0f s\n", seed, PEERS, secs);
+    rng_state = seed | 1;
+    pid_t peers[PEERS];
+    for (int i = 0; i < PEERS; i++)
+        peers[i] = spawn_peer((unsigned)rnd(), true);
+    static void *mine[128];
+    static ga_handle_t my_handles[8];
+    double start = now_s();
+    int kills = 0, checks = 0;
+    while (now_s() - start < secs && test_failures_ == 0) {
+        double until = now_s() + (double)(rnd() % 3000) * 1e-6;
+        while (now_s() < until)
+            one_op(h, mine, 128, my_handles, 8);
+        int i = (int)(rnd() % PEERS), st = 0;
+        kill(peers[i], SIGKILL);
+        CHECK(waitpid(peers[i], &st, 0) == peers[i]);
+        kills += WIFSIGNALED(st);
+        CHECK(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+        if (WIFEXITED(st) && WEXITSTATUS(st)) printf("peer exited %d\n", WEXITSTATUS(st));
+        /* dead peers' slots come back only through reclaim: 62 slots, far more kills */
+        if (kills % 8 == 0) CHECK(ga_shared_reclaim_dead(h) >= 0);
+        peers[i] = spawn_peer((unsigned)rnd(), rnd() % 4 != 0);
+        CHECK(peers[i] > 0);
+        if (kills % 16 == 0) {
+            ASSERT_EQ(ga_shared_check(h, 0), 0);
+            checks++;
+        }
+    }
+    for (int i = 0; i < PEERS; i++) { /* the kills stop: every peer dies */
+        kill(peers[i], SIGKILL);
+        waitpid(peers[i], NULL, 0);
+    }
+    double kill_time = now_s() - start;
+    ASSERT_EQ(ga_shared_check(h, 0), 0);
+    CHECK(ga_shared_reclaim_dead(h) >= 0);
+    ga_shared_stats_t s;
+    ASSERT_EQ(ga_shared_stats(h, &s), 0);
+    ASSERT_EQ(s.dead, 0);
+    ASSERT_EQ(s.attached, 1);
+    for (int k = 0; k < 8; k++)
+        my_handles[k] = 0;
+    free_shared_things(h);
+    ASSERT_EQ(ga_shared_stats(h, &s), 0);
+    ASSERT_EQ(s.blocks_in_use, count_live(mine, 128)); /* nothing lost */
+    ASSERT_EQ(s.heap_blocks, 0);
+    ASSERT_EQ(s.orphan_blocks, 0);
+    ASSERT_EQ(ga_shared_check(h, 0), 0);
+    printf("%d peers: %d kills in %.1f s (%d checks under fire), %zu locks taken over from dead "
+           "holders; clean after the kills stopped\n",
+           PEERS, kills, kill_time, checks, s.repairs);
+    CHECK(kills >= 50);
+    finish(h, mine, 128);
+}
+
+TEST_MAIN(TEST_ENTRY(kill_children_at_random), TEST_ENTRY(sixteen_peers_killed))

@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +80,17 @@ static inline int shm_test_wait(pid_t pid, int ms)
         struct timespec ts = {0, 200000}; /* polling a deadline, not synchronising */
         nanosleep(&ts, NULL);
     }
+}
+
+/* Writes n bytes at offset `at` of heap NAME's file, as a hostile process could. 0 or -1. */
+static inline int shm_test_rewrite(const char *name, size_t at, const void *bytes, size_t n)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/ga.%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    int rc = fd >= 0 && pwrite(fd, bytes, n, (off_t)at) == (ssize_t)n ? 0 : -1;
+    if (fd >= 0) close(fd);
+    return rc;
 }
 
 #endif

@@ -595,16 +595,6 @@ TEST(dead_creator)
     ga_shared_unlink(name, 0);
 }
 
-static int rewrite(const char *name, size_t at, const void *bytes, size_t n)
-{
-    char path[200];
-    snprintf(path, sizeof path, "/ga.%s", name);
-    int fd = shm_open(path, O_RDWR, 0);
-    int rc = fd >= 0 && pwrite(fd, bytes, n, (off_t)at) == (ssize_t)n ? 0 : -1;
-    if (fd >= 0) close(fd);
-    return rc;
-}
-
 TEST(attach_checks_header)
 {
     const char *name = heap_name("format");
@@ -612,18 +602,22 @@ TEST(attach_checks_header)
     ga_shared_close(h);
     uint32_t v = 99;
     uint64_t big = (uint64_t)1 << 40, magic = 0x1234;
-    ASSERT_EQ(rewrite(name, 8, &v, 4), 0); /* version */
+    ASSERT_EQ(shm_test_rewrite(name, 8, &v, 4), 0); /* version */
+    CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
+    ASSERT_EQ(ga_last_error(), GA_EFORMAT);
+    v = 1; /* format 1 (pthread mutexes in the segment): refused */
+    ASSERT_EQ(shm_test_rewrite(name, 8, &v, 4), 0);
     CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
     ASSERT_EQ(ga_last_error(), GA_EFORMAT);
     v = SHM_VERSION;
-    ASSERT_EQ(rewrite(name, 8, &v, 4), 0);
+    ASSERT_EQ(shm_test_rewrite(name, 8, &v, 4), 0);
     h = ga_shared_open(name, 0, 0, NULL);
     CHECK(h != NULL);
     ga_shared_close(h);
-    ASSERT_EQ(rewrite(name, 16, &big, 8), 0); /* max_size */
+    ASSERT_EQ(shm_test_rewrite(name, 16, &big, 8), 0); /* max_size */
     CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
     ASSERT_EQ(ga_last_error(), GA_EFORMAT);
-    ASSERT_EQ(rewrite(name, 0, &magic, 8), 0);
+    ASSERT_EQ(shm_test_rewrite(name, 0, &magic, 8), 0);
     CHECK(ga_shared_open(name, 0, 0, NULL) == NULL);
     ASSERT_EQ(ga_last_error(), GA_EFORMAT);
     ga_shared_unlink(name, 0);

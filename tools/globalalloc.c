@@ -502,23 +502,13 @@ static int cmd_owners(const char *name, int all)
 
 /* ---- create ------------------------------------------------------------------------------ */
 
-/* The sizes a shared heap may reserve (ga_shared_open: 1 MiB .. 64 GiB). */
-#define HEAP_SIZE_MIN ((size_t)1 << 20)
-#define HEAP_SIZE_MAX ((size_t)64 << 30)
 
-/* SIZE: a number of bytes, with an optional suffix K, M or G (powers of 1024). 0 if bad. */
+/* SIZE: a number of bytes, with an optional suffix K, M, G or T (powers of 1024), parsed by the
+ * library (ga_shared_parse_size: no overflow). 0 if bad or out of range. */
 static size_t parse_size(const char *arg)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(arg, &end, 10);
-    int shift = *end == 'K' || *end == 'k'   ? 10
-                : *end == 'M' || *end == 'm' ? 20
-                : *end == 'G' || *end == 'g' ? 30
-                                             : 0;
-    if (shift) end++;
-    if (errno || end == arg || *end || arg[0] == '-' || v > (HEAP_SIZE_MAX >> shift)) return 0;
-    return (size_t)v << shift;
+    size_t v = 0;
+    return ga_shared_parse_size(arg, &v) == 0 ? v : 0;
 }
 
 /* MODE: the permission bits of a new heap: 0600 (owner), 0660 (and group) or 0666 (everyone),
@@ -535,10 +525,10 @@ static int cmd_create(const char *name, const char *size_arg, const char *mode_a
 {
     size_t size = (size_t)64 << 20;
     char msg[256];
-    if (size_arg && ((size = parse_size(size_arg)) < HEAP_SIZE_MIN || size > HEAP_SIZE_MAX)) {
+    if (size_arg && (size = parse_size(size_arg)) == 0) {
         snprintf(msg, sizeof msg,
                  "create: invalid SIZE '%.40s': a heap reserves 1M to 64G (bytes, or a number "
-                 "with suffix K, M or G)",
+                 "with suffix K, M, G or T)",
                  size_arg);
         return usage(msg);
     }
@@ -572,7 +562,7 @@ static int cmd_rm(const char *name, int force)
     int rc = ga_shared_unlink(name, force ? GA_SHARED_FORCE : 0);
     /* GA_EPERM from unlink: another live process is attached, or no access to the file. */
     ga_shared_info_t info;
-    if (rc == GA_EPERM && ga_shared_peek(name, &info) == 0 && info.attached > 0)
+    if (rc == GA_EPERM && !force && ga_shared_peek(name, &info) == 0 && info.attached > 0)
         return fail_words(name, rc, "other processes are attached (use --force)", NULL);
     if (rc) return fail(name, rc, NULL);
     if (json) {
@@ -700,11 +690,17 @@ typedef struct {
 /* Fills *c from argv; returns 0, or the exit status of a usage error. */
 static int parse_cmdline(int argc, char **argv, cmdline_t *c)
 {
-    for (int i = 1; i < argc; i++) /* first, so that every later message is in the right form */
-        if (strcmp(argv[i], "--json") == 0) json = 1;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) /* first: every message after */
+        if (strcmp(argv[i], "--json") == 0) json = 1;                /* is then in the right form */
+    int options = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--json") == 0) {
+        if (options && strcmp(a, "--") == 0) {
+            options = 0; /* what follows are names, even "-x" */
+        } else if (!options) {
+            if (c->nargs == 3) return usage("too many arguments");
+            c->args[c->nargs++] = a;
+        } else if (strcmp(a, "--json") == 0) {
         } else if (strcmp(a, "--force") == 0 || strcmp(a, "-f") == 0) {
             c->force = 1;
         } else if (strcmp(a, "--all") == 0) {

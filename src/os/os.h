@@ -45,6 +45,43 @@ enum { GA_OS_SHM_READ = 0, GA_OS_SHM_RDWR = 1, GA_OS_SHM_CREATE = 2 /* RDWR, new
 int ga__os_shm_open(const char *name, int mode);
 /* Removes the name (mappings and open fds stay valid). 0 or -errno. */
 int ga__os_shm_unlink(const char *name);
+/* Publishes the shared-memory file `from` also under `to`, which must not exist (link: atomic,
+ * -EEXIST when it does). 0 or -errno. */
+int ga__os_shm_link(const char *from, const char *to);
+/* Renames `from` to `to`, atomically replacing what `to` names. 0 or -errno. */
+int ga__os_shm_rename(const char *from, const char *to);
+/* Calls fn(name, arg) for each file whose name starts with prefix in the directory of `where` (a
+ * name as ga__os_shm_open takes it: "/NAME" is POSIX shared memory, "DIR/NAME" a file in DIR);
+ * fn gets names of the same form. 0 or -errno (the directory cannot be read). */
+int ga__os_shm_each(const char *where, const char *prefix, void (*fn)(const char *name, void *arg),
+                    void *arg);
+/* The file's owner (uid). 0 or -errno. */
+int ga__os_file_owner(int fd, unsigned *uid);
+/* The calling process's effective uid. */
+unsigned ga__os_euid(void);
+/* Waits while *word == val, at most timeout_us microseconds, on a word that may live in shared
+ * memory (other processes wake it). 0 (woken, or the value differed: look again), -ETIMEDOUT
+ * or -EINTR. Where the OS has no such wait it sleeps briefly instead. */
+int ga__os_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned timeout_us);
+/* Wakes up to n waiters of word. */
+void ga__os_futex_wake(_Atomic uint32_t *word, int n);
+/* For code that runs in the SIGBUS handler: no sanitizer instrumentation (TSan's atomics take
+ * its internal locks, which the interrupted code may hold). */
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define GA_OS_SIGNAL_SAFE __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef GA_OS_SIGNAL_SAFE
+#define GA_OS_SIGNAL_SAFE __attribute__((no_sanitize_address, no_sanitize_thread))
+#endif
+/* Installs (once per process) a SIGBUS handler that calls fix(fault address): when fix returns
+ * true the faulting access is retried, else the signal goes to the handler that was there
+ * before (or the default action). fix runs in a signal handler: async-signal-safe code only. */
+void ga__os_bus_trap(bool (*fix)(void *addr));
+/* Replaces the page holding addr by a private zero page (MAP_FIXED), so that an access to a
+ * shared file page past the file's end can complete. Async-signal-safe. 0 or -errno. */
+int ga__os_zero_page_at(void *addr);
 /* Closes fd. */
 void ga__os_file_close(int fd);
 /* The file's size and, when mode is not NULL, its permission bits (fstat). 0 or -errno. */

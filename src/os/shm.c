@@ -6,6 +6,7 @@
  * value); nothing here allocates. /proc is read only where it exists (Linux).
  */
 #include "os/os.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 /* ---- shared-memory files -------------------------------------------------------------- */
 
@@ -40,6 +45,78 @@ int ga__os_shm_open(const char *name, int mode)
 int ga__os_shm_unlink(const char *name)
 {
     return (is_file_path(name) ? unlink(name) : shm_unlink(name)) ? -errno : 0;
+}
+
+/* Where shm_open keeps its files (glibc and musl on Linux): link and rename need real paths. */
+#define SHM_DIR "/dev/shm"
+
+/* The real path of a name: a file path as it is, a shm name under SHM_DIR. */
+static int real_path(const char *name, char *out, size_t cap)
+{
+    int n = is_file_path(name) ? snprintf(out, cap, "%s", name)
+                               : snprintf(out, cap, "%s%s", SHM_DIR, name);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int shm_paths(const char *from, const char *to, char *pf, char *pt, size_t cap)
+{
+    int rc = real_path(from, pf, cap);
+    return rc ? rc : real_path(to, pt, cap);
+}
+
+int ga__os_shm_link(const char *from, const char *to)
+{
+    char pf[512], pt[512];
+    int rc = shm_paths(from, to, pf, pt, sizeof pf);
+    return rc ? rc : link(pf, pt) ? -errno : 0;
+}
+
+int ga__os_shm_rename(const char *from, const char *to)
+{
+    char pf[512], pt[512];
+    int rc = shm_paths(from, to, pf, pt, sizeof pf);
+    return rc ? rc : rename(pf, pt) ? -errno : 0;
+}
+
+int ga__os_shm_each(const char *where, const char *prefix, void (*fn)(const char *name, void *arg),
+                    void *arg)
+{
+    char dir[512];
+    const char *slash = strrchr(where, '/');
+    int dlen = is_file_path(where) ? (int)(slash - where) : 0; /* "DIR/x": DIR; "/x": shm */
+    if (dlen > 0) {
+        if ((size_t)dlen >= sizeof dir) return -ENAMETOOLONG;
+        memcpy(dir, where, (size_t)dlen);
+        dir[dlen] = 0;
+    } else {
+        snprintf(dir, sizeof dir, "%s", SHM_DIR);
+    }
+    DIR *d = opendir(dir);
+    if (!d) return -errno;
+    size_t n = strlen(prefix);
+    struct dirent *e;
+    char name[800];
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, n) != 0) continue;
+        int w = dlen > 0 ? snprintf(name, sizeof name, "%s/%s", dir, e->d_name)
+                         : snprintf(name, sizeof name, "/%s", e->d_name);
+        if (w > 0 && (size_t)w < sizeof name) fn(name, arg);
+    }
+    closedir(d);
+    return 0;
+}
+
+int ga__os_file_owner(int fd, unsigned *uid)
+{
+    struct stat st;
+    if (fstat(fd, &st)) return -errno;
+    *uid = (unsigned)st.st_uid;
+    return 0;
+}
+
+unsigned ga__os_euid(void)
+{
+    return (unsigned)geteuid();
 }
 
 void ga__os_file_close(int fd)
@@ -104,6 +181,82 @@ int ga__os_write_all(int fd, const void *p, size_t n)
         done += (size_t)w;
     }
     return 0;
+}
+
+/* ---- futex: waits on a word in shared memory ------------------------------------------ */
+
+int ga__os_futex_wait(_Atomic uint32_t *word, uint32_t val, unsigned timeout_us)
+{
+#ifdef __linux__
+    /* FUTEX_WAIT (not _PRIVATE): the word is in a MAP_SHARED file mapping, woken by other
+     * processes. The kernel only reads it. */
+    struct timespec ts = {(time_t)(timeout_us / 1000000), (long)(timeout_us % 1000000) * 1000};
+    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+    if (rc == 0) return 0;
+    return errno == ETIMEDOUT ? -ETIMEDOUT : errno == EINTR ? -EINTR : 0;
+#else
+    (void)word, (void)val;
+    ga__os_sleep_us(timeout_us < 1000 ? timeout_us : 1000);
+    return 0;
+#endif
+}
+
+void ga__os_futex_wake(_Atomic uint32_t *word, int n)
+{
+#ifdef __linux__
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+#else
+    (void)word, (void)n;
+#endif
+}
+
+/* ---- SIGBUS: a shared file truncated under its mapping ---------------------------------- */
+
+static bool (*bus_fix)(void *addr);
+static struct sigaction bus_prev;
+static uintptr_t bus_page; /* read before the handler is installed: sysconf is not signal-safe */
+
+GA_OS_SIGNAL_SAFE static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    if (bus_fix && bus_fix(si->si_addr)) {
+        errno = saved;
+        return; /* the access is retried on the page put there */
+    }
+    if (bus_prev.sa_flags & SA_SIGINFO) {
+        bus_prev.sa_sigaction(sig, si, uc);
+    } else if (bus_prev.sa_handler != SIG_DFL && bus_prev.sa_handler != SIG_IGN) {
+        bus_prev.sa_handler(sig);
+    } else {
+        signal(SIGBUS, SIG_DFL); /* the access faults again and the default action runs */
+    }
+    errno = saved;
+}
+
+void ga__os_bus_trap(bool (*fix)(void *addr))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    bus_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    bus_fix = fix;
+    sigaction(SIGBUS, &sa, &bus_prev);
+}
+
+GA_OS_SIGNAL_SAFE int ga__os_zero_page_at(void *addr)
+{
+    uintptr_t pg = bus_page;
+    void *p = (void *)((uintptr_t)addr & ~(pg - 1));
+    int prot = PROT_READ | PROT_WRITE, fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+#ifdef __linux__
+    /* The system call itself: a sanitizer's mmap wrapper takes locks, not safe in a handler. */
+    void *r = (void *)syscall(SYS_mmap, p, (size_t)pg, prot, fl, -1, (off_t)0);
+#else
+    void *r = mmap(p, pg, prot, fl, -1, 0);
+#endif
+    return r == MAP_FAILED ? -errno : 0;
 }
 
 /* ---- processes ------------------------------------------------------------------------ */

@@ -189,7 +189,9 @@ void *ga_shared_alloc(ga_heap_t *heap, size_t size)
 {
     shm_att_t *a = ga__shm_att_fast(heap);
     if (!a) return NULL;
+    SHM_GUARD_ENTER();
     uint64_t off = ga__shm_alloc_off(a, size, false);
+    if (GA_UNLIKELY(SHM_GUARD_LEAVE(a))) return ga__set_error(GA_ECORRUPT), NULL;
     return off ? a->base + off : NULL;
 }
 
@@ -214,10 +216,12 @@ static uint64_t ptr_off(shm_att_t *a, const void *p)
 int ga_shared_free(ga_heap_t *heap, void *p)
 {
     shm_att_t *a = ga__shm_att_fast(heap);
-    if (!a) return GA_EINVAL;
+    if (!a) return ga_last_error() == GA_ECORRUPT ? GA_ECORRUPT : GA_EINVAL;
     if (!p) return 0;
     uint64_t off = ptr_off(a, p);
+    SHM_GUARD_ENTER();
     int rc = off ? ga__shm_free_off(a, off, 0, false) : GA_ENOTOWNED;
+    if (GA_UNLIKELY(SHM_GUARD_LEAVE(a))) return ga__set_error(GA_ECORRUPT);
     if (rc) {
         ga__report(rc, (uintptr_t)p, false, "ga_shared_free(%s): %s", a->name, ga_strerror(rc));
         ga__set_error(rc);

@@ -62,9 +62,28 @@ static void fork_child(void)
         atomic_store(&procs.by_id[i], NULL);
     ga__unlock(&procs.lock);
 }
+GA_TLS unsigned ga__shm_in_lib;
+
+/* SIGBUS handler's test (async-signal-safe: atomic loads and one mmap): a fault inside a guarded
+ * call, in an attachment's mapping. */
+GA_OS_SIGNAL_SAFE static bool bus_fix(void *addr)
+{
+    if (!ga__shm_in_lib) return false;
+    for (unsigned i = 0; i < ATT_MAX; i++) {
+        shm_att_t *a = atomic_load(&ga__shm_atts[i]);
+        uintptr_t b = a ? (uintptr_t)a->base : 0, p = (uintptr_t)addr;
+        if (a && b && p >= b && p - b < a->map_size) {
+            atomic_store(&a->broken, 1);
+            return ga__os_zero_page_at(addr) == 0;
+        }
+    }
+    return false;
+}
+
 static void init_once(void)
 {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    ga__os_bus_trap(bus_fix);
 }
 
 /* ---- attachment table ------------------------------------------------------------------- */
@@ -74,13 +93,15 @@ shm_att_t *ga__shm_att(ga_heap_t *heap)
     /* Compare before dereferencing: heap may be any pointer. The slot of the last hit is
      * tried first. */
     shm_att_t *a = (shm_att_t *)heap;
-    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a))
-        return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
-    for (unsigned i = 0; a && i < ATT_MAX; i++) {
-        if (ga__shm_atts[i] == a) {
-            ga__shm_last_att = i;
-            return a->state == ATT_OPEN ? a : (ga__set_error(GA_EINVAL), NULL);
-        }
+    unsigned i = ga__shm_last_att % ATT_MAX;
+    if (!a || ga__shm_atts[i] != a)
+        for (i = 0; a && i < ATT_MAX && ga__shm_atts[i] != a; i++)
+            ;
+    if (a && i < ATT_MAX) {
+        ga__shm_last_att = i;
+        if (a->state != ATT_OPEN) return ga__set_error(GA_EINVAL), NULL;
+        if (atomic_load(&a->broken)) return ga__set_error(GA_ECORRUPT), NULL;
+        return a;
     }
     ga__set_error(GA_EINVAL);
     return NULL;
@@ -188,7 +209,7 @@ ga_heap_t *ga_shared_open(const char *name, size_t max_size, unsigned flags, int
         ga__set_error(rc);
         return NULL;
     }
-    if (flags & ~0x1Fu) {
+    if (flags & ~0x3Fu) {
         ga__set_error(GA_EINVAL);
         return NULL;
     }
@@ -272,16 +293,19 @@ int ga_shared_close(ga_heap_t *heap)
         ga__unlock(&procs.lock);
         return 0;
     }
+    bool broken = atomic_load(&a->broken);
     if (a->state == ATT_OPEN) {
-        ga__shm_flush_all(a);
-        orphan_blocks(a);
+        SHM_GUARD_ENTER();
+        if (!broken) ga__shm_flush_all(a);
+        if (!broken) orphan_blocks(a);
         ga__shm_slot_release(a);
         atomic_fetch_sub(&a->hdr->attach_count, 1);
+        broken = SHM_GUARD_LEAVE(a);
         atomic_store(&procs.by_id[a->heap_id], NULL);
     }
     ga__shm_atts[a->index] = NULL;
     a->magic = 0;
     ga__unlock(&procs.lock);
     att_free(a);
-    return 0;
+    return broken ? ga__set_error(GA_ECORRUPT) : 0;
 }

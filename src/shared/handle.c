@@ -238,35 +238,35 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
         ga__set_error(GA_EOVERFLOW);
         return 0;
     }
-    unsigned s = pick_stripe();
-    int err = ga__shm_lock_stripe(a, s);
-    if (err) {
-        ga__set_error(err);
-        return 0;
-    }
-    uint32_t idx = entry_new(a, s, &err);
-    if (idx == UINT32_MAX) {
-        unlock_stripe(a, s);
-        ga__set_error(err);
-        return 0;
-    }
-    shm_hentry_t *e = ga__shm_hentry(a, idx);
-    if (!e) { /* the chunk directory changed under us: corruption */
-        unlock_stripe(a, s);
-        ga__set_error(ga__shm_corrupt(a, false, idx, "handle-table chunk is missing"));
-        return 0;
-    }
-    shm_intent_t *in = ga__shm_intent_of(a, SHM_LOCK_STRIPE(s));
+    /* The block first, with no lock held: a full heap runs dead-peer recovery, which takes
+     * every lock (a stripe lock held here would deadlock it, or a peer recovering). */
     uint64_t off = 0;
+    int err = 0;
     if (size > 0) {
         off = ga__shm_alloc_off(a, size + HPREFIX, (flags & GA_HZERO) != 0);
         if (!off) {
             err = ga_last_error();
-            entry_release(a, s, idx, e);
-            unlock_stripe(a, s);
             ga__set_error(err == GA_EFULL ? GA_ENOMEM : err);
             return 0;
         }
+    }
+    unsigned s = pick_stripe();
+    uint32_t idx = UINT32_MAX;
+    shm_hentry_t *e = NULL;
+    if ((err = ga__shm_lock_stripe(a, s)) == 0) {
+        idx = entry_new(a, s, &err);
+        e = idx == UINT32_MAX ? NULL : ga__shm_hentry(a, idx);
+        if (idx != UINT32_MAX && !e) /* the chunk directory changed under us: corruption */
+            err = ga__shm_corrupt(a, false, idx, "handle-table chunk is missing");
+        if (!e) unlock_stripe(a, s);
+    }
+    if (!e) {
+        if (off) ga__shm_free_off(a, off, ST_ALLOC(a->slot), false);
+        ga__set_error(err);
+        return 0;
+    }
+    shm_intent_t *in = ga__shm_intent_of(a, SHM_LOCK_STRIPE(s));
+    if (off) {
         ga__shm_intent_begin(a, SHM_LOCK_STRIPE(s), idx);
         ga__shm_intent_add_blocks(in, off, 0);
         ga__shm_intent_commit(in, INTENT_HALLOC);
@@ -288,7 +288,12 @@ ga_handle_t ga__shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags
 
 ga_handle_t ga_shared_handle_alloc(ga_heap_t *heap, size_t size, unsigned flags)
 {
-    return ga__shared_handle_alloc(heap, size, flags);
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return 0;
+    SHM_GUARD_ENTER(); /* a file truncated underneath: GA_ECORRUPT, not SIGBUS */
+    ga_handle_t h = ga__shared_handle_alloc(heap, size, flags);
+    if (GA_UNLIKELY(SHM_GUARD_LEAVE(a))) return ga__set_error(GA_ECORRUPT), 0;
+    return h;
 }
 
 uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t *e, uint64_t w)
@@ -354,18 +359,14 @@ int ga__shared_handle_unlock(ga_handle_t h)
     return (int)(n - 1);
 }
 
-/* Moves the entry's data to a new block of `size` bytes (or drops it when size == 0). Stripe
- * locked. 0 or GA_E*. */
-static int hmove(hctx_t *c, size_t size, bool zero)
+/* Moves the entry's data to the new block noff (ALLOC(me), allocated for `size` bytes before
+ * the stripe was locked), or drops it when size == 0 (noff 0). Stripe locked. */
+static void hmove(hctx_t *c, uint64_t noff, size_t size, bool zero)
 {
     GA_ASSERT_SHM_HELD(c->a, SHM_LOCK_STRIPE(c->stripe));
     shm_att_t *a = c->a;
-    uint64_t old = c->e->data_off, noff = 0;
+    uint64_t old = c->e->data_off;
     size_t osize = c->e->size;
-    if (size) {
-        noff = ga__shm_alloc_off(a, size + HPREFIX, false);
-        if (!noff) return GA_ENOMEM;
-    }
     shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_STRIPE(c->stripe), c->idx);
     ga__shm_intent_add_blocks(in, noff, old);
     ga__shm_intent_add_sizes(in, size, osize);
@@ -381,34 +382,52 @@ static int hmove(hctx_t *c, size_t size, bool zero)
     if (noff) ga__shm_block_cas(a, noff, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
     if (old) ga__shm_free_off(a, old, ST_ALLOC(SHM_SLOT_HEAP), true);
     ga__shm_intent_end(in);
-    return 0;
 }
 
 int ga__shared_handle_realloc(ga_handle_t h, size_t size, unsigned flags)
 {
     if (flags & ~(unsigned)(GA_HZERO | GA_HMOVE)) return ga__set_error(GA_EINVAL);
+    if (size > SIZE_MAX - HPREFIX) return ga__set_error(GA_EOVERFLOW);
     hctx_t c;
-    int rc = hopen(h, &c);
-    if (rc) return ga__set_error(rc);
-    uint64_t old = c.e->data_off;
-    size_t usable = 0;
-    if (size > SIZE_MAX - HPREFIX) {
-        rc = GA_EOVERFLOW;
-    } else if (size == 0) {
-        rc = HW_LOCKS(c.word) ? GA_ELOCKED : (old ? hmove(&c, 0, false) : 0);
-    } else if (old && entry_block_ok(c.a, c.e, c.idx, &usable) && size <= usable - HPREFIX) {
-        if ((flags & GA_HZERO) && size > c.e->size)
-            memset(c.a->base + old + HPREFIX + c.e->size, 0, size - c.e->size);
-        c.e->size = size; /* in place: one store */
-        old = 0;
-    } else if (HW_LOCKS(c.word) && !(flags & GA_HMOVE)) {
-        rc = GA_ENOMEM;
-        old = 0;
-    } else {
-        rc = hmove(&c, size, (flags & GA_HZERO) != 0);
+    shm_att_t *na = NULL; /* the heap noff belongs to */
+    uint64_t noff = 0, old;
+    int rc;
+    /* A move needs a new block, allocated with the stripe unlocked (a full heap runs recovery,
+     * which takes every lock): then the entry is looked at again, as it may have changed. */
+    for (;;) {
+        if ((rc = hopen(h, &c)) != 0) break;
+        old = c.e->data_off;
+        size_t usable = 0;
+        bool move = false;
+        if (size == 0) {
+            rc = HW_LOCKS(c.word) ? GA_ELOCKED : 0;
+            if (rc == 0 && old) hmove(&c, 0, 0, false);
+        } else if (old && entry_block_ok(c.a, c.e, c.idx, &usable) && size <= usable - HPREFIX) {
+            if ((flags & GA_HZERO) && size > c.e->size)
+                memset(c.a->base + old + HPREFIX + c.e->size, 0, size - c.e->size);
+            c.e->size = size; /* in place: one store */
+            old = 0;
+        } else if (HW_LOCKS(c.word) && !(flags & GA_HMOVE)) {
+            rc = GA_ENOMEM;
+            old = 0;
+        } else if (noff && c.a == na) {
+            hmove(&c, noff, size, (flags & GA_HZERO) != 0);
+            noff = 0;
+        } else {
+            move = true;
+        }
+        hclose(&c);
+        if (!move) {
+            if (old && rc == 0) ga__shm_after_window(c.a, old);
+            break;
+        }
+        na = c.a;
+        if ((noff = ga__shm_alloc_off(na, size + HPREFIX, false)) == 0) {
+            rc = GA_ENOMEM;
+            break;
+        }
     }
-    hclose(&c);
-    if (old && rc == 0) ga__shm_after_window(c.a, old);
+    if (noff) ga__shm_free_off(na, noff, ST_ALLOC(na->slot), false); /* not needed after all */
     return rc ? ga__set_error(rc) : 0;
 }
 

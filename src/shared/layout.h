@@ -15,7 +15,7 @@
  *
  *   offset 0          shm_header_t: immutable layout fields (checked on attach, with a hash),
  *                     init state, process slots, class table, handle stripes, handle-table chunk
- *                     directory, named-object table, robust locks with their intent records
+ *                     directory, named-object table, locks (shm_lock_t) with their intent records
  *   page_table_off    shm_page_t[max_pages]: one descriptor per data page (the header rounded up
  *                     to SHM_PT_ALIGN)
  *   data_off          data pages of 64 KiB (SHM_PAGE), committed from the bottom up to npages_top
@@ -35,7 +35,6 @@
 #define GA_SHARED_LAYOUT_H
 
 #include <assert.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,7 +42,8 @@
 /* ---- constants ------------------------------------------------------------------------- */
 
 #define SHM_MAGIC       0x3150414548534147ull /* "GASHEAP1" little-endian */
-#define SHM_VERSION     2u /* 2: slot generations, handle creators, SHM_SLOT_DEAD */
+#define SHM_VERSION     2u /* 2: own locks (shm_lock_t) instead of pthread mutexes; slot
+                              * generations, handle creators, SHM_SLOT_DEAD */
 #define SHM_PAGE_SHIFT  16
 #define SHM_PAGE        ((uint64_t)1 << SHM_PAGE_SHIFT) /* 64 KiB: unit of the page table */
 #define SHM_PT_ALIGN    4096u                           /* page table offset alignment */
@@ -130,6 +130,19 @@ enum { PG_FREE = 0, PG_SMALL = 1, PG_LARGE = 2, PG_TAIL = 3, PG_HTABLE = 4 };
 
 /* ---- the segment ----------------------------------------------------------------------- */
 
+/* A lock (src/shared/lock.c): word = the holder's pid (0 = free) | SHM_LOCK_WAITERS. Taken by
+ * one CAS 0 -> pid, released by one exchange to 0 (a futex wake when there are waiters). A
+ * waiter that finds the holder's process gone takes the lock over with one CAS from the dead
+ * pid to its own, and then runs the lock's repair. Nothing else: no pointers, no lists, so a
+ * peer that rewrites these bytes can make a lock wrong (a bounded wait, or two holders inside
+ * the segment) but never make anyone write outside it. */
+typedef struct shm_lock_s {
+    _Atomic uint32_t word;
+    _Atomic uint32_t takeovers; /* times taken over from a dead holder (statistics) */
+} shm_lock_t;
+#define SHM_LOCK_WAITERS 0x80000000u
+#define SHM_LOCK_PID     0x7FFFFFFFu
+
 /* An intent record: written before a multi-step change made under the lock beside it, and
  * cleared after. The next owner of the lock (after EOWNERDEAD) reads it to finish or undo. */
 typedef struct shm_intent_s {
@@ -166,7 +179,7 @@ typedef struct shm_slot_s {
 /* Central state of one size class. partial: pages of the class that have free blocks (a
  * hint: rebuilt from the state bytes after a holder died). Protected by lock. */
 typedef struct shm_class_s {
-    pthread_mutex_t lock;
+    shm_lock_t lock;
     uint32_t partial_head; /* page index + 1, 0 = none */
     uint32_t npages;       /* pages of this class (hint) */
 } __attribute__((aligned(SHM_LINE))) shm_class_t;
@@ -209,7 +222,7 @@ typedef struct shm_hprefix_s {
 } shm_hprefix_t;
 
 typedef struct shm_stripe_s {
-    pthread_mutex_t lock;
+    shm_lock_t lock;
     shm_intent_t intent;
     uint32_t free_head; /* entry index + 1 */
     uint32_t next_k;    /* entries s + k*16 for k < next_k have been used */
@@ -250,11 +263,11 @@ typedef struct shm_header_s {
     _Atomic uint64_t attach_count;
     _Atomic uint64_t repairs; /* locks taken over from dead holders (EOWNERDEAD) */
 
-    pthread_mutex_t slots_lock;
-    pthread_mutex_t pages_lock;
+    shm_lock_t slots_lock;
+    shm_lock_t pages_lock;
     shm_intent_t pages_intent;
     uint32_t pages_hint; /* no free page below this index (hint) */
-    pthread_mutex_t named_lock;
+    shm_lock_t named_lock;
     shm_intent_t named_intent;
     uint32_t named_count;
 
@@ -266,13 +279,12 @@ typedef struct shm_header_s {
 } shm_header_t;
 
 /* ---- the format, pinned ----------------------------------------------------------------
- * Measured with a throw-away program on the format as it was when this header was written.
- * Structs without a mutex are the same everywhere. The robust mutexes make the offsets after
- * the first one depend on the C library's pthread_mutex_t: the numbers are those of a 40-byte
- * mutex (glibc on x86-64); with another size the format differs (and header_size keeps such
- * heaps apart). */
-#define SHM_ASSERT_MUTEX40(expr, what) static_assert(sizeof(pthread_mutex_t) != 40 || (expr), what)
+ * Measured with a throw-away program on the format as it was when this header was written. No
+ * C library type is part of the format any more, so these hold on every platform. */
 
+static_assert(sizeof(shm_lock_t) == 8, "shm_lock_t size");
+static_assert(offsetof(shm_lock_t, word) == 0, "shm_lock_t.word");
+static_assert(offsetof(shm_lock_t, takeovers) == 4, "shm_lock_t.takeovers");
 static_assert(sizeof(shm_intent_t) == 48, "shm_intent_t size");
 static_assert(offsetof(shm_intent_t, op) == 0, "shm_intent_t.op");
 static_assert(offsetof(shm_intent_t, idx) == 4, "shm_intent_t.idx");
@@ -290,8 +302,8 @@ static_assert(offsetof(shm_slot_t, start_time) == 8, "shm_slot_t.start_time");
 
 static_assert(sizeof(shm_class_t) == 64, "shm_class_t size");
 static_assert(offsetof(shm_class_t, lock) == 0, "shm_class_t.lock");
-SHM_ASSERT_MUTEX40(offsetof(shm_class_t, partial_head) == 40, "shm_class_t.partial_head");
-SHM_ASSERT_MUTEX40(offsetof(shm_class_t, npages) == 44, "shm_class_t.npages");
+static_assert(offsetof(shm_class_t, partial_head) == 8, "shm_class_t.partial_head");
+static_assert(offsetof(shm_class_t, npages) == 12, "shm_class_t.npages");
 
 static_assert(sizeof(shm_page_t) == 32, "shm_page_t size");
 static_assert(offsetof(shm_page_t, desc) == 0, "shm_page_t.desc");
@@ -315,11 +327,11 @@ static_assert(sizeof(shm_hprefix_t) == HPREFIX, "shm_hprefix_t size");
 static_assert(offsetof(shm_hprefix_t, magic) == 0, "shm_hprefix_t.magic");
 static_assert(offsetof(shm_hprefix_t, index) == 4, "shm_hprefix_t.index");
 
-static_assert(sizeof(shm_stripe_t) == 128, "shm_stripe_t size");
+static_assert(sizeof(shm_stripe_t) == 64, "shm_stripe_t size");
 static_assert(offsetof(shm_stripe_t, lock) == 0, "shm_stripe_t.lock");
-SHM_ASSERT_MUTEX40(offsetof(shm_stripe_t, intent) == 40, "shm_stripe_t.intent");
-SHM_ASSERT_MUTEX40(offsetof(shm_stripe_t, free_head) == 88, "shm_stripe_t.free_head");
-SHM_ASSERT_MUTEX40(offsetof(shm_stripe_t, next_k) == 92, "shm_stripe_t.next_k");
+static_assert(offsetof(shm_stripe_t, intent) == 8, "shm_stripe_t.intent");
+static_assert(offsetof(shm_stripe_t, free_head) == 56, "shm_stripe_t.free_head");
+static_assert(offsetof(shm_stripe_t, next_k) == 60, "shm_stripe_t.next_k");
 
 static_assert(sizeof(shm_named_t) == 96, "shm_named_t size");
 static_assert(offsetof(shm_named_t, state) == 0, "shm_named_t.state");
@@ -329,7 +341,7 @@ static_assert(offsetof(shm_named_t, size) == 16, "shm_named_t.size");
 static_assert(offsetof(shm_named_t, name) == 24, "shm_named_t.name");
 static_assert((SHM_NAMED_MAX & (SHM_NAMED_MAX - 1)) == 0, "named table size: a power of two");
 
-/* The immutable first block and the fields before the first mutex. */
+/* The immutable first block, then the mutable fields. */
 static_assert(offsetof(shm_header_t, magic) == 0, "shm_header_t.magic");
 static_assert(offsetof(shm_header_t, version) == 8, "shm_header_t.version");
 static_assert(offsetof(shm_header_t, header_size) == 12, "shm_header_t.header_size");
@@ -347,18 +359,17 @@ static_assert(offsetof(shm_header_t, npages_top) == 80, "shm_header_t.npages_top
 static_assert(offsetof(shm_header_t, attach_count) == 88, "shm_header_t.attach_count");
 static_assert(offsetof(shm_header_t, repairs) == 96, "shm_header_t.repairs");
 static_assert(offsetof(shm_header_t, slots_lock) == 104, "shm_header_t.slots_lock");
-/* The rest of the header. */
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, pages_lock) == 144, "shm_header_t.pages_lock");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, pages_intent) == 184, "shm_header_t.pages_intent");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, pages_hint) == 232, "shm_header_t.pages_hint");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, named_lock) == 240, "shm_header_t.named_lock");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, named_intent) == 280, "shm_header_t.named_intent");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, named_count) == 328, "shm_header_t.named_count");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, slots) == 336, "shm_header_t.slots");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, classes) == 1408, "shm_header_t.classes");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, stripes) == 3712, "shm_header_t.stripes");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, hchunk) == 5760, "shm_header_t.hchunk");
-SHM_ASSERT_MUTEX40(offsetof(shm_header_t, named) == 38528, "shm_header_t.named");
-SHM_ASSERT_MUTEX40(sizeof(shm_header_t) == 136832, "shm_header_t size");
+static_assert(offsetof(shm_header_t, pages_lock) == 112, "shm_header_t.pages_lock");
+static_assert(offsetof(shm_header_t, pages_intent) == 120, "shm_header_t.pages_intent");
+static_assert(offsetof(shm_header_t, pages_hint) == 168, "shm_header_t.pages_hint");
+static_assert(offsetof(shm_header_t, named_lock) == 172, "shm_header_t.named_lock");
+static_assert(offsetof(shm_header_t, named_intent) == 184, "shm_header_t.named_intent");
+static_assert(offsetof(shm_header_t, named_count) == 232, "shm_header_t.named_count");
+static_assert(offsetof(shm_header_t, slots) == 240, "shm_header_t.slots");
+static_assert(offsetof(shm_header_t, classes) == 1280, "shm_header_t.classes");
+static_assert(offsetof(shm_header_t, stripes) == 3584, "shm_header_t.stripes");
+static_assert(offsetof(shm_header_t, hchunk) == 4608, "shm_header_t.hchunk");
+static_assert(offsetof(shm_header_t, named) == 37376, "shm_header_t.named");
+static_assert(sizeof(shm_header_t) == 135680, "shm_header_t size");
 
 #endif /* GA_SHARED_LAYOUT_H */

@@ -1,16 +1,68 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared heaps: the robust, process-shared locks inside the segment, named by SHM_LOCK_* ids. A
- * lock whose holder died comes back with EOWNERDEAD: the new holder runs the lock's repair
- * (which finishes or undoes what the intent record beside the lock says was under way), then
- * marks it consistent.
+ * Shared heaps: the locks inside the segment (shm_lock_t, layout.h), named by SHM_LOCK_* ids.
  *
- * Who holds a lock cannot be read from a robust mutex in the segment, so builds with
- * GA_DEBUG >= 2 keep their own record: one bit per SHM_LOCK_* id, per thread and per attachment
- * index, set and cleared here. GA_ASSERT_SHM_HELD reads it.
+ * A lock is one 32-bit word: the holder's pid, or 0 when free, plus a waiters bit. Taking it is
+ * one CAS 0 -> pid; releasing is one exchange to 0, then a futex wake when the waiters bit was
+ * set (Drepper's "mutex, take 3" with the pid as the locked value). A waiter sleeps in timed
+ * futex waits; each time a wait times out it looks whether the holder's process is still
+ * alive (its slot's start time when it has one, so a reused pid is not taken for the holder),
+ * and when it is gone, takes the lock over with one CAS from the dead pid to its own and runs
+ * the lock's repair (which finishes or undoes what the intent record beside the lock says was
+ * under way), as EOWNERDEAD did with the robust pthread mutexes of format 1.
+ *
+ * Why not pthread robust mutexes: glibc's unlock writes through the robust-list pointers kept
+ * inside the mutex, i.e. inside the segment, where any peer can rewrite them (a write anywhere
+ * in our memory), and a holder leaves its own thread-local addresses there. This lock stores
+ * only a pid, reads nothing from the segment but its own word, and passes only the word's
+ * address (in our mapping) to the kernel. A peer that rewrites a word can make us wait (bounded)
+ * or let two holders in (damage inside the segment, which the checker reports): nothing more.
+ *
+ * Every wait is bounded: a lock not obtained within the lock timeout (ga__shm_lock_timeout:
+ * GLOBALALLOC_LOCK_TIMEOUT_MS, default 30 s) gives GA_ETIMEDOUT, reported with the lock's name
+ * and the holder's pid, so a stuck or hostile peer never hangs its peers for good.
+ *
+ * Builds with GA_DEBUG >= 2 also record, per thread and attachment index, which locks this
+ * thread holds (one bit per SHM_LOCK_* id): GA_ASSERT_SHM_HELD reads it.
  */
 #include "shared/shared_internal.h"
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LOCK_TIMEOUT_DEFAULT_MS 30000u
+static _Atomic unsigned lock_timeout_ms; /* 0: not read yet */
+
+unsigned ga__shm_lock_timeout(void)
+{
+    unsigned ms = atomic_load_explicit(&lock_timeout_ms, memory_order_relaxed);
+    if (GA_LIKELY(ms)) return ms;
+    const char *env = getenv("GLOBALALLOC_LOCK_TIMEOUT_MS");
+    char *end = NULL;
+    unsigned long v = env ? strtoul(env, &end, 10) : 0;
+    ms = env && *env && end && !*end && v > 0 && v <= 86400000ul ? (unsigned)v
+                                                                 : LOCK_TIMEOUT_DEFAULT_MS;
+    atomic_store_explicit(&lock_timeout_ms, ms, memory_order_relaxed);
+    return ms;
+}
+
+void ga__shm_set_lock_timeout(unsigned ms)
+{
+    atomic_store_explicit(&lock_timeout_ms, ms, memory_order_relaxed);
+}
+
+void ga__shm_lock_name(unsigned lock, char *out, size_t cap)
+{
+    if (lock < SHM_LOCK_STRIPE(0))
+        snprintf(out, cap, "class %u", lock - SHM_LOCK_CLASS(0));
+    else if (lock < SHM_LOCK_PAGES)
+        snprintf(out, cap, "handle stripe %u", lock - SHM_LOCK_STRIPE(0));
+    else
+        snprintf(out, cap, "%s",
+                 lock == SHM_LOCK_PAGES   ? "pages"
+                 : lock == SHM_LOCK_NAMED ? "named-object"
+                                          : "slots");
+}
 
 #if GA_DEBUG >= 2
 static GA_TLS uint64_t held_by_me[ATT_MAX];
@@ -18,6 +70,11 @@ static GA_TLS uint64_t held_by_me[ATT_MAX];
 bool ga__shm_held(const shm_att_t *a, unsigned lock)
 {
     return lock < SHM_NLOCKS && (held_by_me[a->index % ATT_MAX] >> lock & 1);
+}
+
+bool ga__shm_held_any(const shm_att_t *a)
+{
+    return held_by_me[a->index % ATT_MAX] != 0;
 }
 #endif
 
@@ -34,18 +91,7 @@ static void mark_held(shm_att_t *a, unsigned lock, bool held)
 #endif
 }
 
-int ga__shm_mutex_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t at;
-    pthread_mutexattr_init(&at);
-    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
-    int rc = pthread_mutex_init(m, &at);
-    pthread_mutexattr_destroy(&at);
-    return rc;
-}
-
-pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock)
+shm_lock_t *ga__shm_lockp(shm_att_t *a, unsigned lock)
 {
     shm_header_t *h = a->hdr;
     if (lock < SHM_LOCK_STRIPE(0)) return &h->classes[lock - SHM_LOCK_CLASS(0)].lock;
@@ -55,29 +101,88 @@ pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock)
                                     : &h->slots_lock;
 }
 
+/* Is the process `pid`, which holds a lock, alive? A pid of one of the heap's slots is judged
+ * by the slot (start time: a reused pid is not the holder); another pid (a process between
+ * open and its slot claim) by the pid alone. 0 is no pid: a word damaged by a peer. */
+static bool holder_alive(shm_att_t *a, uint32_t pid)
+{
+    if (pid == 0) return false;
+    for (unsigned s = 0; s < SHM_PROC_SLOTS; s++)
+        if ((uint32_t)atomic_load(&a->hdr->slots[s].pid) == pid)
+            return ga__shm_slot_alive(a, s) != 0;
+    if (!ga__os_pid_exists((int)pid)) return false;
+    char st;
+    uint64_t start;
+    return !(ga__os_proc_stat((int)pid, &st, &start) && (st == 'Z' || st == 'X'));
+}
+
+enum { GOT = 0, GOT_FROM_DEAD = 1 };
+
+/* The contended path: GOT, GOT_FROM_DEAD, or GA_ETIMEDOUT (reported). */
+static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uint32_t me)
+{
+    unsigned timeout_ms = ga__shm_lock_timeout();
+    double now = ga__os_monotonic(), deadline = now + timeout_ms / 1000.0;
+    unsigned slice_us = 500;
+    bool look = false; /* look at the holder's liveness (after a wait that timed out) */
+    uint32_t v = 0;
+    for (int spin = 0; spin < 100; spin++) {
+        v = atomic_load_explicit(&l->word, memory_order_relaxed);
+        if (v == 0 && atomic_compare_exchange_weak(&l->word, &v, me)) return GOT;
+    }
+    for (;;) {
+        v = atomic_load(&l->word);
+        uint32_t holder = v & SHM_LOCK_PID;
+        now = ga__os_monotonic(); /* checked on every turn: a peer flipping the word cannot
+                                   * keep us here either */
+        if (now >= deadline) {
+            char what[32];
+            ga__shm_lock_name(lock, what, sizeof what);
+            ga__report(GA_ETIMEDOUT, (uintptr_t)l, false,
+                       "shared heap %s: gave up waiting for the %s lock after %u ms (held by pid "
+                       "%u)",
+                       a->name, what, timeout_ms, (unsigned)holder);
+            return GA_ETIMEDOUT;
+        }
+        if (v == 0 || (look && holder != me && !holder_alive(a, holder))) {
+            /* Free, or its holder is gone: the waiters bit stays, others may sleep on it. */
+            if (atomic_compare_exchange_strong(&l->word, &v, me | SHM_LOCK_WAITERS))
+                return v == 0 ? GOT : GOT_FROM_DEAD;
+            continue;
+        }
+        if (!(v & SHM_LOCK_WAITERS) &&
+            !atomic_compare_exchange_strong(&l->word, &v, v | SHM_LOCK_WAITERS))
+            continue;
+        v |= SHM_LOCK_WAITERS;
+        unsigned left = (unsigned)((deadline - now) * 1e6) + 1;
+        int rc = ga__os_futex_wait(&l->word, v, slice_us < left ? slice_us : left);
+        look = rc == -ETIMEDOUT;
+        if (look && slice_us < 50000) slice_us *= 2;
+    }
+}
+
 int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg)
 {
     GA_ASSERT_INTERNAL(lock < SHM_NLOCKS && !ga__shm_held(a, lock)); /* relocking: a deadlock */
-    pthread_mutex_t *m = ga__shm_mutex(a, lock);
-    int rc = pthread_mutex_lock(m);
-    if (GA_LIKELY(rc == 0)) {
-        mark_held(a, lock, true);
-        return 0;
-    }
-    if (rc == EOWNERDEAD) {
-        mark_held(a, lock, true); /* before the repair, which asserts it */
+    shm_lock_t *l = ga__shm_lockp(a, lock);
+    uint32_t me = (uint32_t)ga__os_pid() & SHM_LOCK_PID, v = 0;
+    int rc = GOT;
+    if (GA_UNLIKELY(!atomic_compare_exchange_strong(&l->word, &v, me)))
+        rc = lock_slow(a, lock, l, me);
+    if (rc < 0) return ga__set_error(rc);
+    mark_held(a, lock, true); /* before the repair, which asserts it */
+    if (rc == GOT_FROM_DEAD) {
         atomic_fetch_add(&a->hdr->repairs, 1);
+        atomic_fetch_add(&l->takeovers, 1);
         if (repair) repair(a, arg);
-        pthread_mutex_consistent(m);
-        return 0;
     }
-    ga__report(GA_ECORRUPT, (uintptr_t)m, false, "shared heap %s: lock unusable (%d)", a->name, rc);
-    return ga__set_error(GA_ECORRUPT);
+    return 0;
 }
 
 void ga__shm_unlock(shm_att_t *a, unsigned lock)
 {
     GA_ASSERT_SHM_HELD(a, lock);
     mark_held(a, lock, false);
-    pthread_mutex_unlock(ga__shm_mutex(a, lock));
+    shm_lock_t *l = ga__shm_lockp(a, lock);
+    if (atomic_exchange(&l->word, 0) & SHM_LOCK_WAITERS) ga__os_futex_wake(&l->word, 1);
 }

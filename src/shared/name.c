@@ -4,7 +4,8 @@
  * '\\' or ".."), the file /dev/shm/ga.NAME (the POSIX shm object "/ga.NAME"), or DIR/ga.NAME
  * when GLOBALALLOC_SHM_DIR=DIR (an absolute path: a tmpfs of chosen size, say); named objects
  * follow the same rule with a shorter limit. The FNV-1a hash (SHM_FNV_* in layout.h) checks the
- * header and keys the named objects.
+ * header and keys the named objects. Sizes as text ("16M") are parsed here too, for the CLI and
+ * GLOBALALLOC_HEAP_SIZE.
  */
 #include "shared/shared_internal.h"
 #include <stdio.h>
@@ -60,5 +61,27 @@ int ga__shm_path(const char *name, char *out, size_t cap)
         return GA_ENAME;
     }
     snprintf(out, cap, "%.*s/%s%s", (int)n, dir, SHM_PREFIX, name);
+    return 0;
+}
+
+int ga_shared_parse_size(const char *text, size_t *out)
+{
+    if (!text || !out || *text < '0' || *text > '9') return GA_EINVAL;
+    uint64_t v = 0;
+    bool big = false; /* past SHM_MAX_SIZE already: keep reading, never wrap */
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (!big) v = v * 10 + (uint64_t)(*p - '0');
+        big |= v > SHM_MAX_SIZE;
+    }
+    static const char units[] = "KMGT";
+    unsigned shift = 0;
+    if (*p) {
+        const char *u = strchr(units, *p & ~0x20); /* upper case */
+        if (!u || !*u || p[1]) return GA_EINVAL;
+        shift = 10 * (unsigned)(u - units + 1);
+    }
+    if (big || v > SHM_MAX_SIZE >> shift || (v << shift) < SHM_MIN_SIZE) return GA_EOVERFLOW;
+    *out = (size_t)(v << shift);
     return 0;
 }

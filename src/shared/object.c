@@ -3,8 +3,10 @@
  * Shared heaps: named objects (find-or-create a block by name, look up, list, remove).
  *
  * hdr->named[] is an open-addressing table (linear probing, FNV-1a hash, tombstones) of
- * SHM_NAMED_MAX entries, guarded by the robust named_lock: find-or-create runs entirely under
- * it, so of processes racing on one name exactly one creates and all get the same block.
+ * SHM_NAMED_MAX entries, guarded by the named lock: find-or-create looks up and fills the entry
+ * under it, so of processes racing on one name exactly one creates and all get the same block.
+ * The new block is allocated before the lock is taken (no shared lock is held across an
+ * allocation, which may run dead-peer recovery: it takes every lock).
  * An object's data block belongs to the heap (ALLOC(SHM_SLOT_HEAP)).
  *
  * Logged changes (hdr->named_intent):
@@ -91,6 +93,27 @@ static void *entry_data(shm_att_t *a, const shm_named_t *e)
     return a->base + e->data_off;
 }
 
+/* Fills free entry `slot` with a new object whose block off (ALLOC(me)) is already made. pre:
+ * named lock held. */
+static void create_locked(shm_att_t *a, int slot, const char *name, uint32_t hash, size_t size,
+                          uint64_t off)
+{
+    shm_header_t *h = a->hdr;
+    shm_named_t *e = &h->named[slot];
+    shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_NAMED, (uint32_t)slot);
+    ga__shm_intent_add_blocks(in, off, 0);
+    ga__shm_intent_commit(in, INTENT_OCREATE);
+    memset(e->name, 0, sizeof e->name);
+    memcpy(e->name, name, strlen(name));
+    e->hash = hash;
+    e->size = size;
+    e->data_off = off;
+    atomic_store_explicit(&e->state, NAMED_LIVE, memory_order_release); /* commit */
+    ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
+    h->named_count++;
+    ga__shm_intent_end(in);
+}
+
 void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags, int *created)
 {
     int dummy;
@@ -104,41 +127,40 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
     }
     shm_header_t *h = a->hdr;
     uint32_t hash = ga__shm_name_hash(name);
-    int rc = ga__shm_lock_named(a), slot;
-    if (rc) return NULL;
+    /* Looked up, then (not found) a block allocated with the lock released, since a full heap
+     * runs dead-peer recovery, which takes every lock; then looked up again: a racing creator
+     * may have won meanwhile, and our block goes back. */
+    uint64_t off = 0;
     void *p = NULL;
-    int k = probe(a, name, hash, &slot);
-    if (k >= 0) {
-        shm_named_t *e = &h->named[k];
-        p = entry_data(a, e);
-        rc = !p ? GA_ECORRUPT : e->size < size ? GA_EEXIST : 0;
-        if (rc == GA_ECORRUPT)
-            ga__shm_corrupt(a, false, (uint64_t)k, "named object points to a bad block");
-    } else if (slot < 0) {
-        rc = GA_EFULL;
-    } else {
-        uint64_t off = ga__shm_alloc_off(a, size, true);
-        if (!off) {
-            rc = ga_last_error();
-        } else {
-            shm_named_t *e = &h->named[slot];
-            shm_intent_t *in = ga__shm_intent_begin(a, SHM_LOCK_NAMED, (uint32_t)slot);
-            ga__shm_intent_add_blocks(in, off, 0);
-            ga__shm_intent_commit(in, INTENT_OCREATE);
-            memset(e->name, 0, sizeof e->name);
-            memcpy(e->name, name, strlen(name));
-            e->hash = hash;
-            e->size = size;
-            e->data_off = off;
-            atomic_store_explicit(&e->state, NAMED_LIVE, memory_order_release); /* commit */
-            ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
-            h->named_count++;
-            ga__shm_intent_end(in);
+    int rc, slot;
+    for (;;) {
+        if ((rc = ga__shm_lock_named(a)) != 0) break;
+        int k = probe(a, name, hash, &slot);
+        if (k >= 0) {
+            shm_named_t *e = &h->named[k];
+            p = entry_data(a, e);
+            rc = !p ? GA_ECORRUPT : e->size < size ? GA_EEXIST : 0;
+            if (rc == GA_ECORRUPT)
+                ga__shm_corrupt(a, false, (uint64_t)k, "named object points to a bad block");
+        } else if (slot < 0) {
+            rc = GA_EFULL;
+        } else if (off) {
+            create_locked(a, slot, name, hash, size, off);
             p = a->base + off;
+            off = 0;
             *created = 1;
+        } else {
+            ga__shm_unlock(a, SHM_LOCK_NAMED);
+            if ((off = ga__shm_alloc_off(a, size, true)) == 0) {
+                rc = ga_last_error();
+                break;
+            }
+            continue;
         }
+        ga__shm_unlock(a, SHM_LOCK_NAMED);
+        break;
     }
-    ga__shm_unlock(a, SHM_LOCK_NAMED);
+    if (off) ga__shm_free_off(a, off, ST_ALLOC(a->slot), false);
     if (rc) {
         ga__set_error(rc);
         return NULL;

@@ -124,6 +124,9 @@ static long recover_blocks(shm_att_t *a, uint64_t dead, unsigned how)
 static long recover(shm_att_t *a, unsigned how)
 {
     shm_header_t *h = a->hdr;
+    /* It takes every lock: a caller holding one would wait for itself (or for a peer waiting
+     * for that lock, in a cycle). */
+    GA_ASSERT_INTERNAL(!ga__shm_held_any(a));
     bool all = how != RECOVER_CACHES;
     if (how != RECOVER_RECLAIM && !dead_slots(a, all)) return 0;
     int rc = ga__shm_lock(a, SHM_LOCK_SLOTS, NULL, NULL);
@@ -272,7 +275,7 @@ static int check_header(shm_att_t *a, bool quiet)
     return 0;
 }
 
-int ga_shared_check(ga_heap_t *heap, unsigned flags)
+static int check_unguarded(ga_heap_t *heap, unsigned flags)
 {
     shm_att_t *a = ga__shm_att(heap);
     if (!a) return GA_EINVAL;
@@ -326,7 +329,7 @@ static void count_block(ga_shared_stats_t *o, shm_att_t *a, unsigned st, size_t 
     (void)a;
 }
 
-int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
+static int stats_unguarded(ga_heap_t *heap, ga_shared_stats_t *o)
 {
     shm_att_t *a = ga__shm_att(heap);
     if (!a || !o) return ga__set_error(GA_EINVAL);
@@ -394,4 +397,24 @@ int ga__shared_heap_stats(ga_heap_t *heap, ga_stats_t *out)
     out->class_count = s.class_count;
     memcpy(out->classes, s.classes, sizeof out->classes);
     return 0;
+}
+
+/* ---- truncation guard (shared_internal.h): GA_ECORRUPT, not SIGBUS ---------------------- */
+
+int ga_shared_check(ga_heap_t *heap, unsigned flags)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return ga_last_error() == GA_ECORRUPT ? GA_ECORRUPT : GA_EINVAL;
+    SHM_GUARD_ENTER();
+    int rc = check_unguarded(heap, flags);
+    return SHM_GUARD_LEAVE(a) ? ga__set_error(GA_ECORRUPT) : rc;
+}
+
+int ga_shared_stats(ga_heap_t *heap, ga_shared_stats_t *o)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return ga_last_error() == GA_ECORRUPT ? GA_ECORRUPT : ga__set_error(GA_EINVAL);
+    SHM_GUARD_ENTER();
+    int rc = stats_unguarded(heap, o);
+    return SHM_GUARD_LEAVE(a) ? ga__set_error(GA_ECORRUPT) : rc;
 }

@@ -200,7 +200,7 @@ static int proc_entry(out_t *o, walk_t *w, bool json, bool first, int pid, unsig
     return rc;
 }
 
-long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
+static long leak_report_unguarded(ga_heap_t *heap, int fd, unsigned flags)
 {
     shm_att_t *a = ga__shm_att(heap);
     if (!a) return GA_EINVAL;
@@ -306,4 +306,14 @@ long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
     free(objs);
     if (rc == 0 && (nh < 0 || nobj < 0)) rc = nh < 0 ? (int)nh : (int)nobj;
     return rc ? ga__set_error(rc) : dead_blocks;
+}
+
+/* Guarded: a file truncated underneath gives GA_ECORRUPT, not SIGBUS (shared_internal.h). */
+long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags)
+{
+    shm_att_t *a = ga__shm_att(heap);
+    if (!a) return ga_last_error() == GA_ECORRUPT ? GA_ECORRUPT : GA_EINVAL;
+    SHM_GUARD_ENTER();
+    long n = leak_report_unguarded(heap, fd, flags);
+    return SHM_GUARD_LEAVE(a) ? ga__set_error(GA_ECORRUPT) : n;
 }

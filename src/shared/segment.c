@@ -4,14 +4,23 @@
  * committed size (the file grows with the heap). The design of shared heaps: the format in
  * src/shared/layout.h, the locking and crash-safety rules in src/shared/shared_internal.h.
  *
- * Initialization: the creator makes the file with O_EXCL, takes flock(LOCK_EX) before it gives
- * the file any size, and sets init_state = READY last. An attacher takes flock(LOCK_SH): when it
- * gets it and the state is not READY, the creator died (flock is released by death); a file of
- * size 0 may belong to a creator not yet at its flock, so that case waits a short grace time.
+ * Creation is exclusive and never visible half-way: the creator makes a private file (O_EXCL,
+ * /ga~PID~RANDOM, a name no heap can have), initializes it whole (init_state READY last), and
+ * only then publishes it under the heap's name with link(), which fails when the name exists:
+ * of racing creators exactly one wins, the others attach its heap. A creator that dies leaves
+ * at most its private file, never a half-made heap under the name. So a file under the name
+ * that is not READY is not being created: it is damaged, hand-made or an older format. It is
+ * replaced (rename over it, under flock(LOCK_EX) so that two openers never both replace it)
+ * only when no live process is attached to it; otherwise it is GA_ECORRUPT and left alone.
+ *
+ * Ownership: a file that belongs to neither the caller's euid nor root is refused (GA_EPERM)
+ * unless GA_SHARED_ANY_OWNER: its owner can read and rewrite all of it.
  */
 #include "shared/shared_internal.h"
 #include "os/os.h"
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int errno_to_ga(int e)
@@ -95,10 +104,58 @@ static shm_header_t *header_map(int fd, uint64_t *size, unsigned *mode)
 
 /* ---- creation --------------------------------------------------------------------------- */
 
-static unsigned random_heap_id(void)
+/* ---- heap ids --------------------------------------------------------------------------
+ * A handle carries its heap's 11-bit id, and a process can attach only one heap per id, so a
+ * new heap takes an id no heap in the shm directory has: ids stay a property of the heap (in
+ * its header), the same in every process. Two creators racing may still pick the same id;
+ * create_published looks again just before publishing, which leaves only that instant. */
+
+unsigned ga__shm_test_next_id;
+
+static void note_id(const char *name, void *arg)
 {
-    unsigned r = (unsigned)ga__os_random() & SHM_HEAPID_MAX;
-    return r ? r : 1;
+    uint8_t *used = arg;
+    int fd = ga__os_shm_open(name, GA_OS_SHM_READ);
+    if (fd < 0) return;
+    uint64_t size;
+    shm_header_t *h = header_map(fd, &size, NULL);
+    ga__os_file_close(fd);
+    if (!h) return;
+    if (h->magic == SHM_MAGIC && h->heap_id >= 1 && h->heap_id <= SHM_HEAPID_MAX)
+        used[h->heap_id / 8] |= (uint8_t)(1u << (h->heap_id % 8));
+    ga__os_unmap(h, sizeof *h);
+}
+
+#define ID_USED(u, id) ((u)[(id) / 8] >> ((id) % 8) & 1)
+
+/* The first id from start on (cyclically) that used does not mark. */
+static unsigned first_free_id(const uint8_t *used, unsigned start)
+{
+    for (unsigned k = 0; k < SHM_HEAPID_MAX; k++) {
+        unsigned id = (start + k - 1) % SHM_HEAPID_MAX + 1;
+        if (!ID_USED(used, id)) return id;
+    }
+    return start % SHM_HEAPID_MAX + 1; /* all 2047 in use: a clash is then unavoidable */
+}
+
+/* An id no published heap uses: a random start (ga__shm_test_next_id in tests), the next free. */
+static unsigned pick_heap_id(const char *path)
+{
+    uint8_t used[(SHM_HEAPID_MAX + 1) / 8] = {0};
+    ga__os_shm_each(path, SHM_PREFIX, note_id, used);
+    return first_free_id(used,
+                         ga__shm_test_next_id ? ga__shm_test_next_id : (unsigned)ga__os_random());
+}
+
+/* Just before publishing: another heap took our id meanwhile? Then the next free one (the
+ * file is still private: its header may change). */
+static void recheck_heap_id(shm_header_t *h, const char *path)
+{
+    uint8_t used[(SHM_HEAPID_MAX + 1) / 8] = {0};
+    ga__os_shm_each(path, SHM_PREFIX, note_id, used);
+    if (!ID_USED(used, h->heap_id)) return;
+    h->heap_id = first_free_id(used, h->heap_id);
+    h->layout_sum = ga__shm_layout_sum(h);
 }
 
 static int commit_file(int fd, uint64_t from, uint64_t len)
@@ -107,8 +164,8 @@ static int commit_file(int fd, uint64_t from, uint64_t len)
     return rc ? errno_to_ga(-rc) : 0;
 }
 
-/* Initializes a fresh (or dead creator's) file; the caller holds flock(LOCK_EX). */
-static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
+/* Initializes a fresh private file (a->fd), mapping it into a. */
+static int create_segment(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags)
 {
     layout_t l;
     int rc = compute_layout(max_size, &l);
@@ -130,19 +187,62 @@ static int create_segment(shm_att_t *a, uint64_t max_size, unsigned flags)
     h->max_pages = l.max_pages;
     h->page_table_off = l.pt_off;
     h->data_off = l.data_off;
-    h->heap_id = random_heap_id();
+    h->heap_id = pick_heap_id(path);
     h->mode = mode;
     h->layout_sum = ga__shm_layout_sum(h);
     h->created_time = ga__os_time();
-    if (ga__shm_mutex_init(&h->slots_lock) || ga__shm_mutex_init(&h->pages_lock) ||
-        ga__shm_mutex_init(&h->named_lock))
-        return GA_ENOMEM;
-    for (unsigned c = 0; c < SHM_NCLASS; c++)
-        if (ga__shm_mutex_init(&h->classes[c].lock)) return GA_ENOMEM;
-    for (unsigned s = 0; s < SHM_NSTRIPES; s++)
-        if (ga__shm_mutex_init(&h->stripes[s].lock)) return GA_ENOMEM;
+    /* The locks need no set-up: the file is zero-filled, and a zero shm_lock_t is free. */
     atomic_store_explicit(&h->init_state, INIT_READY, memory_order_release);
     return 0;
+}
+
+void (*ga__shm_test_hook)(const char *step);
+
+static void test_hook(const char *step)
+{
+    if (ga__shm_test_hook) ga__shm_test_hook(step);
+}
+
+/* A creator killed between making its private file and publishing it leaves the file: private
+ * files of processes that no longer exist are removed by the next creator. */
+static void remove_if_orphan(const char *name, void *arg)
+{
+    (void)arg;
+    const char *base = strrchr(name, '/') + 1; /* "/ga~PID~..." or "DIR/ga~PID~..." */
+    int pid = atoi(base + 3);
+    if (pid > 0 && !ga__os_pid_exists(pid)) ga__os_shm_unlink(name);
+}
+
+/* Makes a heap in a private file and publishes it under path: link() when the name must be
+ * new (-EEXIST when it is not), rename() when it replaces the stale file the caller holds
+ * flock(LOCK_EX) on. 0 (a holds the new segment) or GA_E* / -EEXIST. */
+static int create_published(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
+                            bool replace)
+{
+    char tmp[SHM_PATH_MAX + 64];
+    ga__os_shm_each(path, "ga~", remove_if_orphan, NULL);
+    unsigned long long r = (unsigned long long)ga__os_random();
+    /* in the directory of path (GLOBALALLOC_SHM_DIR's, or shared memory's): link needs that */
+    const char *slash = strrchr(path, '/');
+    int dlen = slash > path ? (int)(slash - path) : 0;
+    snprintf(tmp, sizeof tmp, "%.*s/ga~%d~%016llx", dlen, path, ga__os_pid(), r);
+    int fd = ga__os_shm_open(tmp, GA_OS_SHM_CREATE);
+    if (fd < 0) return errno_to_ga(-fd);
+    a->fd = fd;
+    int rc = create_segment(a, path, max_size, flags);
+    test_hook("create:before-publish");
+    if (rc == 0) recheck_heap_id(a->hdr, path);
+    if (rc == 0) {
+        rc = replace ? ga__os_shm_rename(tmp, path) : ga__os_shm_link(tmp, path);
+        if (rc && rc != -EEXIST) rc = errno_to_ga(-rc);
+    }
+    ga__os_shm_unlink(tmp); /* the published name keeps the file */
+    if (rc) {
+        ga__shm_segment_close(a);
+        a->base = NULL;
+        a->fd = -1;
+    }
+    return rc;
 }
 
 /* ---- attaching an existing segment ------------------------------------------------------ */
@@ -169,105 +269,126 @@ static int validate_header(shm_att_t *a, const shm_header_t *h, uint64_t file_si
     return 0;
 }
 
-enum { ATTACH_OK = 0, ATTACH_RETRY = 1, ATTACH_DEAD_CREATOR = 2 };
-
-/* Maps an existing initialized segment. Returns ATTACH_*, or GA_E*. */
-static int attach_existing(shm_att_t *a, double deadline, double grace_end)
+/* Live processes in the slots of a header that is not READY (0 when it cannot be read). */
+static unsigned live_attached(const shm_header_t *h, uint64_t size)
 {
-    int rc = ga__os_file_lock(a->fd, GA_OS_FLOCK_SH | GA_OS_FLOCK_NB);
-    if (rc) {
-        if (rc != -EWOULDBLOCK && rc != -EINTR) return errno_to_ga(-rc);
-        return ga__os_monotonic() < deadline ? ATTACH_RETRY : GA_ECORRUPT;
-    }
+    if (!h || size < sizeof *h || h->magic != SHM_MAGIC || h->version != SHM_VERSION) return 0;
+    shm_att_t tmp = {.hdr = (shm_header_t *)h, .slot = SHM_SLOTS};
+    unsigned n = 0;
+    for (unsigned s = 0; s < SHM_PROC_SLOTS; s++)
+        n += ga__shm_slot_alive(&tmp, s) == 1;
+    return n;
+}
+
+enum { ATTACH_OK = 0, ATTACH_RETRY = 1, ATTACH_STALE = 2 };
+
+/* Maps the existing segment of a->fd. ATTACH_OK, ATTACH_STALE (not an initialized heap, no live
+ * process attached), or GA_E* (GA_ECORRUPT: not initialized but live processes attached). */
+static int attach_existing(shm_att_t *a)
+{
     uint64_t size;
-    if ((rc = ga__os_file_stat(a->fd, &size, NULL)) != 0) {
-        rc = errno_to_ga(-rc);
-    } else if (size < sizeof(shm_header_t)) {
-        /* A creator between shm_open and flock, or one that died there. */
-        rc = ga__os_monotonic() < grace_end ? ATTACH_RETRY : ATTACH_DEAD_CREATOR;
+    int rc = ga__os_file_stat(a->fd, &size, NULL);
+    if (rc) return errno_to_ga(-rc);
+    shm_header_t *h =
+        size >= sizeof(shm_header_t) ? ga__os_map_shared(a->fd, sizeof *h, false) : NULL;
+    if (size >= sizeof(shm_header_t) && !h) return GA_ENOMEM;
+    layout_t l;
+    if (!h || atomic_load_explicit(&h->init_state, memory_order_acquire) != INIT_READY) {
+        unsigned live = live_attached(h, size);
+        rc = live ? GA_ECORRUPT : ATTACH_STALE;
+        if (live)
+            ga__report(GA_ECORRUPT, 0, false,
+                       "shared heap %s: not initialized, yet %u live processes are attached: "
+                       "left as it is (not re-created)",
+                       a->name, live);
     } else {
-        shm_header_t *h = ga__os_map_shared(a->fd, sizeof *h, false);
-        if (!h) {
-            rc = GA_ENOMEM;
-        } else {
-            layout_t l;
-            if (atomic_load_explicit(&h->init_state, memory_order_acquire) != INIT_READY)
-                rc = ATTACH_DEAD_CREATOR; /* we hold LOCK_SH, so the creator is gone */
-            else
-                rc = validate_header(a, h, size, &l);
-            ga__os_unmap(h, sizeof *h);
-            if (rc == 0) {
-                a->base = ga__os_map_shared(a->fd, l.max_size, true);
-                if (!a->base)
-                    rc = GA_ENOMEM;
-                else
-                    att_set_layout(a, &l);
-            }
-        }
+        rc = validate_header(a, h, size, &l);
     }
-    ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
+    if (h) ga__os_unmap(h, sizeof *h);
+    if (rc == 0) {
+        a->base = ga__os_map_shared(a->fd, l.max_size, true);
+        if (!a->base) return GA_ENOMEM;
+        att_set_layout(a, &l);
+    }
     return rc;
 }
 
-/* Opens the file and maps the segment, creating or re-initializing it as flags allow.
+/* GA_EPERM (reported) when the file of a->fd belongs to another user than us or root. */
+static int check_owner(shm_att_t *a, unsigned flags)
+{
+    unsigned uid = 0, me = ga__os_euid();
+    int rc = ga__os_file_owner(a->fd, &uid);
+    if (rc) return errno_to_ga(-rc);
+    if (uid == me || uid == 0 || (flags & GA_SHARED_ANY_OWNER)) return 0;
+    ga__report(GA_EPERM, 0, false,
+               "shared heap %s: its file belongs to uid %u, neither you (uid %u) nor root: "
+               "refused, as its owner can read and rewrite it (GA_SHARED_ANY_OWNER to attach)",
+               a->name, uid, me);
+    return GA_EPERM;
+}
+
+/* Replaces the stale file a->fd (not a heap, nobody attached) by a new heap, unless another
+ * opener is doing so or did: then ATTACH_RETRY. */
+static int replace_stale(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags)
+{
+    int stale = a->fd, rc = ATTACH_RETRY;
+    if (ga__os_file_lock(stale, GA_OS_FLOCK_EX | GA_OS_FLOCK_NB) != 0) return ATTACH_RETRY;
+    test_hook("replace:locked");
+    /* Still the file under the name, and still stale, now that we hold it? */
+    a->fd = stale;
+    if (ga__shm_segment_is(a, path) && attach_existing(a) == ATTACH_STALE) {
+        rc = create_published(a, path, max_size, flags, true);
+        if (rc == -EEXIST) rc = ATTACH_RETRY;
+    } else if (a->base) {
+        ga__os_unmap(a->base, a->map_size); /* became a heap meanwhile: attach it anew */
+        a->base = NULL;
+    }
+    ga__os_file_lock(stale, GA_OS_FLOCK_UN);
+    ga__os_file_close(stale);
+    if (rc) a->fd = -1;
+    return rc;
+}
+
+/* Opens the file and maps the segment, creating or replacing it as flags allow.
  * Returns 0 or GA_E*; sets *created. */
 int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
                          int *created)
 {
-    double start = ga__os_monotonic(), deadline = start + 5.0, grace_end = start + 0.25;
+    double deadline = ga__os_monotonic() + 5.0;
     for (;;) {
-        if (flags & GA_SHARED_CREATE) {
-            int fd = ga__os_shm_open(path, GA_OS_SHM_CREATE);
-            if (fd >= 0) {
-                a->fd = fd;
-                ga__os_file_lock(a->fd, GA_OS_FLOCK_EX);
-                int rc = create_segment(a, max_size, flags);
-                ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
-                if (rc) {
-                    ga__os_shm_unlink(path);
-                    return rc;
-                }
+        int fd = ga__os_shm_open(path, GA_OS_SHM_RDWR), rc;
+        if (fd == -ENOENT && (flags & GA_SHARED_CREATE)) {
+            rc = create_published(a, path, max_size, flags, false);
+            if (rc == 0) {
                 *created = 1;
                 return 0;
             }
-            a->fd = -1;
-            if (fd != -EEXIST) return errno_to_ga(-fd);
+            if (rc != -EEXIST) return rc;
             if (flags & GA_SHARED_EXCL) return GA_EEXIST;
+            continue; /* another creator won: attach its heap */
         }
-        int fd = ga__os_shm_open(path, GA_OS_SHM_RDWR);
-        if (fd < 0) {
-            a->fd = -1;
-            if (fd == -ENOENT && (flags & GA_SHARED_CREATE) && ga__os_monotonic() < deadline)
-                continue; /* removed between our two opens */
-            return errno_to_ga(-fd);
-        }
+        if (fd < 0) return errno_to_ga(-fd);
         a->fd = fd;
-        int rc = attach_existing(a, deadline, grace_end);
+        test_hook("attach:opened");
+        if ((flags & GA_SHARED_CREATE) && (flags & GA_SHARED_EXCL)) {
+            rc = GA_EEXIST;
+        } else if ((rc = check_owner(a, flags)) == 0) {
+            rc = attach_existing(a);
+        }
         if (rc == ATTACH_OK) return 0;
-        if (rc == ATTACH_DEAD_CREATOR && (flags & GA_SHARED_CREATE)) {
-            /* Take over: whoever gets LOCK_EX and still sees no READY state re-initializes. */
-            if (ga__os_file_lock(a->fd, GA_OS_FLOCK_EX | GA_OS_FLOCK_NB) == 0) {
-                uint64_t size;
-                bool ready = false;
-                shm_header_t *h = header_map(a->fd, &size, NULL);
-                if (h) {
-                    ready = atomic_load(&h->init_state) == INIT_READY;
-                    ga__os_unmap(h, sizeof *h);
-                }
-                if (!ready) {
-                    rc = create_segment(a, max_size, flags);
-                    ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
-                    if (rc) return rc;
+        if (rc == ATTACH_STALE) {
+            if (!(flags & GA_SHARED_CREATE)) {
+                rc = GA_ENOENT; /* never initialized, and we may not create it */
+            } else {
+                rc = replace_stale(a, path, max_size, flags);
+                if (rc == 0) {
                     *created = 1;
                     return 0;
                 }
-                ga__os_file_lock(a->fd, GA_OS_FLOCK_UN);
+                if (a->fd < 0) fd = -1; /* replace_stale closed it */
             }
-            rc = ATTACH_RETRY;
-        } else if (rc == ATTACH_DEAD_CREATOR) {
-            rc = GA_ENOENT; /* never initialized, and we may not create it */
         }
-        ga__os_file_close(a->fd);
+        if (fd >= 0) ga__os_file_close(a->fd);
         a->fd = -1;
         if (rc != ATTACH_RETRY) return rc;
         if (ga__os_monotonic() >= deadline) return GA_ECORRUPT;

@@ -49,11 +49,14 @@ static void share_open_from_env(void)
     }
     size_t size = (size_t)64 << 20;
     const char *sz = getenv("GLOBALALLOC_HEAP_SIZE");
-    if (sz && *sz) {
-        char *end;
-        unsigned long long v = strtoull(sz, &end, 0);
-        if (*end == 0 && v > 0)
-            size = (size_t)v;
+    if (sz && *sz && ga_shared_parse_size(sz, &size) != 0) {
+        share.err = GA_EINVAL; /* a size the user did not mean is no size to create with */
+        ga__report(share.err, 0, false,
+                   "GLOBALALLOC_HEAP_SIZE=%.32s: not a size of 1M .. 64G (digits, then K, M, G or "
+                   "T); GMEM_SHARE allocations fail until it is one",
+                   sz);
+        atomic_store(&share.state, 2);
+        return;
     }
     ga_heap_t *heap = ga_shared_open(name, size, GA_SHARED_CREATE, NULL);
     if (heap == NULL) {

@@ -4,7 +4,8 @@
  * the files of src/shared/ (ga__shm_*). Never installed. The bytes in the segment are described
  * by shared/layout.h alone; this header says how the code keeps them consistent.
  *
- * Locks are robust, process-shared pthread mutexes: one per size class, the pages lock, one per
+ * Locks are the library's own (src/shared/lock.c: a pid in a futex word, taken over from a dead
+ * holder by the next locker): one per size class, the pages lock, one per
  * handle stripe (16), the named-object lock and the slots lock; the common path (alloc/free from
  * a thread cache) takes none. Allocation from a cache is the single store CACHED(me) ->
  * ALLOC(me); a free is the single CAS ALLOC(x) -> CACHED(me). FREE blocks change state only under
@@ -13,9 +14,9 @@
  *
  * Crash safety: every change of shared metadata is one atomic step (state bytes, page
  * descriptors, handle words, named-object states), or a hint derived from those (partial-page
- * lists, free counts, stripe free lists: rebuilt from the truth when a lock comes back with
- * EOWNERDEAD), or a logged change: the lock's intent record is written before and cleared after,
- * and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
+ * lists, free counts, stripe free lists: rebuilt from the truth when a lock is taken over from
+ * a dead holder), or a logged change: the lock's intent record is written before and cleared
+ * after, and the repair run by the next owner finishes or undoes it (src/shared/handle.c,
  * src/shared/object.c, src/shared/page.c say how for each op; every record is written through
  * the ga__shm_intent_* helpers below). Inside a logged change a freed block stays CACHED(me), so
  * no one else can reuse it before the repair has looked at it. When a process is found dead
@@ -25,8 +26,10 @@
  *
  * Trust: the segment may be corrupted or hostile. Offsets are recomputed locally from max_size;
  * every offset, index, class and size read from the segment is bounds-checked before use, so
- * bad metadata gives GA_ECORRUPT, never an access outside the mapping. (A robust mutex whose
- * bytes were overwritten can still block forever: that is a denial of service, not a write.)
+ * bad metadata gives GA_ECORRUPT, never an access outside the mapping. Nothing read from the
+ * segment is ever used as a pointer, and no process-local address is ever stored in it (the
+ * locks hold a pid). A lock word overwritten by a peer can make a wait last until the lock
+ * timeout (GA_ETIMEDOUT), never forever.
  */
 #ifndef GA_SHARED_INTERNAL_H
 #define GA_SHARED_INTERNAL_H
@@ -79,6 +82,7 @@ typedef struct shm_att_s {
     _Atomic uint64_t known_top; /* data pages known to be covered by the file */
     shm_header_t *hdr;
     shm_page_t *pages;
+    _Atomic int broken; /* the file was truncated under the mapping: every call GA_ECORRUPT */
     char name[SHM_NAME_MAX + 1];
 } shm_att_t;
 enum { ATT_OPEN = 1, ATT_INHERITED = 2 };
@@ -116,10 +120,22 @@ extern GA_TLS unsigned ga__shm_last_att;
 GA_INLINE shm_att_t *ga__shm_att_fast(ga_heap_t *heap)
 {
     shm_att_t *a = (shm_att_t *)heap;
-    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a && a->state == ATT_OPEN))
+    if (GA_LIKELY(a && ga__shm_atts[ga__shm_last_att % ATT_MAX] == a && a->state == ATT_OPEN &&
+                  !atomic_load_explicit(&a->broken, memory_order_relaxed)))
         return a;
     return ga__shm_att(heap);
 }
+/* Truncation guard. A file truncated under an attached process makes its next access to a page
+ * past the new end raise SIGBUS. The calls that walk or touch the segment run between
+ * SHM_GUARD_ENTER and SHM_GUARD_LEAVE: a SIGBUS inside them, at an address in an attachment's
+ * mapping, has its page replaced by a private zero page and marks the attachment broken, so
+ * the call finishes on zeros and answers GA_ECORRUPT, as does every later call. A fault outside
+ * these calls (the application's own access) gets the signal as before. */
+extern GA_TLS unsigned ga__shm_in_lib;
+#define SHM_GUARD_ENTER() (ga__shm_in_lib++)
+/* Leaves the guard: true when a's file was found truncated. */
+#define SHM_GUARD_LEAVE(a)                                                                         \
+    (ga__shm_in_lib--, atomic_load_explicit(&(a)->broken, memory_order_relaxed) != 0)
 /* The attachment for a handle's heap id, or NULL (GA_EHANDLE set). */
 shm_att_t *ga__shm_att_by_id(unsigned heap_id);
 /* The open attachment whose mapping contains p, or NULL. */
@@ -139,6 +155,11 @@ bool ga__shm_proc_held(void);
  * allow (GA_SHARED_*). 0 or GA_E*; *created = 1 when this call made the heap. */
 int ga__shm_segment_open(shm_att_t *a, const char *path, uint64_t max_size, unsigned flags,
                          int *created);
+/* Test builds' delay hook: called (when set) at the named steps of an open ("create:before-
+ * publish", "attach:opened", "replace:locked") so that a test can stop an opener there. */
+extern void (*ga__shm_test_hook)(const char *step);
+/* Tests: where the search for a free heap id starts (0: at random). */
+extern unsigned ga__shm_test_next_id;
 /* True when path still names the file a has open (not unlinked and made again). */
 bool ga__shm_segment_is(shm_att_t *a, const char *path);
 /* Unmaps a's segment and closes its file (either may be absent). */
@@ -162,9 +183,9 @@ uint64_t ga__shm_layout_sum(const shm_header_t *h);
 /* A named object's hash (shm_named_t.hash). */
 uint32_t ga__shm_name_hash(const char *name);
 
-/* ---- src/shared/lock.c: robust locks ----------------------------------------------------- */
+/* ---- src/shared/lock.c: locks ----------------------------------------------------------- */
 
-/* Lock ids: one per robust mutex of the segment (the bit numbers of the debug record). */
+/* Lock ids: one per lock of the segment (the bit numbers of the debug record). */
 enum {
     SHM_LOCK_PAGES = SHM_NCLASS + SHM_NSTRIPES, /* after the class and stripe locks */
     SHM_LOCK_NAMED,
@@ -175,19 +196,24 @@ enum {
 #define SHM_LOCK_STRIPE(s) (SHM_NCLASS + (unsigned)(s))
 static_assert(SHM_NLOCKS <= 64, "the debug record has one bit per lock");
 
-/* Makes m a robust, process-shared mutex. 0 or an errno value. */
-int ga__shm_mutex_init(pthread_mutex_t *m);
-/* The mutex in the segment for lock id `lock`. */
-pthread_mutex_t *ga__shm_mutex(shm_att_t *a, unsigned lock);
-/* Robust lock: 0, or GA_ECORRUPT when the lock is unrecoverable. After EOWNERDEAD it calls
- * repair(att, arg) while holding the lock, then marks the lock consistent. pre: the caller does
- * not hold it already. */
+/* The lock in the segment for lock id `lock` (a zeroed shm_lock_t is a free lock). */
+shm_lock_t *ga__shm_lockp(shm_att_t *a, unsigned lock);
+/* The lock timeout in ms (GLOBALALLOC_LOCK_TIMEOUT_MS, read once; default 30 s); tests set it. */
+unsigned ga__shm_lock_timeout(void);
+void ga__shm_set_lock_timeout(unsigned ms);
+/* "class 3", "handle stripe 5", "pages", "named-object", "slots". */
+void ga__shm_lock_name(unsigned lock, char *out, size_t cap);
+/* Takes a lock: 0, or GA_ETIMEDOUT when not obtained within the lock timeout (reported with
+ * the lock's name and holder pid). When it was taken over from a dead holder it first calls
+ * repair(att, arg), holding the lock. pre: the caller does not hold it already. */
 int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg);
 /* pre: the caller holds lock. */
 void ga__shm_unlock(shm_att_t *a, unsigned lock);
 #if GA_DEBUG >= 2
 /* True when this thread holds lock of attachment a (taken through ga__shm_lock). */
 bool ga__shm_held(const shm_att_t *a, unsigned lock);
+/* True when this thread holds any lock of attachment a. */
+bool ga__shm_held_any(const shm_att_t *a);
 #define GA_ASSERT_SHM_HELD(a, lock) GA__ASSERT(ga__shm_held((a), (lock)))
 #else
 #define GA_ASSERT_SHM_HELD(a, lock) ((void)0)
@@ -403,7 +429,7 @@ long ga__shm_orphan_handles(shm_att_t *a, ga__shm_handle_fn *fn, void *arg, uint
 
 /* ---- src/shared/recover.c ------------------------------------------------------------------ */
 
-/* Takes and releases every robust lock (repairing what dead holders left), then gives back the
+/* Takes and releases every lock (repairing what dead holders left), then gives back the
  * cached blocks of dead slots; with blocks, also their allocated blocks, and frees the slots.
  * Returns the number of blocks given back, or GA_E*. */
 long ga__shm_recover(shm_att_t *a, bool blocks);
