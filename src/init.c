@@ -15,10 +15,10 @@
  *   3. handles: the slot caches' thread-exit key.
  *   4. shared heaps: the size-class geometry.
  *   5. the fork handlers of the layers above the engine, in one registration.
- * Fork: prepare runs top-down (handles, then the debug heap; the engine's own handler runs after
- * these), so a layer that allocates while holding its locks has them before the engine's lock is
- * taken; parent and child run bottom-up (the engine first), so the layers' child handlers may
- * allocate. Shared heaps and the Win32 share heap still register their own handlers on first use.
+ * Fork: prepare runs top-down (shared heaps, handles, the debug heap; the engine's own handler
+ * runs after these), so a layer that allocates while holding its locks has them before a lower
+ * layer's lock is taken; parent and child run bottom-up (the engine first), so the layers' child
+ * handlers may allocate.
  * Exit (destructor 101): the debug heap's exit check and leak report.
  * Thread exit: each layer's key destructor (engine, handles, debug stacks, shared caches) runs
  * in the order of the keys; each is independent of the others.
@@ -36,6 +36,7 @@ const char ga__init_anchor = 0;
 
 static void fork_prepare(void)
 {
+    ga__shared_fork_prepare();
     ga__handle_fork_prepare();
     ga__debug_fork_prepare();
 }
@@ -44,12 +45,14 @@ static void fork_parent(void)
 {
     ga__debug_fork_after();
     ga__handle_fork_parent();
+    ga__shared_fork_parent();
 }
 
 static void fork_child(void)
 {
     ga__debug_fork_after();
     ga__handle_fork_child();
+    ga__shared_fork_child();
 }
 
 __attribute__((constructor(101))) static void library_start(void)

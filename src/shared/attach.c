@@ -41,18 +41,18 @@ bool ga__shm_proc_held(void)
 /* ---- fork: a child's attachments belong to its parent --------------------------------- */
 
 /* Both process-local locks are held across fork, so the child gets them in a known state
- * (held by its only thread) and simply releases them. */
-static void fork_prepare(void)
+ * (held by its only thread) and simply releases them. src/init.c registers these. */
+void ga__shared_fork_prepare(void)
 {
     ga__lock(&procs.lock);
     ga__shm_tcache_fork(0);
 }
-static void fork_parent(void)
+void ga__shared_fork_parent(void)
 {
     ga__shm_tcache_fork(1);
     ga__unlock(&procs.lock);
 }
-static void fork_child(void)
+void ga__shared_fork_child(void)
 {
     ga__shm_tcache_fork(2);
     for (unsigned i = 0; i < ATT_MAX; i++)
@@ -61,6 +61,7 @@ static void fork_child(void)
     for (unsigned i = 0; i <= SHM_HEAPID_MAX; i++)
         atomic_store(&procs.by_id[i], NULL);
     ga__unlock(&procs.lock);
+    ga__share_heap_fork_child(); /* the parent's share heap is not the child's either */
 }
 GA_TLS unsigned ga__shm_in_lib;
 
@@ -82,7 +83,6 @@ GA_OS_SIGNAL_SAFE static bool bus_fix(void *addr)
 
 static void init_once(void)
 {
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
     ga__os_bus_trap(bus_fix);
 }
 

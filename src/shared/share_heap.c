@@ -19,14 +19,13 @@
 #include <stdlib.h>
 
 static struct {
-    ga_lock_t lock; /* guards the decision (state 0 -> 1) and atfork */
+    ga_lock_t lock; /* guards the decision (state 0 -> 1) */
     _Atomic(ga_heap_t *) heap;
     _Atomic int state; /* 0: environment not read yet, 1: decided, 2: configured, not open */
     int err;           /* state 2: why the last open failed */
-    bool atfork;
 } share = {.lock = GA_LOCK_INIT};
 
-static void share_fork_child(void)
+void ga__share_heap_fork_child(void)
 {
     ga__lock_reinit(&share.lock);
     atomic_store(&share.heap, NULL); /* the parent's attachment is not ours */
@@ -38,10 +37,6 @@ static void share_fork_child(void)
 static void share_open_from_env(void)
 {
     GA_ASSERT_HELD(&share.lock);
-    if (!share.atfork) {
-        pthread_atfork(NULL, NULL, share_fork_child);
-        share.atfork = true;
-    }
     const char *name = getenv("GLOBALALLOC_HEAP");
     if (name == NULL || *name == 0) {
         atomic_store_explicit(&share.state, 1, memory_order_release);
@@ -97,10 +92,6 @@ int ga_set_share_heap(ga_heap_t *heap)
     if (heap != NULL && !ga__shared_is_heap(heap))
         return GA_EINVAL;
     ga__lock(&share.lock);
-    if (!share.atfork) {
-        pthread_atfork(NULL, NULL, share_fork_child);
-        share.atfork = true;
-    }
     atomic_store(&share.heap, heap);
     atomic_store_explicit(&share.state, 1, memory_order_release);
     ga__unlock(&share.lock);

@@ -35,6 +35,13 @@ extern const ga__remote_ops_t ga__shared_remote_ops;
 
 /* Start (src/init.c, before any heap can be opened): the size-class geometry tables. */
 void ga__shared_init(void);
+/* Fork handlers (src/init.c registers them): prepare takes the attachment table's and the thread
+ * caches' locks; the child marks every attachment inherited (the parent's, not its own) and
+ * forgets the share heap. */
+void ga__shared_fork_prepare(void);
+void ga__shared_fork_parent(void);
+void ga__shared_fork_child(void);
+void ga__share_heap_fork_child(void);
 
 /* share_heap.c: the process's share heap (GMEM_SHARE, received handles), or NULL with *err = 0 (none configured) or the
  * GA_E* error that kept the configured heap from opening (reported; retried on the next call). */
