@@ -116,19 +116,17 @@ static bool holder_alive(shm_att_t *a, uint32_t pid)
     return !(ga__os_proc_stat((int)pid, &st, &start) && (st == 'Z' || st == 'X'));
 }
 
-enum { GOT = 0, GOT_FROM_DEAD = 1 };
-
-/* The contended path: GOT, GOT_FROM_DEAD, or GA_ETIMEDOUT (reported). */
-static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uint32_t me)
+/* The contended path: SHM_GOT, SHM_GOT_FROM_DEAD, or GA_ETIMEDOUT (reported, naming `what`). */
+static GA_NOINLINE int lock_slow(shm_att_t *a, const char *what, shm_lock_t *l, uint32_t me,
+                                 unsigned timeout_ms)
 {
-    unsigned timeout_ms = ga__shm_lock_timeout();
     double now = ga__os_monotonic(), deadline = now + timeout_ms / 1000.0;
     unsigned slice_us = 500;
     bool look = false; /* look at the holder's liveness (after a wait that timed out) */
     uint32_t v = 0;
     for (int spin = 0; spin < 100; spin++) {
         v = atomic_load_explicit(&l->word, memory_order_relaxed);
-        if (v == 0 && atomic_compare_exchange_weak(&l->word, &v, me)) return GOT;
+        if (v == 0 && atomic_compare_exchange_weak(&l->word, &v, me)) return SHM_GOT;
     }
     for (;;) {
         v = atomic_load(&l->word);
@@ -136,8 +134,6 @@ static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uin
         now = ga__os_monotonic(); /* checked on every turn: a peer flipping the word cannot
                                    * keep us here either */
         if (now >= deadline) {
-            char what[32];
-            ga__shm_lock_name(lock, what, sizeof what);
             ga__report(GA_ETIMEDOUT, (uintptr_t)l, false,
                        "shared heap %s: gave up waiting for the %s lock after %u ms (held by pid "
                        "%u)",
@@ -147,7 +143,7 @@ static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uin
         if (v == 0 || (look && holder != me && !holder_alive(a, holder))) {
             /* Free, or its holder is gone: the waiters bit stays, others may sleep on it. */
             if (atomic_compare_exchange_strong(&l->word, &v, me | SHM_LOCK_WAITERS))
-                return v == 0 ? GOT : GOT_FROM_DEAD;
+                return v == 0 ? SHM_GOT : SHM_GOT_FROM_DEAD;
             continue;
         }
         if (!(v & SHM_LOCK_WAITERS) &&
@@ -161,21 +157,39 @@ static GA_NOINLINE int lock_slow(shm_att_t *a, unsigned lock, shm_lock_t *l, uin
     }
 }
 
+int ga__shm_word_lock(shm_att_t *a, shm_lock_t *l, const char *what, unsigned timeout_ms)
+{
+    uint32_t me = (uint32_t)ga__os_pid() & SHM_LOCK_PID, v = 0;
+    if (GA_LIKELY(atomic_compare_exchange_strong(&l->word, &v, me))) return SHM_GOT;
+    int rc = lock_slow(a, what, l, me, timeout_ms ? timeout_ms : ga__shm_lock_timeout());
+    if (rc == SHM_GOT_FROM_DEAD) {
+        atomic_fetch_add(&a->hdr->repairs, 1);
+        atomic_fetch_add(&l->takeovers, 1);
+    }
+    return rc;
+}
+
+bool ga__shm_word_held_by_me(const shm_lock_t *l)
+{
+    uint32_t me = (uint32_t)ga__os_pid() & SHM_LOCK_PID;
+    return (atomic_load(&l->word) & SHM_LOCK_PID) == me;
+}
+
+void ga__shm_word_unlock(shm_lock_t *l)
+{
+    if (atomic_exchange(&l->word, 0) & SHM_LOCK_WAITERS) ga__os_futex_wake(&l->word, 1);
+}
+
 int ga__shm_lock(shm_att_t *a, unsigned lock, void (*repair)(shm_att_t *, void *), void *arg)
 {
     GA_ASSERT_INTERNAL(lock < SHM_NLOCKS && !ga__shm_held(a, lock)); /* relocking: a deadlock */
     shm_lock_t *l = ga__shm_lockp(a, lock);
-    uint32_t me = (uint32_t)ga__os_pid() & SHM_LOCK_PID, v = 0;
-    int rc = GOT;
-    if (GA_UNLIKELY(!atomic_compare_exchange_strong(&l->word, &v, me)))
-        rc = lock_slow(a, lock, l, me);
+    char what[32];
+    ga__shm_lock_name(lock, what, sizeof what);
+    int rc = ga__shm_word_lock(a, l, what, 0);
     if (rc < 0) return ga__set_error(rc);
     mark_held(a, lock, true); /* before the repair, which asserts it */
-    if (rc == GOT_FROM_DEAD) {
-        atomic_fetch_add(&a->hdr->repairs, 1);
-        atomic_fetch_add(&l->takeovers, 1);
-        if (repair) repair(a, arg);
-    }
+    if (rc == SHM_GOT_FROM_DEAD && repair) repair(a, arg);
     return 0;
 }
 
@@ -183,6 +197,5 @@ void ga__shm_unlock(shm_att_t *a, unsigned lock)
 {
     GA_ASSERT_SHM_HELD(a, lock);
     mark_held(a, lock, false);
-    shm_lock_t *l = ga__shm_lockp(a, lock);
-    if (atomic_exchange(&l->word, 0) & SHM_LOCK_WAITERS) ga__os_futex_wake(&l->word, 1);
+    ga__shm_word_unlock(ga__shm_lockp(a, lock));
 }

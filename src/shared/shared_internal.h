@@ -203,6 +203,15 @@ unsigned ga__shm_lock_timeout(void);
 void ga__shm_set_lock_timeout(unsigned ms);
 /* "class 3", "handle stripe 5", "pages", "named-object", "slots". */
 void ga__shm_lock_name(unsigned lock, char *out, size_t cap);
+/* A lock word anywhere in the segment (the segment's own locks, ga_shared_mutex_t, maps): takes
+ * it within timeout_ms (0: the lock timeout). SHM_GOT, SHM_GOT_FROM_DEAD (its holder's process
+ * had gone: the caller repairs what it guards), or GA_ETIMEDOUT (reported, naming `what`; the
+ * error code is not set). Counts takeovers. */
+enum { SHM_GOT = 0, SHM_GOT_FROM_DEAD = 1 };
+int ga__shm_word_lock(shm_att_t *a, shm_lock_t *l, const char *what, unsigned timeout_ms);
+void ga__shm_word_unlock(shm_lock_t *l);
+/* True when the word's holder is this process (any of its threads). */
+bool ga__shm_word_held_by_me(const shm_lock_t *l);
 /* Takes a lock: 0, or GA_ETIMEDOUT when not obtained within the lock timeout (reported with
  * the lock's name and holder pid). When it was taken over from a dead holder it first calls
  * repair(att, arg), holding the lock. pre: the caller does not hold it already. */
