@@ -421,7 +421,8 @@ GA_API int ga_shared_cond_init(ga_heap_t *heap, ga_shared_cond_t *c);
  * the waiter's unlock of m ends the wait. Returns, with m locked again: 0 (woken); GA_ETIMEDOUT
  * (timeout_ms passed); GA_EOWNERDEAD (m was taken over from a dead holder on the way back: see
  * ga_shared_mutex_lock). Without m locked: GA_ENOTLOCKED (m could not be locked again within
- * the lock timeout), GA_EPERM (the caller did not hold m), GA_EINVAL, GA_ECORRUPT. */
+ * the lock timeout), GA_EPERM (the caller did not hold m). Nothing done, m as it was:
+ * GA_EINVAL, GA_ECORRUPT (a bad or damaged c or m). */
 GA_API int ga_shared_cond_wait(ga_heap_t *heap, ga_shared_cond_t *c, ga_shared_mutex_t *m,
                                unsigned timeout_ms);
 /* Wakes one waiter of c (at least one, when there are any) / every waiter. With or without the
