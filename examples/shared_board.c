@@ -68,8 +68,8 @@ board_t *board_open(ga_heap_t *heap, int *created)
     int made_list = 0;
     b->settings = ga_shared_object(heap, "board.settings", sizeof *b->settings, 0, NULL);
     if (b->settings)
-        b->list = ga_shared_object_init(heap, "board.list", sizeof *b->list, 0, init_list, NULL,
-                                        TIMEOUT_MS, &made_list);
+        b->list = ga_shared_object_init(heap, BOARD_LIST_OBJECT, sizeof *b->list, 0, init_list,
+                                        NULL, TIMEOUT_MS, &made_list);
     if (b->settings == NULL || b->list == NULL) {
         free(b);
         return NULL;
@@ -161,12 +161,14 @@ int board_line(board_t *b, size_t i, char *buf, size_t size)
     return rc;
 }
 
+size_t board_list_object_size(void) { return sizeof(list_object_t); }
+
 uint64_t board_list_handle(board_t *b) { return b->list->handle; }
 
 void board_destroy(board_t *b)
 {
     GlobalFree((HGLOBAL)(uintptr_t)b->list->handle);
-    ga_shared_object_remove(b->heap, "board.list");
+    ga_shared_object_remove(b->heap, BOARD_LIST_OBJECT);
     ga_shared_object_remove(b->heap, "board.settings");
     free(b);
 }

@@ -34,6 +34,9 @@ size_t board_count(board_t *b);
 int board_line(board_t *b, size_t i, char *buf, size_t size);
 /* The list's handle value: the same number in every process. */
 uint64_t board_list_handle(board_t *b);
+/* The named object that holds the list, and its size (tests play a creator that dies). */
+#define BOARD_LIST_OBJECT "board.list"
+size_t board_list_object_size(void);
 /* Frees the list and removes the objects (the last user does this). */
 void board_destroy(board_t *b);
 /* Forgets this process's view (the board stays in the heap). */

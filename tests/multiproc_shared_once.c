@@ -89,8 +89,8 @@ static pid_t kid(const int *start, int mode, unsigned timeout_ms)
     ga_heap_t *h = ga_shared_open(heap_name, 0, 0, NULL);
     if (!h) _exit(3);
     int made = 0;
-    table_t *t = ga_shared_object_init(h, "table", sizeof *t, 0, fill_table,
-                                       (void *)(intptr_t)mode, timeout_ms, &made);
+    table_t *t = ga_shared_object_init(h, "table", sizeof *t, 0, fill_table, (void *)(intptr_t)mode,
+                                       timeout_ms, &made);
     if (!t) _exit(20 + (-ga_last_error() & 0x3F));
     _exit(!table_whole(t) ? 2 : made);
 }
@@ -128,8 +128,8 @@ TEST(racing_processes_init_once)
         ASSERT_EQ(atomic_load(&C->runs), 1);
         ASSERT_EQ(atomic_load(&C->finished), 1);
         int made = 9;
-        table_t *t = ga_shared_object_init(heap, "table", sizeof *t, 0, fill_table, NULL, 10,
-                                           &made);
+        table_t *t =
+            ga_shared_object_init(heap, "table", sizeof *t, 0, fill_table, NULL, 10, &made);
         CHECK(t != NULL && table_whole(t));
         ASSERT_EQ(made, 0);
     }
@@ -179,7 +179,7 @@ TEST(init_fails_in_one_process)
     fresh();
     ASSERT_EQ(reap(kid(NULL, MODE_FAIL, WAIT_MS)), 20 + (-GA_EFULL));
     table_t *t = ga_shared_object_find(heap, "table", NULL);
-    CHECK(t != NULL && t->w[0] == 0); /* zero-filled, uninitialised */
+    CHECK(t != NULL && t->w[0] == 0);                   /* zero-filled, uninitialised */
     ASSERT_EQ(reap(kid(NULL, MODE_PLAIN, WAIT_MS)), 1); /* the next one runs it */
     ASSERT_EQ(atomic_load(&C->runs), 2);
     ASSERT_EQ(atomic_load(&C->finished), 1);

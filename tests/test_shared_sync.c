@@ -135,7 +135,7 @@ TEST(mutex_trylock_timeout_and_non_holder)
     ASSERT_EQ(ga_shared_mutex_trylock(heap, &s->m), GA_ELOCKED);
     ASSERT_EQ(ga_shared_mutex_lock(heap, &s->m, 30), GA_ETIMEDOUT);
     ASSERT_EQ(ga_last_error(), GA_ETIMEDOUT);
-    ASSERT_EQ(reports[-GA_ETIMEDOUT], 0); /* a result, not a report */
+    ASSERT_EQ(reports[-GA_ETIMEDOUT], 0);                     /* a result, not a report */
     ASSERT_EQ(ga_shared_mutex_unlock(heap, &s->m), GA_EPERM); /* held by the other thread */
     ASSERT_EQ(reports[-GA_EPERM], 1);
     CHECK(strstr(last_msg, "does not hold") != NULL);
@@ -363,8 +363,8 @@ static void *once_thread(void *arg)
 {
     (void)arg;
     int made = 0;
-    config_t *c = ga_shared_object_init(heap, "config", sizeof(config_t), 0, init_config, NULL,
-                                        20000, &made);
+    config_t *c =
+        ga_shared_object_init(heap, "config", sizeof(config_t), 0, init_config, NULL, 20000, &made);
     atomic_fetch_add(&made_count, made);
     return c && c->magic == 0xC0FFEE && strcmp(c->text, "configured") == 0 ? NULL : (void *)1;
 }
@@ -395,15 +395,14 @@ TEST(once_init_fails)
     atomic_store(&init_runs, 0);
     atomic_store(&fail_next, 1);
     int made = 7;
-    void *p = ga_shared_object_init(heap, "failing", sizeof(config_t), 0, init_config, NULL,
-                                    1000, &made);
+    void *p =
+        ga_shared_object_init(heap, "failing", sizeof(config_t), 0, init_config, NULL, 1000, &made);
     CHECK(p == NULL);
     ASSERT_EQ(ga_last_error(), GA_EFULL); /* init's own result */
     ASSERT_EQ(made, 0);
     config_t *c = ga_shared_object_find(heap, "failing", NULL);
     CHECK(c != NULL && c->magic == 0 && c->text[0] == 0); /* zero-filled again */
-    c = ga_shared_object_init(heap, "failing", sizeof(config_t), 0, init_config, NULL, 1000,
-                              &made);
+    c = ga_shared_object_init(heap, "failing", sizeof(config_t), 0, init_config, NULL, 1000, &made);
     CHECK(c != NULL && c->magic == 0xC0FFEE);
     ASSERT_EQ(made, 1);
     ASSERT_EQ(atomic_load(&init_runs), 2);
@@ -474,8 +473,8 @@ TEST(once_timeout_and_check)
     char c;
     CHECK(read(inside[0], &c, 1) == 1);
     int made = 5;
-    config_t *p = ga_shared_object_init(heap, "gated", sizeof(config_t), 0, init_gated,
-                                        &inside[1], 30, &made);
+    config_t *p = ga_shared_object_init(heap, "gated", sizeof(config_t), 0, init_gated, &inside[1],
+                                        30, &made);
     CHECK(p == NULL);
     ASSERT_EQ(ga_last_error(), GA_ETIMEDOUT);
     ASSERT_EQ(made, 0);

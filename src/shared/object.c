@@ -116,8 +116,8 @@ static void create_locked(shm_att_t *a, int slot, const char *name, uint32_t has
     ga__shm_intent_end(in);
 }
 
-void *ga__shm_object_get(shm_att_t *a, const char *name, size_t size, unsigned flags,
-                         int *created, unsigned *entry)
+void *ga__shm_object_get(shm_att_t *a, const char *name, size_t size, unsigned flags, int *created,
+                         unsigned *entry)
 {
     *created = 0;
     if (!objname_ok(name) || flags != 0) {

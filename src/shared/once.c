@@ -33,8 +33,7 @@ static int run_init(ga_heap_t *heap, shm_lock_t *w, void *p, size_t n, ga_shared
 }
 
 void *ga_shared_object_init(ga_heap_t *heap, const char *name, size_t size, unsigned flags,
-                            ga_shared_init_fn *init, void *arg, unsigned timeout_ms,
-                            int *created)
+                            ga_shared_init_fn *init, void *arg, unsigned timeout_ms, int *created)
 {
     int dummy, made;
     unsigned k = 0;

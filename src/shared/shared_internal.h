@@ -448,8 +448,8 @@ int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet);
 
 /* ga_shared_object for attachment a; *entry receives the object's index in hdr->named. */
-void *ga__shm_object_get(shm_att_t *a, const char *name, size_t size, unsigned flags,
-                         int *created, unsigned *entry);
+void *ga__shm_object_get(shm_att_t *a, const char *name, size_t size, unsigned flags, int *created,
+                         unsigned *entry);
 
 /* ---- src/shared/orphan.c: handles whose creator has gone --------------------------------- */
 

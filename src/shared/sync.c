@@ -45,8 +45,8 @@ static int object_at(ga_heap_t *heap, const void *p, const char *fn, bool block,
     uint64_t end = a->data_off + ga__shm_top_pages(a) * SHM_PAGE;
     if (q < base + a->data_off || q - base > end - 16 || (q & 7)) {
         ga__report(GA_EINVAL, q, false,
-                   "%s: %p is not an 8-byte aligned address in the data area of shared heap %s",
-                   fn, p, a->name);
+                   "%s: %p is not an 8-byte aligned address in the data area of shared heap %s", fn,
+                   p, a->name);
         return GA_EINVAL;
     }
     if (block && ga__shm_block_around(a, q - base, 16)) {
@@ -80,7 +80,8 @@ static int cond_of(ga_heap_t *heap, ga_shared_cond_t *c, const char *fn, shm_att
     int rc = object_at(heap, c, fn, false, a);
     if (rc) return rc;
     uint32_t magic = atomic_load_explicit(&((shm_cond_t *)c)->magic, memory_order_relaxed);
-    return GA_LIKELY(magic == SHM_COND_MAGIC) ? 0 : bad_magic(*a, c, magic, fn, "condition variable");
+    return GA_LIKELY(magic == SHM_COND_MAGIC) ? 0
+                                              : bad_magic(*a, c, magic, fn, "condition variable");
 }
 
 /* The thread's last error set for a failure. */
@@ -155,8 +156,8 @@ static int mutex_give(shm_mutex_t *m, const char *fn)
     uint32_t holder = atomic_load_explicit(&m->lock.word, memory_order_relaxed) & SHM_LOCK_PID;
     if (holder != me) {
         ga__report(GA_EPERM, (uintptr_t)m, false,
-                   "%s: thread %u does not hold the mutex %p (%s %u)", fn, (unsigned)me,
-                   (void *)m, holder ? "held by thread" : "unlocked", (unsigned)holder);
+                   "%s: thread %u does not hold the mutex %p (%s %u)", fn, (unsigned)me, (void *)m,
+                   holder ? "held by thread" : "unlocked", (unsigned)holder);
         return GA_EPERM;
     }
     ga__shm_word_unlock(&m->lock);
