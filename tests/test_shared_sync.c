@@ -11,7 +11,9 @@
  */
 #include "test.h"
 #include "shared_test_util.h"
+#include "shared/layout.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -493,6 +495,67 @@ TEST(once_timeout_and_check)
     close(gate[0]), close(gate[1]), close(inside[0]), close(inside[1]);
 }
 
+/* A peer rewrites the object's size while a caller waits for the init word: that caller, once
+ * it gets the word, refuses (GA_ECORRUPT) instead of zero-filling past the block. */
+static int init_gated_fail(ga_heap_t *h, void *data, size_t size, void *arg)
+{
+    int rc = init_gated(h, data, size, arg);
+    return rc ? rc : GA_EFULL;
+}
+static void *gated_fail_thread(void *arg)
+{
+    (void)arg;
+    void *p = ga_shared_object_init(heap, "hostile", sizeof(config_t), 0, init_gated_fail,
+                                    &inside[1], 20000, NULL);
+    return p == NULL && ga_last_error() == GA_EFULL ? NULL : (void *)1;
+}
+static void *plain_init_thread(void *arg)
+{
+    (void)arg;
+    void *p =
+        ga_shared_object_init(heap, "hostile", sizeof(config_t), 0, init_config, NULL, 20000, NULL);
+    return p == NULL && ga_last_error() == GA_ECORRUPT ? NULL : (void *)1;
+}
+
+TEST(once_size_rewritten_by_a_peer)
+{
+    CHECK(pipe(gate) == 0 && pipe(inside) == 0);
+    memset(reports, 0, sizeof reports);
+    pthread_t t, u;
+    CHECK(pthread_create(&t, NULL, gated_fail_thread, NULL) == 0);
+    char c;
+    CHECK(read(inside[0], &c, 1) == 1); /* t is inside init */
+    config_t *obj = ga_shared_object_find(heap, "hostile", NULL);
+    uint64_t off = ga_shared_offset(heap, obj);
+    shm_header_t *hdr = (shm_header_t *)((char *)obj - off);
+    shm_named_t *e = NULL;
+    for (unsigned i = 0; i < SHM_NAMED_MAX && !e; i++)
+        if (atomic_load(&hdr->named[i].state) == NAMED_LIVE && hdr->named[i].data_off == off)
+            e = &hdr->named[i];
+    CHECK(e != NULL);
+    if (!e) return;
+    CHECK(pthread_create(&u, NULL, plain_init_thread, NULL) == 0);
+    /* u sets the waiters bit when it goes to sleep on the word: then it has looked the object
+     * up, and the rewrite comes between its lookup and its turn. */
+    double end = shm_test_now() + 20;
+    while (!(atomic_load(&e->init.word) & 0x80000000u) && shm_test_now() < end)
+        sched_yield();
+    CHECK(atomic_load(&e->init.word) & 0x80000000u);
+    e->size = 1 << 20; /* past its block */
+    c = 'G';
+    CHECK(write(gate[1], &c, 1) == 1);
+    void *r1 = (void *)3, *r2 = (void *)3;
+    pthread_join(t, &r1);
+    pthread_join(u, &r2);
+    CHECK(r1 == NULL && r2 == NULL);
+    ASSERT_EQ(reports[-GA_ECORRUPT], 1);
+    CHECK(strstr(last_msg, "changed size") != NULL);
+    ASSERT_EQ(atomic_load(&e->init.word) & 0x7FFFFFFFu, 0); /* given back */
+    e->size = sizeof(config_t);
+    ASSERT_EQ(ga_shared_object_remove(heap, "hostile"), 0);
+    close(gate[0]), close(gate[1]), close(inside[0]), close(inside[1]);
+}
+
 static void setup(void)
 {
     const char *name = shm_test_name("sync");
@@ -521,4 +584,5 @@ TEST_MAIN(TEST_ENTRY(setup_heap), TEST_ENTRY(mutex_threads_exclude_each_other),
           TEST_ENTRY(mutex_bad_pointers), TEST_ENTRY(cond_broadcast_wakes_all),
           TEST_ENTRY(cond_signal_producer_consumer), TEST_ENTRY(cond_timeout_and_misuse),
           TEST_ENTRY(once_threads_race), TEST_ENTRY(once_init_fails), TEST_ENTRY(once_bad_calls),
-          TEST_ENTRY(once_timeout_and_check), TEST_ENTRY(teardown_heap))
+          TEST_ENTRY(once_timeout_and_check), TEST_ENTRY(once_size_rewritten_by_a_peer),
+          TEST_ENTRY(teardown_heap))

@@ -63,11 +63,17 @@ void *ga_shared_object_init(ga_heap_t *heap, const char *name, size_t size, unsi
     } else if ((v & SHM_LOCK_PID) != SHM_WORD_DONE) {
         rc = ga__shm_word_lock_as(a, w, &o, "once-init", timeout_ms);
         if (rc == SHM_GOT || rc == SHM_GOT_FROM_DEAD) {
-            /* The object's size, bounded by its block (a peer may have rewritten the entry). */
+            /* The object's size, checked again (a peer may have rewritten the entry). */
             uint64_t off = (uint64_t)((unsigned char *)p - a->base);
             size_t n = a->hdr->named[k].size, u = ga__shm_block_info(a, off, NULL);
-            rc = run_init(heap, w, p, n < u ? n : u, init, arg);
-            *created = rc == 0;
+            if (n >= size && n <= u) {
+                rc = run_init(heap, w, p, n, init, arg);
+                *created = rc == 0;
+            } else {
+                rc = ga__shm_corrupt(a, false, k, "named object changed size during its init");
+                if (atomic_exchange(&w->word, 0) & SHM_LOCK_WAITERS)
+                    ga__os_futex_wake(&w->word, INT_MAX);
+            }
         } else if (rc == SHM_DONE) {
             rc = 0;
         }
