@@ -11,7 +11,7 @@
  */
 #include "test.h"
 #include "shared_test_util.h"
-#include "shared/layout.h"
+#include "shared/shared_internal.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -336,6 +336,41 @@ TEST(cond_timeout_and_misuse)
     ASSERT_EQ(reports[-GA_ETIMEDOUT], 0);
 }
 
+/* The relock after a wait cannot be had within the lock timeout: GA_ENOTLOCKED, not held. */
+static int relock_gate[2];
+static void *signal_and_keep(void *arg)
+{
+    shared_t *s = arg;
+    if (ga_shared_mutex_lock(heap, &s->m, 20000)) return (void *)1; /* once the waiter waits */
+    ga_shared_cond_signal(heap, &s->c);
+    char c;
+    if (read(relock_gate[0], &c, 1) != 1) return (void *)2;
+    return ga_shared_mutex_unlock(heap, &s->m) ? (void *)3 : NULL;
+}
+
+TEST(cond_relock_times_out)
+{
+    shared_t *s = fresh("relock");
+    memset(reports, 0, sizeof reports);
+    CHECK(pipe(relock_gate) == 0);
+    ga__shm_set_lock_timeout(50);
+    ASSERT_EQ(ga_shared_mutex_lock(heap, &s->m, 20000), 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, signal_and_keep, s) == 0);
+    ASSERT_EQ(ga_shared_cond_wait(heap, &s->c, &s->m, 20000), GA_ENOTLOCKED);
+    ASSERT_EQ(reports[-GA_ENOTLOCKED], 1);
+    CHECK(strstr(last_msg, "could not lock the mutex") != NULL);
+    ga__shm_set_lock_timeout(30000);
+    ASSERT_EQ(ga_shared_mutex_unlock(heap, &s->m), GA_EPERM); /* not ours */
+    CHECK(write(relock_gate[1], "g", 1) == 1);
+    void *r = (void *)9;
+    pthread_join(t, &r);
+    CHECK(r == NULL);
+    ASSERT_EQ(ga_shared_mutex_trylock(heap, &s->m), 0);
+    ASSERT_EQ(ga_shared_mutex_unlock(heap, &s->m), 0);
+    close(relock_gate[0]), close(relock_gate[1]);
+}
+
 /* ---- once-init -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -583,6 +618,7 @@ TEST_MAIN(TEST_ENTRY(setup_heap), TEST_ENTRY(mutex_threads_exclude_each_other),
           TEST_ENTRY(mutex_trylock_timeout_and_non_holder), TEST_ENTRY(mutex_holder_thread_exits),
           TEST_ENTRY(mutex_bad_pointers), TEST_ENTRY(cond_broadcast_wakes_all),
           TEST_ENTRY(cond_signal_producer_consumer), TEST_ENTRY(cond_timeout_and_misuse),
-          TEST_ENTRY(once_threads_race), TEST_ENTRY(once_init_fails), TEST_ENTRY(once_bad_calls),
+          TEST_ENTRY(cond_relock_times_out), TEST_ENTRY(once_threads_race),
+          TEST_ENTRY(once_init_fails), TEST_ENTRY(once_bad_calls),
           TEST_ENTRY(once_timeout_and_check), TEST_ENTRY(once_size_rewritten_by_a_peer),
           TEST_ENTRY(teardown_heap))
