@@ -89,12 +89,14 @@ typedef struct {
     int ready[2], go[2];
     bool exit_holding;
     int rc;
+    uint32_t tid;
 } holder_t;
 
 /* Threads other than the main one report through their result, not CHECK (not thread-safe). */
 static void *holder_thread(void *arg)
 {
     holder_t *h = arg;
+    h->tid = ga__os_thread_id();
     h->rc = ga_shared_mutex_lock(heap, &h->s->m, 20000);
     char c = 'L';
     if (write(h->ready[1], &c, 1) != 1) return (void *)1;
@@ -124,6 +126,12 @@ static void holder_end(holder_t *h, pthread_t t)
     void *r = (void *)9;
     pthread_join(t, &r);
     CHECK(r == NULL);
+    /* A joined thread may linger in the kernel for a moment (its id still in /proc): a trylock
+     * that looks once must come after it has gone. */
+    double end = shm_test_now() + 20;
+    while (ga__os_thread_alive(h->tid) && shm_test_now() < end)
+        sched_yield();
+    CHECK(!ga__os_thread_alive(h->tid));
     close(h->ready[0]), close(h->ready[1]), close(h->go[0]), close(h->go[1]);
 }
 
