@@ -538,6 +538,45 @@ TEST(once_timeout_and_check)
     close(gate[0]), close(gate[1]), close(inside[0]), close(inside[1]);
 }
 
+/* The named-object entry of the object at obj (in this process's view of the segment). */
+static shm_named_t *named_entry(void *obj)
+{
+    uint64_t off = obj ? ga_shared_offset(heap, obj) : 0;
+    shm_header_t *hdr = (shm_header_t *)((char *)obj - off);
+    for (unsigned i = 0; off && i < SHM_NAMED_MAX; i++)
+        if (atomic_load(&hdr->named[i].state) == NAMED_LIVE && hdr->named[i].data_off == off)
+            return &hdr->named[i];
+    return NULL;
+}
+
+/* A peer rewrites the init word: a live process's pid makes callers wait until their timeout;
+ * garbage is a dead holder (init runs again); DONE skips init (the peer's choice). */
+TEST(once_word_rewritten_by_a_peer)
+{
+    atomic_store(&init_runs, 0);
+    int made = 0;
+    config_t *c =
+        ga_shared_object_init(heap, "word", sizeof(config_t), 0, init_config, NULL, 1000, &made);
+    CHECK(c != NULL && made == 1);
+    shm_named_t *e = named_entry(c);
+    CHECK(e != NULL);
+    if (!e) return;
+    atomic_store(&e->init.word, (uint32_t)getppid()); /* a live process, not ours */
+    c = ga_shared_object_init(heap, "word", sizeof(config_t), 0, init_config, NULL, 30, &made);
+    CHECK(c == NULL && ga_last_error() == GA_ETIMEDOUT && made == 0);
+    atomic_store(&e->init.word, 0x7E7E7E7Eu); /* no such thread */
+    c = ga_shared_object_init(heap, "word", sizeof(config_t), 0, init_config, NULL, 20000, &made);
+    CHECK(c != NULL && made == 1 && c->magic == 0xC0FFEE);
+    ASSERT_EQ(atomic_load(&init_runs), 2);
+    memset(c, 0, sizeof *c);
+    atomic_store(&e->init.word, 0x7FFFFFFFu); /* "done" */
+    c = ga_shared_object_init(heap, "word", sizeof(config_t), 0, init_config, NULL, 30, &made);
+    CHECK(c != NULL && made == 0 && c->magic == 0);
+    ASSERT_EQ(atomic_load(&init_runs), 2);
+    ASSERT_EQ(ga_shared_check(heap, 0), 0);
+    ASSERT_EQ(ga_shared_object_remove(heap, "word"), 0);
+}
+
 /* A peer rewrites the object's size while a caller waits for the init word: that caller, once
  * it gets the word, refuses (GA_ECORRUPT) instead of zero-filling past the block. */
 static int init_gated_fail(ga_heap_t *h, void *data, size_t size, void *arg)
@@ -568,13 +607,7 @@ TEST(once_size_rewritten_by_a_peer)
     CHECK(pthread_create(&t, NULL, gated_fail_thread, NULL) == 0);
     char c;
     CHECK(read(inside[0], &c, 1) == 1); /* t is inside init */
-    config_t *obj = ga_shared_object_find(heap, "hostile", NULL);
-    uint64_t off = ga_shared_offset(heap, obj);
-    shm_header_t *hdr = (shm_header_t *)((char *)obj - off);
-    shm_named_t *e = NULL;
-    for (unsigned i = 0; i < SHM_NAMED_MAX && !e; i++)
-        if (atomic_load(&hdr->named[i].state) == NAMED_LIVE && hdr->named[i].data_off == off)
-            e = &hdr->named[i];
+    shm_named_t *e = named_entry(ga_shared_object_find(heap, "hostile", NULL));
     CHECK(e != NULL);
     if (!e) return;
     CHECK(pthread_create(&u, NULL, plain_init_thread, NULL) == 0);
@@ -628,5 +661,5 @@ TEST_MAIN(TEST_ENTRY(setup_heap), TEST_ENTRY(mutex_threads_exclude_each_other),
           TEST_ENTRY(cond_signal_producer_consumer), TEST_ENTRY(cond_timeout_and_misuse),
           TEST_ENTRY(cond_relock_times_out), TEST_ENTRY(once_threads_race),
           TEST_ENTRY(once_init_fails), TEST_ENTRY(once_bad_calls),
-          TEST_ENTRY(once_timeout_and_check), TEST_ENTRY(once_size_rewritten_by_a_peer),
-          TEST_ENTRY(teardown_heap))
+          TEST_ENTRY(once_timeout_and_check), TEST_ENTRY(once_word_rewritten_by_a_peer),
+          TEST_ENTRY(once_size_rewritten_by_a_peer), TEST_ENTRY(teardown_heap))
