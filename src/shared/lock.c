@@ -106,9 +106,10 @@ shm_lock_t *ga__shm_lockp(shm_att_t *a, unsigned lock)
                                     : &h->slots_lock;
 }
 
-/* Is the process `pid`, which holds a lock, alive? A pid of one of the heap's slots is judged
- * by the slot (start time: a reused pid is not the holder); another pid (a process between
- * open and its slot claim) by the pid alone. 0 is no pid: a word damaged by a peer. */
+/* Is the process `pid`, which holds a lock (ga__shm_word_lock), alive? A pid of one of the
+ * heap's slots is judged by the slot (start time: a reused pid is not the holder); another pid
+ * (a process between open and its slot claim) by the pid alone. 0 is no pid: a word damaged by
+ * a peer. */
 static bool holder_alive(shm_att_t *a, uint32_t pid)
 {
     if (pid == 0) return false;
@@ -119,12 +120,6 @@ static bool holder_alive(shm_att_t *a, uint32_t pid)
     char st;
     uint64_t start;
     return !(ga__os_proc_stat((int)pid, &st, &start) && (st == 'Z' || st == 'X'));
-}
-
-/* A process holder (the segment's locks, ga__shm_word_lock) is alive while its process is. */
-static bool process_alive(shm_att_t *a, uint32_t pid)
-{
-    return holder_alive(a, pid);
 }
 
 /* A thread holder (ga_shared_mutex_t, once-init) is alive while its thread is: a thread that
@@ -211,7 +206,7 @@ int ga__shm_word_trylock_as(shm_att_t *a, shm_lock_t *l, const shm_owner_t *o)
 
 int ga__shm_word_lock(shm_att_t *a, shm_lock_t *l, const char *what, unsigned timeout_ms)
 {
-    shm_owner_t o = {(uint32_t)ga__os_pid() & SHM_LOCK_PID, process_alive, 0, false};
+    shm_owner_t o = {(uint32_t)ga__os_pid() & SHM_LOCK_PID, holder_alive, 0, false};
     return ga__shm_word_lock_as(a, l, &o, what, timeout_ms);
 }
 
