@@ -414,6 +414,11 @@ static void demo_shared(void)
         snprintf(line, sizeof line, "parent: line %d", i);
         board_append(b, line);
     }
+    /* The child's lines: waited for on the board's condition variable, not by polling. */
+    int waited = board_wait_count(b, 201, 5000);
+    printf("shared: the parent waited on the board's condition variable for all 201 lines: %s\n",
+           waited == 0 ? "there" : ga_err_name(waited));
+    check(waited == 0, "shared condition variable wait");
     int status = 0;
     waitpid(pid, &status, 0);
     check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "shared child found the same objects");

@@ -43,8 +43,8 @@ extern "C" {
     X(EHANDLE, -3, "invalid or stale handle")                                                  \
     X(ENOTOWNED, -4, "pointer was not allocated by this heap")                                 \
     X(EDISCARDED, -5, "block is discarded")                                                    \
-    X(ENOTLOCKED, -6, "block is not locked")                                                   \
-    X(ELOCKED, -7, "block is locked")                                                          \
+    X(ENOTLOCKED, -6, "block or mutex is not locked")                                          \
+    X(ELOCKED, -7, "block or mutex is locked")                                                 \
     X(EOVERFLOW, -8, "size computation overflows")                                             \
     X(ECORRUPT, -9, "heap metadata is corrupted")                                              \
     X(EDOUBLEFREE, -10, "block was already freed")                                             \
@@ -55,7 +55,9 @@ extern "C" {
     X(EFULL, -15, "heap or table is full")                                                     \
     X(EPERM, -16, "operation not permitted")                                                   \
     X(EOVERRUN, -17, "write past the end or before the start of a block")                      \
-    X(ETIMEDOUT, -18, "timed out waiting for a shared-heap lock")
+    X(ETIMEDOUT, -18, "timed out waiting for a shared-heap lock")                             \
+    X(EOWNERDEAD, -19, "lock taken over from a holder that died: the data it guards may be "   \
+                       "half-updated")
 
 typedef enum ga_errno_e {
 #define GA__ERRNO_ENUM(name, value, msg) GA_##name = (value),
@@ -364,6 +366,87 @@ GA_API void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *si
 GA_API long ga_shared_object_list(ga_heap_t *heap, ga_shared_object_info_t *out, size_t max);
 /* Removes object NAME and frees its data. 0, GA_ENOENT, GA_ENAME. */
 GA_API int ga_shared_object_remove(ga_heap_t *heap, const char *name);
+
+/* ---- synchronisation inside shared heaps -------------------------------------------------
+ * A mutex, a condition variable and once-only initialisation that survive any peer being
+ * killed at any instant. A mutex or cond lives inside the heap (in a named object or a block:
+ * the caller places it, as with pthread_mutex_t) and holds no pointer, only the kernel thread
+ * id of its holder, so a peer that rewrites it can make a wait last until its timeout (or let
+ * two holders in), never make the library write outside the segment.
+ *
+ * Ownership is per thread: two threads of one process exclude each other, only the holder may
+ * unlock, and a holder that dies -- its thread exits, or its process exits or is killed -- is
+ * detected by the next locker, which gets the lock with GA_EOWNERDEAD instead of 0: the data
+ * the mutex guards may be half-updated. That locker holds the mutex normally (no "consistent"
+ * call is needed): it should repair or re-check the data before it unlocks; lockers after it
+ * get 0 again. (Thread ids are compared within one pid namespace; a dead holder's id reused by
+ * a new thread before anyone looked would be taken for the holder, as with pids.)
+ *
+ * Timeouts are in milliseconds; GA_TIMEOUT_DEFAULT (0) means the lock timeout
+ * (GLOBALALLOC_LOCK_TIMEOUT_MS, default 30 s). Every wait is bounded. Bad pointers (outside the
+ * heap's data area, not 8-byte aligned, not initialised) give GA_EINVAL, a damaged object
+ * GA_ECORRUPT: reported through the error handler, nothing written. A timeout, GA_ELOCKED from
+ * a trylock and GA_EOWNERDEAD are results, not reported. */
+#define GA_TIMEOUT_DEFAULT 0u
+
+/* 16 bytes, 8-byte aligned; zero-filled it is not yet usable: ga_shared_mutex_init first. */
+typedef struct ga_shared_mutex_s {
+    uint64_t opaque_[2];
+} ga_shared_mutex_t;
+typedef struct ga_shared_cond_s {
+    uint64_t opaque_[2];
+} ga_shared_cond_t;
+
+/* Initialises an unlocked mutex at m, which must lie inside a block allocated from heap (a
+ * named object's data, a ga_shared_alloc block, a locked handle's data). Do it once, before
+ * any process uses it (ga_shared_object_init is the place). 0, GA_EINVAL. */
+GA_API int ga_shared_mutex_init(ga_heap_t *heap, ga_shared_mutex_t *m);
+/* Locks m, waiting at most timeout_ms. 0; GA_EOWNERDEAD (locked: the previous holder died
+ * holding it); GA_ETIMEDOUT (not locked); GA_EPERM (this thread holds it already: not
+ * recursive); GA_EINVAL, GA_ECORRUPT. */
+GA_API int ga_shared_mutex_lock(ga_heap_t *heap, ga_shared_mutex_t *m, unsigned timeout_ms);
+/* Locks m if that needs no wait: 0, GA_EOWNERDEAD (taken over from a dead holder), GA_ELOCKED
+ * (held by a live thread, not locked), or the ga_shared_mutex_lock errors. */
+GA_API int ga_shared_mutex_trylock(ga_heap_t *heap, ga_shared_mutex_t *m);
+/* Unlocks m. 0; GA_EPERM (the calling thread does not hold it); GA_EINVAL, GA_ECORRUPT. */
+GA_API int ga_shared_mutex_unlock(ga_heap_t *heap, ga_shared_mutex_t *m);
+
+/* Initialises a condition variable at c (inside a block of heap, as for the mutex). 0,
+ * GA_EINVAL. */
+GA_API int ga_shared_cond_init(ga_heap_t *heap, ga_shared_cond_t *c);
+/* Unlocks m (held by the calling thread), waits for a signal or broadcast on c for at most
+ * timeout_ms, and locks m again; check the condition again on return: wake-ups may be spurious
+ * (a signal may wake more than one waiter: a woken waiter killed before it returned does not
+ * swallow the signal, the others see it within 100 ms). No wake-up is lost: a signal made after
+ * the waiter's unlock of m ends the wait. Returns, with m locked again: 0 (woken); GA_ETIMEDOUT
+ * (timeout_ms passed); GA_EOWNERDEAD (m was taken over from a dead holder on the way back: see
+ * ga_shared_mutex_lock). Without m locked: GA_ENOTLOCKED (m could not be locked again within
+ * the lock timeout), GA_EPERM (the caller did not hold m). Nothing done, m as it was:
+ * GA_EINVAL, GA_ECORRUPT (a bad or damaged c or m). */
+GA_API int ga_shared_cond_wait(ga_heap_t *heap, ga_shared_cond_t *c, ga_shared_mutex_t *m,
+                               unsigned timeout_ms);
+/* Wakes one waiter of c (at least one, when there are any) / every waiter. With or without the
+ * mutex held. 0, GA_EINVAL, GA_ECORRUPT. */
+GA_API int ga_shared_cond_signal(ga_heap_t *heap, ga_shared_cond_t *c);
+GA_API int ga_shared_cond_broadcast(ga_heap_t *heap, ga_shared_cond_t *c);
+
+/* The initialiser of ga_shared_object_init: fills the zero-filled object data (size bytes).
+ * Returns 0, or a nonzero code of its choosing (a GA_E* code, say) when it fails. */
+typedef int ga_shared_init_fn(ga_heap_t *heap, void *data, size_t size, void *arg);
+/* Finds or creates the named object NAME (as ga_shared_object) and makes sure init has run on
+ * it exactly once, to completion, across every process: the first caller runs init(heap, data,
+ * size, arg) on the zero-filled object; callers meanwhile wait, at most timeout_ms, and return
+ * the object once init has returned 0. When an initialiser dies half-way (thread exit, process
+ * killed) the next caller zero-fills the object and runs init again; when init fails (nonzero)
+ * the object is zero-filled and left uninitialised, the next caller runs init again.
+ * *created (may be NULL) is 1 when this call ran init successfully, else 0.
+ * Returns the data, or NULL with ga_last_error(): init's own nonzero result when this call ran
+ * it and it failed; GA_ETIMEDOUT (another initialiser still running after timeout_ms); GA_EPERM
+ * (called from init for its own object); GA_EINVAL (init NULL) and the ga_shared_object errors.
+ * ga_shared_object_find does not wait: it may return an object whose init has not finished. */
+GA_API void *ga_shared_object_init(ga_heap_t *heap, const char *name, size_t size, unsigned flags,
+                                   ga_shared_init_fn *init, void *arg, unsigned timeout_ms,
+                                   int *created);
 
 /* Statistics of a shared heap. */
 typedef struct ga_shared_proc_s {

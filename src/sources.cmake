@@ -63,6 +63,8 @@ set(GA_SHARED_SOURCES
   src/shared/handle.c
   src/shared/orphan.c
   src/shared/object.c
+  src/shared/once.c
+  src/shared/sync.c
   src/shared/recover.c
   src/shared/report.c
   src/shared/share_heap.c)

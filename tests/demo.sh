@@ -37,6 +37,7 @@ expect "settings concurrent access" '^settings: .* 0 torn or failed reads/writes
 expect "shared child read parent's settings" '^shared: child process attached; it reads theme light, volume 3 \(version 1\)$'
 expect "shared settings updated by child" '^shared: after the child exited the settings read theme dark, volume 7 \(version 2\)$'
 expect "shared list complete" '^shared: the list has 201 lines, 101 from the parent and 100 from the child, under the same handle 0x[0-9a-f]+ in both processes$'
+expect "shared condvar wait" '^shared: the parent waited on the board.s condition variable for all 201 lines: there$'
 expect "shared heap check" '^shared: shared heap check: clean$'
 expect "moveable handle same" '^moveable: handle unchanged: yes$'
 expect "moveable pointer changed" '^moveable: data pointer changed: yes$'

@@ -110,6 +110,10 @@ int ga__os_pid(void);
 /* False only when no process has this pid (kill(pid, 0) fails with ESRCH): a process that may
  * not be signalled still exists. */
 bool ga__os_pid_exists(int pid);
+/* False when the thread with kernel id tid (any process of this pid namespace) has exited: no
+ * /proc/TID, or a zombie there (a process whose main thread exited); without /proc, when
+ * kill(tid, 0) finds none. */
+bool ga__os_thread_alive(uint32_t tid);
 /* pid's state letter ('Z' zombie, 'X' dead, ...) and start time (clock ticks after boot, fields
  * 3 and 22 of /proc/PID/stat). False when they cannot be read: no such process, or no /proc. */
 bool ga__os_proc_stat(int pid, char *state, uint64_t *start);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,21 @@ int ga__os_pid(void)
 bool ga__os_pid_exists(int pid)
 {
     return !(kill(pid, 0) != 0 && errno == ESRCH);
+}
+
+bool ga__os_thread_alive(uint32_t tid)
+{
+    if (tid == 0 || tid > (uint32_t)INT32_MAX) return false;
+    char st;
+    uint64_t start;
+    if (ga__os_proc_stat((int)tid, &st, &start)) return st != 'Z' && st != 'X';
+    static _Atomic int has_proc = -1; /* /proc mounted? (-1: not asked yet) */
+    int hp = atomic_load_explicit(&has_proc, memory_order_relaxed);
+    if (hp < 0) {
+        hp = ga__os_proc_stat((int)getpid(), &st, &start);
+        atomic_store_explicit(&has_proc, hp, memory_order_relaxed);
+    }
+    return !hp && ga__os_pid_exists((int)tid);
 }
 
 bool ga__os_proc_stat(int pid, char *state, uint64_t *start)

@@ -119,6 +119,30 @@ size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state)
     return b.usable;
 }
 
+int ga__shm_block_around(shm_att_t *a, uint64_t off, uint64_t len)
+{
+    uint64_t top = ga__shm_top_pages(a), end = a->data_off + top * SHM_PAGE;
+    if (off < a->data_off || off >= end || len > end - off) return GA_ENOTOWNED;
+    uint64_t pg = (off - a->data_off) >> SHM_PAGE_SHIFT, start;
+    uint64_t d = atomic_load_explicit(&a->pages[pg].desc, memory_order_acquire);
+    uint32_t in = (uint32_t)(off & (SHM_PAGE - 1));
+    blockref_t b;
+    if (PD_KIND(d) == PG_SMALL) {
+        unsigned c = PD_CLASS(d);
+        if (c >= SHM_NCLASS || in < ga__shm_geo.hdr[c]) return GA_ENOTOWNED;
+        uint32_t idx = (in - ga__shm_geo.hdr[c]) / ga__shm_class_size[c];
+        start = (off & ~(SHM_PAGE - 1)) + ga__shm_geo.hdr[c] + (uint64_t)idx * ga__shm_class_size[c];
+    } else {
+        uint64_t head = PD_KIND(d) == PG_TAIL ? PD_N(d) : pg;
+        if (head > pg || head >= top) return GA_ENOTOWNED;
+        start = a->data_off + head * SHM_PAGE;
+    }
+    if (resolve(a, start, &b)) return GA_ENOTOWNED;
+    if (off + len > start + b.usable || ST_KIND(block_state(a, &b)) != ST_KALLOC)
+        return GA_ENOTOWNED;
+    return 0;
+}
+
 GA_INLINE bool cas_ref(shm_att_t *a, const blockref_t *b, unsigned from, unsigned to)
 {
     if (b->cls < SHM_NCLASS) {

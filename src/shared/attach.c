@@ -55,6 +55,7 @@ void ga__shared_fork_parent(void)
 void ga__shared_fork_child(void)
 {
     ga__shm_tcache_fork(2);
+    ga__shm_my_tid = 0; /* the child's thread has an id of its own */
     for (unsigned i = 0; i < ATT_MAX; i++)
         if (ga__shm_atts[i] && ga__shm_atts[i]->state == ATT_OPEN)
             ga__shm_atts[i]->state = ATT_INHERITED;

@@ -235,11 +235,32 @@ typedef struct shm_named_s {
     uint64_t data_off;
     uint64_t size;
     char name[SHM_OBJNAME_MAX + 1];
-    uint64_t pad_;
+    shm_lock_t init; /* once-init (ga_shared_object_init): word 0 = not initialised, the
+                      * initialising thread's id while init runs, SHM_WORD_DONE once done;
+                      * zeroed when the entry is (re)created */
 } shm_named_t;
 enum { NAMED_EMPTY = 0, NAMED_LIVE = 1, NAMED_TOMB = 2 };
 
 enum { INIT_NONE = 0, INIT_BUSY = 1, INIT_READY = 2 };
+
+/* ga_shared_mutex_t and ga_shared_cond_t (src/shared/sync.c): placed by the application inside
+ * its own blocks. The mutex's lock word holds the holder's kernel thread id (| waiters bit);
+ * the cond's seq is bumped by every signal and broadcast (waiters sleep on it). magic marks an
+ * initialised one. waiters counts sleepers (a hint: a killed waiter leaves it high, which only
+ * costs a wake-up call). */
+typedef struct shm_mutex_s {
+    shm_lock_t lock;
+    _Atomic uint32_t magic; /* SHM_MUTEX_MAGIC */
+    uint32_t pad;
+} shm_mutex_t;
+typedef struct shm_cond_s {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t magic; /* SHM_COND_MAGIC */
+    _Atomic uint32_t waiters;
+    uint32_t pad;
+} shm_cond_t;
+#define SHM_MUTEX_MAGIC 0x5854554du /* "MUTX" */
+#define SHM_COND_MAGIC  0x444e4f43u /* "COND" */
 
 /* The header at offset 0. The first block (magic .. layout_sum) never changes after creation
  * and is verified on every attach; every offset used later is recomputed from max_size, never
@@ -339,7 +360,16 @@ static_assert(offsetof(shm_named_t, hash) == 4, "shm_named_t.hash");
 static_assert(offsetof(shm_named_t, data_off) == 8, "shm_named_t.data_off");
 static_assert(offsetof(shm_named_t, size) == 16, "shm_named_t.size");
 static_assert(offsetof(shm_named_t, name) == 24, "shm_named_t.name");
+static_assert(offsetof(shm_named_t, init) == 88, "shm_named_t.init");
 static_assert((SHM_NAMED_MAX & (SHM_NAMED_MAX - 1)) == 0, "named table size: a power of two");
+
+static_assert(sizeof(shm_mutex_t) == 16, "shm_mutex_t size");
+static_assert(offsetof(shm_mutex_t, lock) == 0, "shm_mutex_t.lock");
+static_assert(offsetof(shm_mutex_t, magic) == 8, "shm_mutex_t.magic");
+static_assert(sizeof(shm_cond_t) == 16, "shm_cond_t size");
+static_assert(offsetof(shm_cond_t, seq) == 0, "shm_cond_t.seq");
+static_assert(offsetof(shm_cond_t, magic) == 4, "shm_cond_t.magic");
+static_assert(offsetof(shm_cond_t, waiters) == 8, "shm_cond_t.waiters");
 
 /* The immutable first block, then the mutable fields. */
 static_assert(offsetof(shm_header_t, magic) == 0, "shm_header_t.magic");

@@ -18,6 +18,11 @@
  * address (in our mapping) to the kernel. A peer that rewrites a word can make us wait (bounded)
  * or let two holders in (damage inside the segment, which the checker reports): nothing more.
  *
+ * The same word also serves locks owned by a thread (ga__shm_word_lock_as with
+ * ga__shm_thread_owner: ga_shared_mutex_t and once-init store the kernel thread id, so two
+ * threads of one process exclude each other and a thread that exits holding one is found dead
+ * like a process), and a word with a final value (once-init's "done") that ends every wait.
+ *
  * Every wait is bounded: a lock not obtained within the lock timeout (ga__shm_lock_timeout:
  * GLOBALALLOC_LOCK_TIMEOUT_MS, default 30 s) gives GA_ETIMEDOUT, reported with the lock's name
  * and the holder's pid, so a stuck or hostile peer never hangs its peers for good.
@@ -101,9 +106,10 @@ shm_lock_t *ga__shm_lockp(shm_att_t *a, unsigned lock)
                                     : &h->slots_lock;
 }
 
-/* Is the process `pid`, which holds a lock, alive? A pid of one of the heap's slots is judged
- * by the slot (start time: a reused pid is not the holder); another pid (a process between
- * open and its slot claim) by the pid alone. 0 is no pid: a word damaged by a peer. */
+/* Is the process `pid`, which holds a lock (ga__shm_word_lock), alive? A pid of one of the
+ * heap's slots is judged by the slot (start time: a reused pid is not the holder); another pid
+ * (a process between open and its slot claim) by the pid alone. 0 is no pid: a word damaged by
+ * a peer. */
 static bool holder_alive(shm_att_t *a, uint32_t pid)
 {
     if (pid == 0) return false;
@@ -116,31 +122,44 @@ static bool holder_alive(shm_att_t *a, uint32_t pid)
     return !(ga__os_proc_stat((int)pid, &st, &start) && (st == 'Z' || st == 'X'));
 }
 
-/* The contended path: SHM_GOT, SHM_GOT_FROM_DEAD, or GA_ETIMEDOUT (reported, naming `what`). */
-static GA_NOINLINE int lock_slow(shm_att_t *a, const char *what, shm_lock_t *l, uint32_t me,
-                                 unsigned timeout_ms)
+/* A thread holder (ga_shared_mutex_t, once-init) is alive while its thread is: a thread that
+ * exits holding the word, or whose process dies, leaves it to the next locker. */
+static bool thread_alive(shm_att_t *a, uint32_t tid)
+{
+    (void)a;
+    return tid != 0 && ga__os_thread_alive(tid);
+}
+
+/* The contended path: SHM_GOT, SHM_GOT_FROM_DEAD, SHM_DONE (the word holds o->done), or
+ * GA_ETIMEDOUT (reported, naming `what`, unless o->quiet). */
+static GA_NOINLINE int lock_slow(shm_att_t *a, const char *what, shm_lock_t *l,
+                                 const shm_owner_t *o, unsigned timeout_ms)
 {
     double now = ga__os_monotonic(), deadline = now + timeout_ms / 1000.0;
     unsigned slice_us = 500;
     bool look = false; /* look at the holder's liveness (after a wait that timed out) */
-    uint32_t v = 0;
+    uint32_t v = 0, me = o->me;
     for (int spin = 0; spin < 100; spin++) {
         v = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (v == 0 && atomic_compare_exchange_weak(&l->word, &v, me)) return SHM_GOT;
+        if (o->done && (v & SHM_LOCK_PID) == o->done) break;
     }
     for (;;) {
         v = atomic_load(&l->word);
         uint32_t holder = v & SHM_LOCK_PID;
+        if (o->done && holder == o->done) return SHM_DONE;
         now = ga__os_monotonic(); /* checked on every turn: a peer flipping the word cannot
                                    * keep us here either */
         if (now >= deadline) {
-            ga__report(GA_ETIMEDOUT, (uintptr_t)l, false,
-                       "shared heap %s: gave up waiting for the %s lock after %u ms (held by pid "
-                       "%u)",
-                       a->name, what, timeout_ms, (unsigned)holder);
+            if (!o->quiet)
+                ga__report(GA_ETIMEDOUT, (uintptr_t)l, false,
+                           "shared heap %s: gave up waiting for the %s lock after %u ms (held "
+                           "by %s %u)",
+                           a->name, what, timeout_ms, o->alive == thread_alive ? "thread" : "pid",
+                           (unsigned)holder);
             return GA_ETIMEDOUT;
         }
-        if (v == 0 || (look && holder != me && !holder_alive(a, holder))) {
+        if (v == 0 || (look && holder != me && !o->alive(a, holder))) {
             /* Free, or its holder is gone: the waiters bit stays, others may sleep on it. */
             if (atomic_compare_exchange_strong(&l->word, &v, me | SHM_LOCK_WAITERS))
                 return v == 0 ? SHM_GOT : SHM_GOT_FROM_DEAD;
@@ -157,16 +176,47 @@ static GA_NOINLINE int lock_slow(shm_att_t *a, const char *what, shm_lock_t *l, 
     }
 }
 
-int ga__shm_word_lock(shm_att_t *a, shm_lock_t *l, const char *what, unsigned timeout_ms)
+int ga__shm_word_lock_as(shm_att_t *a, shm_lock_t *l, const shm_owner_t *o, const char *what,
+                         unsigned timeout_ms)
 {
-    uint32_t me = (uint32_t)ga__os_pid() & SHM_LOCK_PID, v = 0;
-    if (GA_LIKELY(atomic_compare_exchange_strong(&l->word, &v, me))) return SHM_GOT;
-    int rc = lock_slow(a, what, l, me, timeout_ms ? timeout_ms : ga__shm_lock_timeout());
+    uint32_t v = 0;
+    if (GA_LIKELY(atomic_compare_exchange_strong(&l->word, &v, o->me))) return SHM_GOT;
+    if (o->done && (v & SHM_LOCK_PID) == o->done) return SHM_DONE;
+    int rc = lock_slow(a, what, l, o, timeout_ms ? timeout_ms : ga__shm_lock_timeout());
     if (rc == SHM_GOT_FROM_DEAD) {
         atomic_fetch_add(&a->hdr->repairs, 1);
         atomic_fetch_add(&l->takeovers, 1);
     }
     return rc;
+}
+
+int ga__shm_word_trylock_as(shm_att_t *a, shm_lock_t *l, const shm_owner_t *o)
+{
+    uint32_t v = 0;
+    if (atomic_compare_exchange_strong(&l->word, &v, o->me)) return SHM_GOT;
+    uint32_t holder = v & SHM_LOCK_PID;
+    if (o->done && holder == o->done) return SHM_DONE;
+    if (holder == o->me || o->alive(a, holder)) return GA_ELOCKED;
+    if (!atomic_compare_exchange_strong(&l->word, &v, o->me | (v & SHM_LOCK_WAITERS)))
+        return GA_ELOCKED; /* it changed hands meanwhile */
+    atomic_fetch_add(&a->hdr->repairs, 1);
+    atomic_fetch_add(&l->takeovers, 1);
+    return SHM_GOT_FROM_DEAD;
+}
+
+int ga__shm_word_lock(shm_att_t *a, shm_lock_t *l, const char *what, unsigned timeout_ms)
+{
+    shm_owner_t o = {(uint32_t)ga__os_pid() & SHM_LOCK_PID, holder_alive, 0, false};
+    return ga__shm_word_lock_as(a, l, &o, what, timeout_ms);
+}
+
+GA_TLS uint32_t ga__shm_my_tid;
+
+shm_owner_t ga__shm_thread_owner(void)
+{
+    uint32_t tid = ga__shm_my_tid; /* the kernel's id of this thread, asked once */
+    if (GA_UNLIKELY(!tid)) ga__shm_my_tid = tid = ga__os_thread_id() & SHM_LOCK_PID;
+    return (shm_owner_t){tid, thread_alive, 0, true};
 }
 
 bool ga__shm_word_held_by_me(const shm_lock_t *l)

@@ -108,19 +108,18 @@ static void create_locked(shm_att_t *a, int slot, const char *name, uint32_t has
     e->hash = hash;
     e->size = size;
     e->data_off = off;
+    atomic_store(&e->init.word, 0); /* a new object: not initialised (ga_shared_object_init) */
+    atomic_store(&e->init.takeovers, 0);
     atomic_store_explicit(&e->state, NAMED_LIVE, memory_order_release); /* commit */
     ga__shm_block_cas(a, off, ST_ALLOC(a->slot), ST_ALLOC(SHM_SLOT_HEAP));
     h->named_count++;
     ga__shm_intent_end(in);
 }
 
-void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags, int *created)
+void *ga__shm_object_get(shm_att_t *a, const char *name, size_t size, unsigned flags, int *created,
+                         unsigned *entry)
 {
-    int dummy;
-    if (!created) created = &dummy;
     *created = 0;
-    shm_att_t *a = ga__shm_att(heap);
-    if (!a) return NULL;
     if (!objname_ok(name) || flags != 0) {
         ga__set_error(objname_ok(name) ? GA_EINVAL : GA_ENAME);
         return NULL;
@@ -142,6 +141,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             rc = !p ? GA_ECORRUPT : e->size < size ? GA_EEXIST : 0;
             if (rc == GA_ECORRUPT)
                 ga__shm_corrupt(a, false, (uint64_t)k, "named object points to a bad block");
+            *entry = (unsigned)k;
         } else if (slot < 0) {
             rc = GA_EFULL;
         } else if (off) {
@@ -149,6 +149,7 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
             p = a->base + off;
             off = 0;
             *created = 1;
+            *entry = (unsigned)slot;
         } else {
             ga__shm_unlock(a, SHM_LOCK_NAMED);
             if ((off = ga__shm_alloc_off(a, size, true)) == 0) {
@@ -166,6 +167,16 @@ void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned 
         return NULL;
     }
     return p;
+}
+
+void *ga_shared_object(ga_heap_t *heap, const char *name, size_t size, unsigned flags, int *created)
+{
+    int dummy;
+    unsigned entry;
+    if (!created) created = &dummy;
+    *created = 0;
+    shm_att_t *a = ga__shm_att(heap);
+    return a ? ga__shm_object_get(a, name, size, flags, created, &entry) : NULL;
 }
 
 void *ga_shared_object_find(ga_heap_t *heap, const char *name, size_t *size)

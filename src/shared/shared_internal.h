@@ -207,8 +207,29 @@ void ga__shm_lock_name(unsigned lock, char *out, size_t cap);
  * it within timeout_ms (0: the lock timeout). SHM_GOT, SHM_GOT_FROM_DEAD (its holder's process
  * had gone: the caller repairs what it guards), or GA_ETIMEDOUT (reported, naming `what`; the
  * error code is not set). Counts takeovers. */
-enum { SHM_GOT = 0, SHM_GOT_FROM_DEAD = 1 };
+enum { SHM_GOT = 0, SHM_GOT_FROM_DEAD = 1, SHM_DONE = 2 };
 int ga__shm_word_lock(shm_att_t *a, shm_lock_t *l, const char *what, unsigned timeout_ms);
+/* Who takes a word, for ga__shm_word_lock_as: the value it stores while holding (a pid, or a
+ * thread id), how a holder's liveness is judged, an optional final value `done` (nonzero, not a
+ * possible holder: SHM_WORD_DONE) that ends the wait with SHM_DONE, and whether a timeout is
+ * reported. */
+typedef struct shm_owner_s {
+    uint32_t me;
+    bool (*alive)(shm_att_t *a, uint32_t holder);
+    uint32_t done;
+    bool quiet;
+} shm_owner_t;
+#define SHM_WORD_DONE SHM_LOCK_PID /* 0x7FFFFFFF: above every pid and thread id (2^22) */
+/* ga__shm_word_lock for owner o: SHM_GOT, SHM_GOT_FROM_DEAD, SHM_DONE or GA_ETIMEDOUT. */
+int ga__shm_word_lock_as(shm_att_t *a, shm_lock_t *l, const shm_owner_t *o, const char *what,
+                         unsigned timeout_ms);
+/* Without waiting: SHM_GOT, SHM_GOT_FROM_DEAD (the holder was found dead), SHM_DONE, or
+ * GA_ELOCKED (held by a live holder). */
+int ga__shm_word_trylock_as(shm_att_t *a, shm_lock_t *l, const shm_owner_t *o);
+/* This thread as a holder (its kernel thread id; a dead thread's word is taken over; quiet). */
+shm_owner_t ga__shm_thread_owner(void);
+/* Its cache (0: not asked yet; a fork child forgets its parent's). */
+extern GA_TLS uint32_t ga__shm_my_tid;
 void ga__shm_word_unlock(shm_lock_t *l);
 /* True when the word's holder is this process (any of its threads). */
 bool ga__shm_word_held_by_me(const shm_lock_t *l);
@@ -402,6 +423,8 @@ void ga__shm_after_window(shm_att_t *a, uint64_t off);
 /* Usable bytes of the block at off, or 0 if off is not a block start. If state is not NULL,
  * *state receives its state byte. */
 size_t ga__shm_block_info(shm_att_t *a, uint64_t off, unsigned *state);
+/* 0 when [off, off + len) lies inside one allocated block, else GA_ENOTOWNED. */
+int ga__shm_block_around(shm_att_t *a, uint64_t off, uint64_t len);
 /* CAS the state of block off from `from` to `to`. true on success. */
 bool ga__shm_block_cas(shm_att_t *a, uint64_t off, unsigned from, unsigned to);
 /* Frees block off if it still has state `st` (repairs: a dead process's half-done change). */
@@ -423,6 +446,10 @@ uint64_t ga__shm_entry_free(shm_att_t *a, unsigned s, uint32_t idx, shm_hentry_t
 int ga__shm_check_handles(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive,
                           bool quiet);
 int ga__shm_check_named(shm_att_t *a, uint64_t *refs, uint64_t *bytes, uint64_t *nlive, bool quiet);
+
+/* ga_shared_object for attachment a; *entry receives the object's index in hdr->named. */
+void *ga__shm_object_get(shm_att_t *a, const char *name, size_t size, unsigned flags, int *created,
+                         unsigned *entry);
 
 /* ---- src/shared/orphan.c: handles whose creator has gone --------------------------------- */
 
