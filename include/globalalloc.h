@@ -55,9 +55,10 @@ extern "C" {
     X(EFULL, -15, "heap or table is full")                                                     \
     X(EPERM, -16, "operation not permitted")                                                   \
     X(EOVERRUN, -17, "write past the end or before the start of a block")                      \
-    X(ETIMEDOUT, -18, "timed out waiting for a shared-heap lock")                             \
+    X(ETIMEDOUT, -18, "timed out waiting for a shared-heap lock")                              \
     X(EOWNERDEAD, -19, "lock taken over from a holder that died: the data it guards may be "   \
-                       "half-updated")
+                       "half-updated")                                                          \
+    X(ERANGE, -20, "buffer too small, or a key or value over the map's limits")
 
 typedef enum ga_errno_e {
 #define GA__ERRNO_ENUM(name, value, msg) GA_##name = (value),
@@ -507,6 +508,141 @@ GA_API long ga_shared_reclaim(ga_heap_t *heap, unsigned flags);
  * allocates from the shared heap. Returns the blocks left by exited processes, or GA_EINVAL,
  * GA_ECORRUPT, GA_ENOMEM. */
 GA_API long ga_shared_leak_report(ga_heap_t *heap, int fd, unsigned flags);
+
+/* ---- shared maps ----------------------------------------------------------------------- */
+/*
+ * A map is a hash map of byte-string keys to byte-string values inside a shared heap, which
+ * every process attached to the heap reaches by name (its root is the named object
+ * "map.NAME": object names that start with "map." are reserved for maps; ga_shared_check
+ * reports one that is no map). Keys of 1..max_key bytes, values of 0..max_value bytes (the limits are chosen at
+ * creation: GA_ERANGE past them). Small values live inline in the key's entry, large ones in a
+ * block of their own. The table grows while in use.
+ *
+ * Concurrency: writers (put, delete, cas, incr, clear, a transaction's commit) take the map's
+ * lock, one at a time; readers (get, get_copy, len) take no lock: they copy the value out and
+ * retry when a writer changed that key's stripe or the table meanwhile (a seqlock), so readers
+ * never block one another nor writers. There is no zero-copy get: a value's block may be
+ * freed by a writer in another process at any instant, and a pin that outlives a killed
+ * reader would leak, so every get is a copy.
+ *
+ * Crash safety: every update is all-or-nothing. A process killed at any instant (SIGKILL)
+ * leaves the map consistent: its half-done update is finished or undone by the next process
+ * that takes the lock (or by dead-peer recovery), so every acknowledged write (the call
+ * returned 0) is there and no other change is half-visible. A full heap gives GA_EFULL or
+ * GA_ENOMEM with the map unchanged. Every offset and length read from the segment is
+ * bounds-checked: a corrupted map gives GA_ECORRUPT, never a crash.
+ */
+typedef struct ga_map_s ga_map_t;
+
+/* ga_map_open flags. */
+enum {
+    GA_MAP_CREATE = 0x01, /* create the map if it does not exist */
+    GA_MAP_EXCL = 0x02,   /* with CREATE: GA_EEXIST if it exists */
+};
+/* Creation options (ignored when the map exists: its own limits apply). Zero fields take the
+ * defaults. */
+typedef struct ga_map_options_s {
+    size_t max_key;   /* longest key: default 1024, at most GA_MAP_KEY_MAX */
+    size_t max_value; /* longest value: default 64 MiB, at most GA_MAP_VALUE_MAX */
+    size_t capacity;  /* initial number of keys before the first resize: default 64 */
+} ga_map_options_t;
+#define GA_MAP_KEY_MAX   65535u
+#define GA_MAP_VALUE_MAX ((size_t)1 << 34)
+#define GA_MAP_NAME_MAX  59 /* "map." + name fits a named object's 63 characters */
+
+/* Opens the map NAME (1..59 printable characters, no '/', no spaces) in shared heap heap,
+ * creating it with GA_MAP_CREATE (options may be NULL). NULL + GA_ENOENT (absent, no CREATE),
+ * GA_EEXIST (EXCL, or the name is a named object that is no map), GA_ENAME, GA_EINVAL (bad
+ * heap, flags or options), GA_EFULL / GA_ENOMEM, GA_ECORRUPT, GA_EFORMAT (another map format),
+ * GA_ETIMEDOUT. The map handle belongs to this process; threads may share it. */
+GA_API ga_map_t *ga_map_open(ga_heap_t *heap, const char *name, unsigned flags,
+                             const ga_map_options_t *options);
+/* Frees the process's handle (the map stays in the heap). NULL is ignored. 0 or GA_EINVAL. */
+GA_API int ga_map_close(ga_map_t *map);
+/* Removes the map NAME and every block it holds from heap. 0, GA_ENOENT, GA_ENAME, GA_EINVAL,
+ * GA_ECORRUPT, GA_ETIMEDOUT. Handles other processes still have open must not be used after. */
+GA_API int ga_map_remove(ga_heap_t *heap, const char *name);
+
+/* Sets key to value (vlen 0: an empty value; val may then be NULL). 0, GA_ERANGE (key empty or
+ * over max_key, value over max_value), GA_EINVAL, GA_EFULL / GA_ENOMEM (heap full: the map
+ * keeps what it had), GA_ECORRUPT, GA_ETIMEDOUT. */
+GA_API int ga_map_put(ga_map_t *map, const void *key, size_t klen, const void *val, size_t vlen);
+/* A copy of key's value: *val from ga_malloc (free it with ga_free; one byte past the value is
+ * a 0, so text can be used as a C string), *vlen its length, *version (may be NULL) its
+ * version (a map-wide counter, bumped by every write of that key). 0, GA_ENOENT, GA_ERANGE,
+ * GA_EINVAL, GA_ENOMEM, GA_ECORRUPT. */
+GA_API int ga_map_get(ga_map_t *map, const void *key, size_t klen, void **val, size_t *vlen,
+                      uint64_t *version);
+/* Copies key's value into buf (cap bytes) and returns its length. A value longer than cap is
+ * not copied: GA_ERANGE (buf NULL: only the length is returned). *version as ga_map_get.
+ * GA_ENOENT, GA_EINVAL, GA_ECORRUPT. */
+GA_API long ga_map_get_copy(ga_map_t *map, const void *key, size_t klen, void *buf, size_t cap,
+                            uint64_t *version);
+/* Removes key. 0, GA_ENOENT, GA_ERANGE, GA_EINVAL, GA_ECORRUPT, GA_ETIMEDOUT. */
+GA_API int ga_map_delete(ga_map_t *map, const void *key, size_t klen);
+/* Compare-and-set on the value bytes: sets key to val when its value now equals expect (elen
+ * bytes), or, with expect NULL, when key is absent. 1 when it was set, 0 when the value
+ * differed (nothing changed), else the ga_map_put errors. */
+GA_API int ga_map_cas(ga_map_t *map, const void *key, size_t klen, const void *expect,
+                      size_t elen, const void *val, size_t vlen);
+/* Compare-and-set on the version (from ga_map_get): sets key when its version is still
+ * version, or, with version 0, when key is absent. 1 set, 0 not (changed), else errors. */
+GA_API int ga_map_cas_version(ga_map_t *map, const void *key, size_t klen, uint64_t version,
+                              const void *val, size_t vlen);
+/* Adds delta to key's 64-bit integer value (8 bytes, host byte order; an absent key counts
+ * as 0) and stores the sum in *result (may be NULL). 0, GA_EINVAL (the value is not 8 bytes),
+ * else the ga_map_put errors. Wraps around like unsigned arithmetic. */
+GA_API int ga_map_incr(ga_map_t *map, const void *key, size_t klen, int64_t delta,
+                       int64_t *result);
+/* Number of keys, or GA_EINVAL / GA_ECORRUPT. */
+GA_API long ga_map_len(ga_map_t *map);
+/* Calls fn for every key of one consistent snapshot (taken under the lock, then walked with
+ * it released, so fn may use the map). fn returns 0 to go on, nonzero to stop. Returns the
+ * number of calls, or GA_EINVAL, GA_ENOMEM, GA_ECORRUPT, GA_ETIMEDOUT. */
+typedef int ga_map_fn_t(const void *key, size_t klen, const void *val, size_t vlen,
+                        uint64_t version, void *arg);
+GA_API long ga_map_iterate(ga_map_t *map, ga_map_fn_t *fn, void *arg);
+/* Removes every key (all-or-nothing). 0, GA_EINVAL, GA_EFULL / GA_ENOMEM, GA_ECORRUPT,
+ * GA_ETIMEDOUT. */
+GA_API int ga_map_clear(ga_map_t *map);
+
+/* Transactions: puts and deletes collected in this process, then applied all-or-nothing by
+ * ga_map_txn_commit (readers see all of them or none; a commit killed half-way is finished by
+ * the next process). A later operation on a key replaces an earlier one of the same
+ * transaction; deleting an absent key is no error. Commit and abort free the transaction. */
+typedef struct ga_map_txn_s ga_map_txn_t;
+/* NULL + GA_EINVAL / GA_ENOMEM. */
+GA_API ga_map_txn_t *ga_map_txn_begin(ga_map_t *map);
+/* 0, GA_ERANGE (limits), GA_EINVAL, GA_ENOMEM. */
+GA_API int ga_map_txn_put(ga_map_txn_t *txn, const void *key, size_t klen, const void *val,
+                          size_t vlen);
+GA_API int ga_map_txn_delete(ga_map_txn_t *txn, const void *key, size_t klen);
+/* A condition of the commit: key must still have version `version` (from ga_map_get), or with
+ * version 0 be absent, when the transaction is applied (optimistic concurrency: read, prepare,
+ * commit, retry on 1). 0, GA_ERANGE, GA_EINVAL, GA_ENOMEM. */
+GA_API int ga_map_txn_expect(ga_map_txn_t *txn, const void *key, size_t klen, uint64_t version);
+/* 0 (all applied), 1 (an expectation failed: nothing applied), or the ga_map_put errors with
+ * nothing applied. */
+GA_API int ga_map_txn_commit(ga_map_txn_t *txn);
+/* Drops the transaction (NULL ignored). */
+GA_API void ga_map_txn_abort(ga_map_txn_t *txn);
+
+typedef struct ga_map_info_s {
+    size_t count;     /* keys */
+    size_t capacity;  /* table slots */
+    size_t tombs;     /* deleted slots not reused yet */
+    size_t blocks;    /* heap blocks the map holds: root, table, entries, large values */
+    size_t bytes;     /* their sizes */
+    size_t max_key, max_value;
+    uint64_t version; /* the map's write counter */
+    size_t takeovers; /* times its lock was taken over from a dead writer */
+} ga_map_info_t;
+/* Fills *info (under the lock). 0, GA_EINVAL, GA_ECORRUPT, GA_ETIMEDOUT. */
+GA_API int ga_map_info(ga_map_t *map, ga_map_info_t *info);
+/* Verifies the map: root, limits, table, every entry and value block, counts, that each key
+ * is found where it is. Finishes a dead writer's change first. 0 or GA_ECORRUPT (reported
+ * unless GA_CHECK_QUIET), GA_EINVAL, GA_ETIMEDOUT. ga_shared_check also checks every map. */
+GA_API int ga_map_check(ga_map_t *map, unsigned flags);
 
 /* ---- debug heap ------------------------------------------------------------------------ */
 

@@ -6,7 +6,7 @@ set -euo pipefail
 want=(cmake make gcc pkg-config python3) # python3: the man pages and the CLI's --help
 if [ "${1:-test}" = test ]; then
   want+=(clang man-db git sqlite3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libboost-dev g++
-         gnuplot-nox) # gnuplot: bench/chart.py
+         gnuplot-nox libsqlite3-dev) # gnuplot: bench/chart.py; libsqlite3: map_bench's comparison
 fi
 missing=()
 for p in "${want[@]}"; do

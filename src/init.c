@@ -30,6 +30,7 @@
 #include "engine/engine.h"
 #include "handle/handle.h"
 #include "shared/shared.h"
+#include "map/map.h"
 #include <pthread.h>
 
 const char ga__init_anchor = 0;
@@ -63,6 +64,7 @@ __attribute__((constructor(101))) static void library_start(void)
     ga__debug_note_main_thread();
     ga__handle_init();
     ga__shared_init();
+    ga__map_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 

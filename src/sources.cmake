@@ -67,7 +67,17 @@ set(GA_SHARED_SOURCES
   src/shared/sync.c
   src/shared/recover.c
   src/shared/report.c
-  src/shared/share_heap.c)
+  src/shared/share_heap.c
+  src/shared/access.c)
+
+# Shared maps: a crash-safe hash map inside a shared heap (above shared).
+set(GA_MAP_SOURCES
+  src/map/open.c
+  src/map/read.c
+  src/map/write.c
+  src/map/repair.c
+  src/map/api.c
+  src/map/check.c)
 
 # The Win32 surface.
 set(GA_WIN32_SOURCES
@@ -79,4 +89,5 @@ set(GA_PRELOAD_SOURCES_OWN
 
 # Every source but malloc.c (shared by the library and the preload library).
 set(GA_COMMON_SOURCES ${GA_TOP_SOURCES} ${GA_OS_SOURCES} ${GA_ENGINE_SOURCES} ${GA_DEBUG_SOURCES}
-                      ${GA_HANDLE_SOURCES} ${GA_SHARED_SOURCES} ${GA_WIN32_SOURCES})
+                      ${GA_HANDLE_SOURCES} ${GA_SHARED_SOURCES} ${GA_MAP_SOURCES}
+                      ${GA_WIN32_SOURCES})

@@ -36,11 +36,13 @@ run() {
 run create 0 create --mode 0660 "$name" 4M
 st=$( ("$peer" "$name" die) 2>/dev/null; echo $?) # 137: died attached, holding blocks and the object "greeting"
 head -c 65536 /dev/zero >"/dev/shm/ga.$junk"
+"$peer" "$name" map || echo "cli_json.sh: the peer could not make a map"
 run ls 0 ls
 run stat 0 stat "$name"
 run owners 0 owners "$name"
 run owners 0 owners --all "$name"
 run check 0 check "$name"
+run map 0 map "$name" settings
 run reclaim 0 reclaim "$name"
 run version 0 --version
 # failures: each must be a "failure", in every command
@@ -53,6 +55,8 @@ run check 1 check "$junk"
 run owners 1 owners "$junk"
 run reclaim 1 reclaim "nosuch$$"
 run rm 1 rm "nosuch$$"
+run map 1 map "$name" nosuch
+run map 2 map "$name"
 run stat 1 stat "a/b"
 run "" 2 frobnicate
 run ls 2 ls extra

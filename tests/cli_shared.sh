@@ -128,6 +128,24 @@ json "j['dead']==0 and j['dead_blocks']==0 and j['blocks_in_use']==1" "only the 
 expect 0 "owners after reclaim" -- "$CLI" --json owners "$NAME"
 json "j['processes']==[] and j['dead_blocks']==0" "owners: nothing left by exited processes"
 
+# ---- maps: listed by stat and check, dumped by map ------------------------------------------
+"$PEER" "$NAME" map && ok || bad "peer could not make a map"
+expect 0 "map" -- "$CLI" map "$NAME" settings
+contains out '^map settings in heap .*: 3 keys' "map: the count"
+contains out '^  "color" = "blue" (4 bytes' "map: a text key and value"
+contains out '^  0x00ff = 0x0102 (2 bytes' "map: binary bytes in hex"
+expect 0 "map --json" -- "$CLI" --json map "$NAME" settings
+json "j['count']==3 and any(e['key']=='00ff' and e['key_format']=='hex' and e['value']=='0102' for e in j['entries']) and any(e['key']=='color' and e['value']=='blue' and e['value_format']=='text' for e in j['entries'])" "map --json entries"
+expect 0 "stat lists the map" -- "$CLI" stat "$NAME"
+contains out '^  settings: 3 keys' "stat: the map and its keys"
+expect 0 "stat --json lists the map" -- "$CLI" --json stat "$NAME"
+json "any(m['name']=='settings' and m['count']==3 and m['error']=='' for m in j['maps'])" "stat --json maps"
+expect 0 "check checks the map" -- "$CLI" check "$NAME"
+contains out '^  settings: 3 keys.*: ok' "check: the map checked"
+expect 1 "map: no such map" -- "$CLI" map "$NAME" nosuch
+contains err "no such map" "map: absent map"
+expect 2 "map without a map name" -- "$CLI" map "$NAME"
+
 # ---- rm refuses while a peer is attached ---------------------------------------------------
 "$PEER" "$NAME" hold &
 HOLDER=$!

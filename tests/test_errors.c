@@ -25,7 +25,7 @@ TEST(test_every_code_has_name_and_message)
 #undef X
     };
     size_t n = sizeof all / sizeof all[0];
-    ASSERT_EQ(n, 20);
+    ASSERT_EQ(n, 21);
     for (size_t i = 0; i < n; i++) {
         const char *name = ga_err_name(all[i].value);
         const char *msg = ga_strerror(all[i].value);
@@ -34,7 +34,7 @@ TEST(test_every_code_has_name_and_message)
         CHECK(msg[0] != '\0');
         CHECK(strcmp(msg, "unknown error") != 0);
         CHECK(strcmp(name, "GA_EUNKNOWN") != 0);
-        ASSERT_EQ(all[i].value, -(int)i); /* dense, 0 down to -19 */
+        ASSERT_EQ(all[i].value, -(int)i); /* dense, 0 down to -20 */
         for (size_t j = 0; j < i; j++) {
             CHECK(strcmp(ga_err_name(all[j].value), name) != 0);
             CHECK(strcmp(ga_strerror(all[j].value), msg) != 0);
@@ -47,13 +47,14 @@ TEST(test_every_code_has_name_and_message)
     CHECK(strcmp(ga_err_name(GA_ETIMEDOUT), "GA_ETIMEDOUT") == 0);
     CHECK(strcmp(ga_err_name(GA_EOWNERDEAD), "GA_EOWNERDEAD") == 0);
     CHECK(strstr(ga_strerror(GA_EOWNERDEAD), "died") != NULL);
+    CHECK(strcmp(ga_err_name(GA_ERANGE), "GA_ERANGE") == 0);
     CHECK(strcmp(ga_strerror(GA_ENOMEM), "out of memory") == 0);
     CHECK(strcmp(ga_strerror(GA_EDOUBLEFREE), "block was already freed") == 0);
 }
 
 TEST(test_unknown_codes)
 {
-    int unknown[] = {1, 2, 100, -20, -100, INT_MIN, INT_MAX};
+    int unknown[] = {1, 2, 100, -21, -100, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         CHECK(strcmp(ga_strerror(unknown[i]), "unknown error") == 0);
         CHECK(strcmp(ga_err_name(unknown[i]), "GA_EUNKNOWN") == 0);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * globalalloc: the command-line tool for shared heaps (ls, stat, check, create, reclaim, owners,
- * rm).
+ * rm, map: cli_map.c).
  * `ls` only reads headers (ga_shared_peek: no attach, no side effect); stat/check/reclaim attach
  * the heap like any other process for the duration of the command; rm unlinks the name.
  * Output is plain text, or JSON with --json: one object per command on stdout, failures too,
@@ -25,17 +25,18 @@
 
 /* --help prints the manual page (docs/man/globalalloc.1.md), made into a C string by the build. */
 #include "globalalloc_help.h"
+#include "cli.h"
 
 /* The version of the --json shapes (docs/json.md); a change of a key's meaning bumps it. */
 #define GA_JSON_SCHEMA 1
 
-static int json;
-static const char *command = ""; /* the command running, for messages and "command" */
+int json;
+const char *command = ""; /* the command running, for messages and "command" */
 static int usage(const char *msg);
 
 /* ---- output helpers --------------------------------------------------------------------- */
 
-static void json_str(const char *s)
+void json_str(const char *s)
 {
     putchar('"');
     for (; *s; s++) {
@@ -52,7 +53,7 @@ static void json_str(const char *s)
 
 /* Opens a JSON output: every one starts with the schema version and the command (docs/json.md).
  * name is the heap's, or NULL for a command without one. */
-static void json_begin(const char *name, int ok)
+void json_begin(const char *name, int ok)
 {
     printf("{\"schema\":%d,\"command\":", GA_JSON_SCHEMA);
     json_str(command);
@@ -91,7 +92,7 @@ static const char *heap_words(int err)
 
 /* Reports a failure of the command on heap name (NULL: none): text on stderr, or the JSON
  * failure object on stdout. detail (may be NULL) follows the words. Returns exit status 1. */
-static int fail_words(const char *name, int err, const char *words, const char *detail)
+int fail_words(const char *name, int err, const char *words, const char *detail)
 {
     char msg[768];
     snprintf(msg, sizeof msg, "%s%s%s", words, detail ? ": " : "", detail ? detail : "");
@@ -107,14 +108,14 @@ static int fail_words(const char *name, int err, const char *words, const char *
     return 1;
 }
 
-static int fail(const char *name, int err, const char *detail)
+int fail(const char *name, int err, const char *detail)
 {
     return fail_words(name, err, heap_words(err), detail);
 }
 
 /* The first problem report of a check, kept for the output. */
-static char last_report[512];
-static int keep_report(int err, const char *msg, uintptr_t ptr, void *arg)
+char last_report[512];
+int keep_report(int err, const char *msg, uintptr_t ptr, void *arg)
 {
     (void)err, (void)ptr, (void)arg;
     if (!last_report[0]) snprintf(last_report, sizeof last_report, "%s", msg);
@@ -123,7 +124,7 @@ static int keep_report(int err, const char *msg, uintptr_t ptr, void *arg)
 
 /* Attaches name, or reports why not. A file that is there but is no heap of this format makes
  * ga_shared_open say GA_ENOENT (nothing it could attach); the header says what it is. */
-static ga_heap_t *attach(const char *name)
+ga_heap_t *attach(const char *name)
 {
     ga_heap_t *h = ga_shared_open(name, 0, 0, NULL);
     if (h) return h;
@@ -258,7 +259,7 @@ static void stat_json(const char *name, const ga_shared_stats_t *s, ga_shared_ob
         json_str(objs[i].name);
         printf(",\"size\":%zu,\"offset\":%llu}", objs[i].size, (unsigned long long)objs[i].offset);
     }
-    printf("]}\n");
+    printf("]");
 }
 
 static int cmd_stat(const char *name)
@@ -278,6 +279,8 @@ static int cmd_stat(const char *name)
             stat_json(name, &s, objs, nobj);
         else
             stat_text(name, &s, objs, nobj);
+        rc = cli_maps(h, objs, nobj, 0);
+        if (json) printf("}\n");
     }
     ga_shared_close(h);
     return rc ? fail(name, rc, "cannot read the statistics") : 0;
@@ -289,15 +292,20 @@ static int cmd_check(const char *name)
     ga_heap_t *h = attach(name);
     if (!h) return 1;
     int rc = ga_shared_check(h, 0);
-    ga_shared_close(h);
-    if (rc) return fail(name, rc, last_report[0] ? last_report : NULL);
-    if (json) {
-        json_begin(name, 1);
-        printf("}\n");
-    } else {
-        printf("%s: ok\n", name);
+    static ga_shared_object_info_t objs[MAX_OBJECTS];
+    long nobj = rc ? 0 : ga_shared_object_list(h, objs, MAX_OBJECTS);
+    if (rc) {
+        ga_shared_close(h);
+        return fail(name, rc, last_report[0] ? last_report : NULL);
     }
-    return 0;
+    if (json)
+        json_begin(name, 1);
+    else
+        printf("%s: ok\n", name);
+    rc = cli_maps(h, objs, nobj, 1); /* each map checked again, with its counts */
+    if (json) printf("}\n");
+    ga_shared_close(h);
+    return rc;
 }
 
 static int cmd_reclaim(const char *name)
@@ -674,7 +682,8 @@ static int usage(const char *msg)
     fprintf(stderr,
             "globalalloc: %s\nUsage: globalalloc [--json] ls | stat NAME | check NAME |\n"
             "       create [--mode MODE] NAME [SIZE] | reclaim NAME | owners [--all] NAME |\n"
-            "       rm [--force] NAME | leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM\n"
+            "       rm [--force] NAME | map NAME MAP |\n"
+            "       leaks [-e STATUS] [-o OPTIONS] [-f FILE] -- PROGRAM\n"
             "Try 'globalalloc --help' or 'man globalalloc'.\n",
             msg);
     return 2;
@@ -750,8 +759,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (c.nargs == 0) return usage("missing command");
-    static const char *const known[] = {"ls", "list", "create", "owners", "stat",
-                                        "check", "reclaim", "rm", "leaks"};
+    static const char *const known[] = {"ls",      "list", "create", "owners", "stat",
+                                        "check",   "reclaim", "rm", "leaks", "map"};
     size_t k = 0;
     while (k < sizeof known / sizeof known[0] && strcmp(c.args[0], known[k]) != 0)
         k++;
@@ -769,6 +778,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "ls") == 0) return c.nargs == 1 ? cmd_ls() : usage("ls takes no argument");
     if (strcmp(cmd, "create") == 0 && c.nargs >= 2)
         return cmd_create(name, c.nargs == 3 ? c.args[2] : NULL, c.mode);
+    if (strcmp(cmd, "map") == 0)
+        return c.nargs == 3 ? cmd_map(name, c.args[2]) : usage("map takes a heap and a map name");
     if (c.nargs != 2) return usage("expected one heap name");
     if (strcmp(cmd, "owners") == 0) return cmd_owners(name, c.all);
     if (strcmp(cmd, "stat") == 0) return cmd_stat(name);

@@ -219,6 +219,13 @@ shm_owner_t ga__shm_thread_owner(void)
     return (shm_owner_t){tid, thread_alive, 0, true};
 }
 
+int ga__shm_word_trylock(shm_att_t *a, shm_lock_t *l)
+{
+    shm_owner_t o = {(uint32_t)ga__os_pid() & SHM_LOCK_PID, holder_alive, 0, false};
+    int rc = ga__shm_word_trylock_as(a, l, &o);
+    return rc == GA_ELOCKED ? GA_ETIMEDOUT : rc;
+}
+
 bool ga__shm_word_held_by_me(const shm_lock_t *l)
 {
     uint32_t me = (uint32_t)ga__os_pid() & SHM_LOCK_PID;

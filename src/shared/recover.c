@@ -133,7 +133,10 @@ static long recover(shm_att_t *a, unsigned how)
     if (rc) return rc;
     uint64_t dead = dead_slots(a, all);
     long n = 0;
-    /* Every lock first, so the repairs a dead holder left run before its blocks move. */
+    /* Every lock first, so the repairs a dead holder left run before its blocks move; the
+     * layers above first of all (a map's repair frees blocks, taking segment locks). */
+    if ((dead || how == RECOVER_RECLAIM) && ga__shared_hooks && ga__shared_hooks->recover)
+        ga__shared_hooks->recover((ga_heap_t *)a);
     if ((dead || how == RECOVER_RECLAIM) && (rc = lock_all(a, false)) == 0) {
         n = recover_blocks(a, dead, how);
         for (unsigned s = 0; s < SHM_PROC_SLOTS; s++) {
@@ -282,15 +285,24 @@ static int check_unguarded(ga_heap_t *heap, unsigned flags)
     bool quiet = (flags & GA_CHECK_QUIET) != 0;
     int rc = check_header(a, quiet);
     if (rc) return ga__set_error(rc);
-    if ((rc = lock_all(a, true)) != 0) return ga__set_error(rc);
+    /* The layers above lock their structures before the segment's locks (their writers hold
+     * theirs while allocating) and count their blocks under them. */
+    const ga__shared_hooks_t *hk = ga__shared_hooks;
+    void *ctx = hk ? hk->check_begin(heap) : NULL;
+    if ((rc = lock_all(a, true)) != 0) {
+        if (hk) hk->check_end(heap, ctx);
+        return ga__set_error(rc);
+    }
     uint64_t heap_blocks = 0, refs = 0, bytes = 0, nlive = 0;
     rc = check_pages(a, quiet, &heap_blocks);
     if (rc == 0) rc = ga__shm_check_handles(a, &refs, &bytes, &nlive, quiet);
     if (rc == 0) rc = ga__shm_check_named(a, &refs, &bytes, &nlive, quiet);
+    if (rc == 0 && hk) rc = hk->check_refs(heap, ctx, &refs, quiet);
     if (rc == 0 && refs != heap_blocks)
         rc = ga__shm_corrupt(a, quiet, heap_blocks,
-                             "heap-owned blocks and handle/object references differ");
+                             "heap-owned blocks and handle/object/map references differ");
     unlock_all(a);
+    if (hk) hk->check_end(heap, ctx);
     return rc ? ga__set_error(rc) : 0;
 }
 

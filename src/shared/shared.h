@@ -47,4 +47,63 @@ void ga__share_heap_fork_child(void);
  * GA_E* error that kept the configured heap from opening (reported; retried on the next call). */
 ga_heap_t *ga__share_heap_get(int *err);
 
+
+/* ---- for the layers above (src/map/): the segment by offset, blocks, locks, hooks ----------
+ * src/shared/access.c. Offsets are from the segment base, the same in every process. */
+
+/* The committed data area of heap: *base is the mapping, [*lo, *hi) the offsets inside it that
+ * may be read and written (it only grows while the heap is attached). 0 or GA_EINVAL. */
+int ga__shared_bounds(ga_heap_t *heap, unsigned char **base, uint64_t *lo, uint64_t *hi);
+/* A block of at least size bytes owned by this process (ALLOC(me)), or 0 (error set: GA_EFULL,
+ * GA_ENOMEM, ...). May run dead-peer recovery: the caller holds none of the segment's locks. */
+uint64_t ga__shared_alloc_off(ga_heap_t *heap, size_t size);
+/* Ownership handover of block off: to the heap (ALLOC(me) -> ALLOC(heap)) and back. A block
+ * owned by the heap is kept when its allocating process dies; it must be referenced by a handle,
+ * a named object or a map (ga_shared_check counts them). true when the block had that state. */
+bool ga__shared_block_give(ga_heap_t *heap, uint64_t off);
+bool ga__shared_block_take(ga_heap_t *heap, uint64_t off);
+/* Frees block off owned by this process (ALLOC(me)). 0 or GA_E*. */
+int ga__shared_free_off(ga_heap_t *heap, uint64_t off);
+/* Repairs: frees block off if it is owned by the heap or by process slot `slot` (the dead
+ * writer whose change is being finished or undone). */
+void ga__shared_free_dead(ga_heap_t *heap, uint64_t off, unsigned slot);
+/* Usable bytes of block off (0: not a block start); *heap_owned (may be NULL): its state is
+ * ALLOC(heap). */
+size_t ga__shared_block_size(ga_heap_t *heap, uint64_t off, bool *heap_owned);
+/* This process's slot in heap (what ga__shared_free_dead takes), or UINT32_MAX. */
+unsigned ga__shared_slot(ga_heap_t *heap);
+
+/* A lock word of GA__SHARED_LOCK_SIZE bytes (8-aligned) inside the segment, zero = free; the
+ * lock of src/shared/lock.c (the holder's pid, taken over from a dead holder). ga__shared_lock:
+ * GA__SHARED_GOT, GA__SHARED_GOT_FROM_DEAD (the caller repairs), or GA_ETIMEDOUT (reported,
+ * naming what). timeout_ms 0: the lock timeout. ga__shared_trylock: the same, without waiting for a
+ * live holder (GA_ETIMEDOUT at once, not reported). */
+#define GA__SHARED_LOCK_SIZE 8
+enum { GA__SHARED_GOT = 0, GA__SHARED_GOT_FROM_DEAD = 1 };
+int ga__shared_lock(ga_heap_t *heap, void *word, const char *what, unsigned timeout_ms);
+int ga__shared_trylock(ga_heap_t *heap, void *word);
+void ga__shared_unlock(void *word);
+
+/* The truncation guard (shared_internal.h) for calls of the layers above: between enter and
+ * leave a SIGBUS from a truncated segment file gives zeros; leave returns true when heap's file
+ * was found truncated (the call then answers GA_ECORRUPT). */
+void ga__shared_guard_enter(void);
+bool ga__shared_guard_leave(ga_heap_t *heap);
+
+/* Blocks owned by the heap that a layer above references (maps), so that recovery and the
+ * checker know them. recover: called by dead-peer recovery before the dead processes' blocks
+ * move (the slots lock held, no other segment lock): finishes or undoes what a dead process
+ * left half-done (it must not wait for a live holder). check_begin / check_refs / check_end:
+ * ga_shared_check calls begin before it takes the segment's locks (the layer locks its
+ * structures), refs with every segment lock held (count the heap-owned blocks referenced; no
+ * allocation or free there; 0 or GA_ECORRUPT) and end after. Set once, at start (src/init.c). */
+typedef struct ga__shared_hooks_s {
+    void (*recover)(ga_heap_t *heap);
+    void *(*check_begin)(ga_heap_t *heap);
+    int (*check_refs)(ga_heap_t *heap, void *ctx, uint64_t *refs, bool quiet);
+    void (*check_end)(ga_heap_t *heap, void *ctx);
+} ga__shared_hooks_t;
+void ga__shared_set_hooks(const ga__shared_hooks_t *hooks);
+extern const ga__shared_hooks_t *ga__shared_hooks;
+
 #endif /* GA_SHARED_H */

@@ -231,6 +231,9 @@ shm_owner_t ga__shm_thread_owner(void);
 /* Its cache (0: not asked yet; a fork child forgets its parent's). */
 extern GA_TLS uint32_t ga__shm_my_tid;
 void ga__shm_word_unlock(shm_lock_t *l);
+/* ga__shm_word_lock without waiting for a live holder: SHM_GOT, SHM_GOT_FROM_DEAD, or
+ * GA_ETIMEDOUT at once (not reported) when the word is held by a live process. */
+int ga__shm_word_trylock(shm_att_t *a, shm_lock_t *l);
 /* True when the word's holder is this process (any of its threads). */
 bool ga__shm_word_held_by_me(const shm_lock_t *l);
 /* Takes a lock: 0, or GA_ETIMEDOUT when not obtained within the lock timeout (reported with
