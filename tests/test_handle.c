@@ -432,7 +432,9 @@ TEST(test_fork_during_handle_operations)
     for (int round = 0; round < 100; round++) {
         pid_t pid = fork();
         if (pid == 0) {
-            alarm(5); /* a hang is a failure (SIGALRM) */
+            /* Bounds a deadlock; a TSan child filling the table on a loaded 2-core machine has
+             * taken more than 5 s, so the bound is generous. */
+            alarm(60); /* a hang is a failure (SIGALRM) */
             int ok = 1;
             for (int i = 0; i < FH; i++) {
                 ga_handle_t h = g_fork_handles[i];
@@ -499,7 +501,9 @@ TEST(test_fork_during_handle_alloc_and_free)
     for (int round = 0; round < 200; round++) {
         pid_t pid = fork();
         if (pid == 0) {
-            alarm(5);
+            /* Bounds a deadlock; a TSan child filling the table on a loaded 2-core machine has
+             * taken more than 5 s, so the bound is generous. */
+            alarm(60);
             _exit(child_table_sound() ? 0 : 1);
         }
         int status = -1;
