@@ -141,16 +141,6 @@ static uint64_t root_sum(const map_root_t *r)
     return ga__map_hash((const char *)r + 8, offsetof(map_root_t, sum) - 8);
 }
 
-static bool name_ok(const char *name)
-{
-    if (!name) return false;
-    size_t n = strnlen(name, GA_MAP_NAME_MAX + 1);
-    if (n == 0 || n > GA_MAP_NAME_MAX || strstr(name, "..")) return false;
-    for (size_t i = 0; i < n; i++)
-        if (name[i] < 0x21 || name[i] > 0x7e || name[i] == '/' || name[i] == '\\') return false;
-    return true;
-}
-
 static int options_ok(const ga_map_options_t *o, uint64_t *max_key, uint64_t *max_value)
 {
     *max_key = o && o->max_key ? o->max_key : DEFAULT_MAX_KEY;
@@ -247,7 +237,7 @@ ga_map_t *ga_map_open(ga_heap_t *heap, const char *name, unsigned flags,
         ga__set_error(GA_EINVAL);
         return NULL;
     }
-    if (!name_ok(name)) {
+    if (!ga__shared_name_ok(name, GA_MAP_NAME_MAX)) {
         ga__set_error(GA_ENAME);
         return NULL;
     }

@@ -77,6 +77,11 @@ unsigned ga__shared_slot(ga_heap_t *heap)
     return a ? a->slot : UINT32_MAX;
 }
 
+bool ga__shared_name_ok(const char *name, size_t max)
+{
+    return ga__shm_name_ok(name, max);
+}
+
 int ga__shared_lock(ga_heap_t *heap, void *word, const char *what, unsigned timeout_ms)
 {
     shm_att_t *a = ga__shm_att_fast(heap);

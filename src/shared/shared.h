@@ -47,7 +47,6 @@ void ga__share_heap_fork_child(void);
  * GA_E* error that kept the configured heap from opening (reported; retried on the next call). */
 ga_heap_t *ga__share_heap_get(int *err);
 
-
 /* ---- for the layers above (src/map/): the segment by offset, blocks, locks, hooks ----------
  * src/shared/access.c. Offsets are from the segment base, the same in every process. */
 
@@ -72,6 +71,8 @@ void ga__shared_free_dead(ga_heap_t *heap, uint64_t off, unsigned slot);
 size_t ga__shared_block_size(ga_heap_t *heap, uint64_t off, bool *heap_owned);
 /* This process's slot in heap (what ga__shared_free_dead takes), or UINT32_MAX. */
 unsigned ga__shared_slot(ga_heap_t *heap);
+/* The rule for heap and object names: 1..max printable characters, no '/', '\\' or "..". */
+bool ga__shared_name_ok(const char *name, size_t max);
 
 /* A lock word of GA__SHARED_LOCK_SIZE bytes (8-aligned) inside the segment, zero = free; the
  * lock of src/shared/lock.c (the holder's pid, taken over from a dead holder). ga__shared_lock:
